@@ -1,0 +1,18 @@
+"""The QuickJS engine: the native binding (`jshost._engine`) and the value shapes it uses."""
+
+from jshost._engine import (
+    JSError,
+    JSFunction,
+    JSObject,
+    JSPromise,
+    JSScript,
+    JSTerminated,
+    JSThrow,
+    Runtime,
+)
+from jshost.engine.values import UNDEFINED, Boxed, JSMap, JSSet, TypedArray, Undefined
+
+__all__ = [
+    "JSError", "JSFunction", "JSObject", "JSPromise", "JSScript", "JSTerminated", "JSThrow",
+    "Runtime", "UNDEFINED", "Boxed", "JSMap", "JSSet", "TypedArray", "Undefined",
+]

@@ -1,0 +1,341 @@
+//! Handles: Python references to JS values that have no Python equivalent.
+//!
+//! `JSObject` (any object or symbol), `JSFunction` (callable), `JSPromise` (state, result,
+//! `then`) and `JSScript` (compiled, not yet run). A handle holds a slot in its runtime's
+//! `Shared`; after `Runtime.close()` every method raises instead of touching freed memory.
+
+use std::rc::Rc;
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+use rquickjs::qjs;
+
+use crate::convert::{call_helper, from_py, to_py};
+use crate::errors::take_exception;
+use crate::shared::{Entry, Helper, Shared, UNDEFINED};
+
+#[pyclass(subclass, unsendable, module = "jshost._engine")]
+pub struct JSObject {
+    pub shared: Rc<Shared>,
+    pub slot: usize,
+}
+
+#[pyclass(extends = JSObject, unsendable, module = "jshost._engine")]
+pub struct JSFunction;
+
+#[pyclass(extends = JSObject, unsendable, module = "jshost._engine")]
+pub struct JSPromise;
+
+#[pyclass(extends = JSObject, unsendable, module = "jshost._engine")]
+pub struct JSScript;
+
+impl Drop for JSObject {
+    fn drop(&mut self) {
+        self.shared.release(self.slot);
+    }
+}
+
+/// Wrap an owned JS value in the right handle class.
+pub fn new_handle(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue) -> PyResult<Py<PyAny>> {
+    let ctx = shared.ctx.get();
+    let is_function = unsafe { qjs::JS_IsFunction(ctx, v) };
+    let is_promise = unsafe { qjs::JS_IsPromise(v) };
+    let base = JSObject { shared: shared.clone(), slot: shared.store(v) };
+    let init = PyClassInitializer::from(base);
+    Ok(if is_function {
+        Py::new(py, init.add_subclass(JSFunction))?.into_any()
+    } else if is_promise {
+        Py::new(py, init.add_subclass(JSPromise))?.into_any()
+    } else {
+        Py::new(py, init)?.into_any()
+    })
+}
+
+pub fn new_script(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue) -> PyResult<Py<PyAny>> {
+    let base = JSObject { shared: shared.clone(), slot: shared.store(v) };
+    Ok(Py::new(py, PyClassInitializer::from(base).add_subclass(JSScript))?.into_any())
+}
+
+/// Convert a list of Python arguments to owned JS values (freed by `free_all`).
+pub fn args_to_js(py: Python<'_>, shared: &Rc<Shared>, args: &Bound<'_, PyTuple>) -> PyResult<Vec<qjs::JSValue>> {
+    let mut out = Vec::with_capacity(args.len());
+    for a in args.iter() {
+        match from_py(py, shared, &a, 0) {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                free_all(shared, out);
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn free_all(shared: &Shared, vals: Vec<qjs::JSValue>) {
+    for v in vals {
+        unsafe { qjs::JS_FreeValue(shared.ctx.get(), v) };
+    }
+}
+
+/// Take ownership of a call's result: an exception becomes a Python error, a value is
+/// converted and freed.
+pub fn finish(py: Python<'_>, shared: &Rc<Shared>, r: qjs::JSValue) -> PyResult<Py<PyAny>> {
+    if unsafe { qjs::JS_IsException(r) } {
+        return Err(take_exception(py, shared));
+    }
+    let out = to_py(py, shared, r, 0);
+    unsafe { qjs::JS_FreeValue(shared.ctx.get(), r) };
+    out
+}
+
+/// Call `f` with `this` and arguments, all borrowed from Python.
+pub fn call_value(
+    py: Python<'_>,
+    shared: &Rc<Shared>,
+    f: qjs::JSValue,
+    this: Option<&Bound<'_, PyAny>>,
+    args: &Bound<'_, PyTuple>,
+) -> PyResult<Py<PyAny>> {
+    let _entry = Entry::new(shared)?;
+    let this_js = match this {
+        Some(t) => from_py(py, shared, t, 0)?,
+        None => UNDEFINED,
+    };
+    let mut argv = match args_to_js(py, shared, args) {
+        Ok(a) => a,
+        Err(e) => {
+            free_all(shared, vec![this_js]);
+            return Err(e);
+        }
+    };
+    let ctx = shared.ctx.get();
+    let r = unsafe { qjs::JS_Call(ctx, f, this_js, argv.len() as i32, argv.as_mut_ptr()) };
+    argv.push(this_js);
+    free_all(shared, argv);
+    finish(py, shared, r)
+}
+
+impl JSObject {
+    pub fn value(&self) -> PyResult<qjs::JSValue> {
+        self.shared.check_open()?;
+        Ok(self.shared.get(self.slot))
+    }
+
+    fn key_atom(&self, key: &str) -> qjs::JSAtom {
+        unsafe { qjs::JS_NewAtomLen(self.shared.ctx.get(), key.as_ptr() as *const _, key.len() as _) }
+    }
+}
+
+#[pymethods]
+impl JSObject {
+    /// `typeof` of the value ("object", "function", "symbol").
+    #[getter]
+    fn typeof_(&self) -> PyResult<&'static str> {
+        let v = self.value()?;
+        Ok(unsafe {
+            if qjs::JS_IsSymbol(v) {
+                "symbol"
+            } else if qjs::JS_IsFunction(self.shared.ctx.get(), v) {
+                "function"
+            } else {
+                "object"
+            }
+        })
+    }
+
+    /// Read a property (`obj[key]`), running getters.
+    fn get(&self, py: Python<'_>, key: &str) -> PyResult<Py<PyAny>> {
+        let v = self.value()?;
+        let _entry = Entry::new(&self.shared)?;
+        let atom = self.key_atom(key);
+        let r = unsafe { qjs::JS_GetProperty(self.shared.ctx.get(), v, atom) };
+        unsafe { qjs::JS_FreeAtom(self.shared.ctx.get(), atom) };
+        finish(py, &self.shared, r)
+    }
+
+    /// Assign a property (`obj[key] = value`), running setters.
+    fn set(&self, py: Python<'_>, key: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = self.value()?;
+        let _entry = Entry::new(&self.shared)?;
+        let val = from_py(py, &self.shared, value, 0)?;
+        let ctx = self.shared.ctx.get();
+        let atom = self.key_atom(key);
+        let rc = unsafe { qjs::JS_SetProperty(ctx, v, atom, val) };
+        unsafe { qjs::JS_FreeAtom(ctx, atom) };
+        if rc < 0 {
+            return Err(take_exception(py, &self.shared));
+        }
+        Ok(())
+    }
+
+    /// Delete a property; true when it is gone.
+    fn delete(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
+        let v = self.value()?;
+        let _entry = Entry::new(&self.shared)?;
+        let ctx = self.shared.ctx.get();
+        let atom = self.key_atom(key);
+        let rc = unsafe { qjs::JS_DeleteProperty(ctx, v, atom, 0) };
+        unsafe { qjs::JS_FreeAtom(ctx, atom) };
+        if rc < 0 {
+            return Err(take_exception(py, &self.shared));
+        }
+        Ok(rc == 1)
+    }
+
+    /// The `for…in` keys (own and inherited enumerable) with their values, in order.
+    fn for_in(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let v = self.value()?;
+        let _entry = Entry::new(&self.shared)?;
+        let flat = call_helper(py, &self.shared, Helper::ForIn, &mut [v])?;
+        let items = to_py(py, &self.shared, flat, 0);
+        unsafe { qjs::JS_FreeValue(self.shared.ctx.get(), flat) };
+        let items = items?;
+        let items = items.bind(py).cast::<PyList>()?;
+        let pairs = PyList::empty(py);
+        let mut it = items.iter();
+        while let (Some(k), Some(val)) = (it.next(), it.next()) {
+            pairs.append((k, val))?;
+        }
+        Ok(pairs.into_any().unbind())
+    }
+
+    /// Call `obj[name](...args)` with `obj` as `this`.
+    #[pyo3(signature = (name, *args))]
+    fn call_method(&self, py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+        let v = self.value()?;
+        let _entry = Entry::new(&self.shared)?;
+        let ctx = self.shared.ctx.get();
+        let atom = self.key_atom(name);
+        let f = unsafe { qjs::JS_GetProperty(ctx, v, atom) };
+        unsafe { qjs::JS_FreeAtom(ctx, atom) };
+        if unsafe { qjs::JS_IsException(f) } {
+            return Err(take_exception(py, &self.shared));
+        }
+        let mut argv = match args_to_js(py, &self.shared, args) {
+            Ok(a) => a,
+            Err(e) => {
+                free_all(&self.shared, vec![f]);
+                return Err(e);
+            }
+        };
+        let r = unsafe { qjs::JS_Call(ctx, f, v, argv.len() as i32, argv.as_mut_ptr()) };
+        argv.push(f);
+        free_all(&self.shared, argv);
+        finish(py, &self.shared, r)
+    }
+
+    /// Whether two handles refer to the same JS value.
+    fn same_as(&self, other: &JSObject) -> PyResult<bool> {
+        let (a, b) = (self.value()?, other.value()?);
+        Ok(Rc::ptr_eq(&self.shared, &other.shared)
+            && unsafe { qjs::JS_VALUE_GET_PTR(a) == qjs::JS_VALUE_GET_PTR(b) })
+    }
+
+    fn __repr__(&self) -> String {
+        if self.shared.closed.get() {
+            return "<JS handle (runtime closed)>".into();
+        }
+        format!("<JS {} handle>", self.typeof_().unwrap_or("?"))
+    }
+}
+
+#[pymethods]
+impl JSFunction {
+    /// Call with `this` (default `undefined`) and the given arguments.
+    #[pyo3(signature = (*args, this=None))]
+    fn __call__(
+        slf: PyRef<'_, Self>,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        this: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let base = slf.as_super();
+        let f = base.value()?;
+        call_value(py, &base.shared, f, this, args)
+    }
+
+    /// True for an `async function` / async arrow function.
+    #[getter]
+    fn is_async(slf: PyRef<'_, Self>) -> PyResult<bool> {
+        let v = slf.as_super().value()?;
+        Ok(unsafe { qjs::JS_IsAsyncFunction(v) })
+    }
+}
+
+#[pymethods]
+impl JSPromise {
+    /// "pending", "fulfilled" or "rejected".
+    #[getter]
+    fn state(slf: PyRef<'_, Self>) -> PyResult<&'static str> {
+        let base = slf.as_super();
+        let v = base.value()?;
+        let s = unsafe { qjs::JS_PromiseState(base.shared.ctx.get(), v) };
+        Ok(match s {
+            qjs::JSPromiseStateEnum_JS_PROMISE_PENDING => "pending",
+            qjs::JSPromiseStateEnum_JS_PROMISE_FULFILLED => "fulfilled",
+            _ => "rejected",
+        })
+    }
+
+    /// The value (fulfilled) or reason (rejected); ValueError while pending.
+    #[getter]
+    fn result(slf: PyRef<'_, Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let base = slf.as_super();
+        let v = base.value()?;
+        let ctx = base.shared.ctx.get();
+        if unsafe { qjs::JS_PromiseState(ctx, v) } == qjs::JSPromiseStateEnum_JS_PROMISE_PENDING {
+            return Err(PyValueError::new_err("the promise is still pending"));
+        }
+        let _entry = Entry::new(&base.shared)?;
+        let r = unsafe { qjs::JS_PromiseResult(ctx, v) };
+        finish(py, &base.shared, r)
+    }
+
+    /// `promise.then(on_fulfilled, on_rejected)` with the engine's own `then`: the callbacks
+    /// run as jobs (`Runtime.run_jobs`). Returns the derived promise.
+    #[pyo3(signature = (on_fulfilled=None, on_rejected=None))]
+    fn then(
+        slf: PyRef<'_, Self>,
+        py: Python<'_>,
+        on_fulfilled: Option<&Bound<'_, PyAny>>,
+        on_rejected: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let base = slf.as_super();
+        let v = base.value()?;
+        let shared = &base.shared;
+        let _entry = Entry::new(shared)?;
+        let mut argv = vec![crate::convert::dup(shared.ctx.get(), v)];
+        for cb in [on_fulfilled, on_rejected] {
+            match cb.map(|c| from_py(py, shared, c, 0)).transpose() {
+                Ok(x) => argv.push(x.unwrap_or(UNDEFINED)),
+                Err(e) => {
+                    free_all(shared, argv);
+                    return Err(e);
+                }
+            }
+        }
+        let r = call_helper(py, shared, Helper::PromiseThen, &mut argv);
+        free_all(shared, argv);
+        let r = r?;
+        finish(py, shared, r)
+    }
+}
+
+#[pymethods]
+impl JSScript {
+    /// Run the compiled script at global scope; returns its completion value.
+    fn run(slf: PyRef<'_, Self>, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let base = slf.as_super();
+        let v = base.value()?;
+        let shared = &base.shared;
+        let _entry = Entry::new(shared)?;
+        if unsafe { qjs::JS_VALUE_GET_TAG(v) } != qjs::JS_TAG_FUNCTION_BYTECODE {
+            return Err(PyRuntimeError::new_err("this script has already run"));
+        }
+        let ctx = shared.ctx.get();
+        // JS_EvalFunction consumes its argument: give it a reference of its own.
+        let r = unsafe { qjs::JS_EvalFunction(ctx, qjs::JS_DupValue(ctx, v)) };
+        finish(py, shared, r)
+    }
+}

@@ -1,0 +1,35 @@
+//! `jshost._engine`: a thin, exact binding of QuickJS-ng for jshost.
+//!
+//! It knows nothing of RedisGears: runtimes with memory, stack and deadline limits, lossless
+//! value conversion, handles to JS functions/promises/objects, jobs, and exceptions both ways.
+//! The RedisGears rules live in Python (`jshost/`) and in the JS prelude.
+
+mod callbacks;
+mod convert;
+mod errors;
+mod handles;
+mod runtime;
+mod shared;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<runtime::Runtime>()?;
+    m.add_class::<handles::JSObject>()?;
+    m.add_class::<handles::JSFunction>()?;
+    m.add_class::<handles::JSPromise>()?;
+    m.add_class::<handles::JSScript>()?;
+    m.add("JSError", py.get_type::<errors::JSError>())?;
+    m.add("JSTerminated", py.get_type::<errors::JSTerminated>())?;
+    m.add("JSThrow", py.get_type::<errors::JSThrow>())?;
+    m.add("MAX_DEPTH", convert::MAX_DEPTH)?;
+    m.add("QUICKJS_VERSION", quickjs_version())?;
+    Ok(())
+}
+
+fn quickjs_version() -> String {
+    let p = unsafe { rquickjs::qjs::JS_GetVersion() };
+    unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
