@@ -1,0 +1,1 @@
+"""The host's own commands (RG.FUNCTION, RG.FCALL, TFUNCTION, TFCALL, ...)."""

@@ -1,0 +1,628 @@
+"""The one home of every user-visible error text of jshost.
+
+Every text here is copied byte for byte from SPEC.md (odd spellings such as "Unknow flag",
+"exection", "does not exists" and doubled full stops included) or, where the spec defers to
+Redis, from Redis 7.2. Texts without parameters are module constants; texts with parameters are
+small functions. Where rg and tf word a text differently, one function takes the era.
+
+Nothing here adds `ERR `: a text carries that prefix only when the spec's text has it (§0.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+Era = Literal["rg", "tf"]
+"""The two API eras of SPEC §0.1: `rg` (RG.FUNCTION ...) and `tf` (TFUNCTION ...)."""
+
+
+class ReplyError(Exception):
+    """An error reply for the client; `.text` is sent as is (after `wire_error_text`)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def wire_error_text(text: str) -> str:
+    """SPEC §0.3: turn each CR, LF and NUL of an error text into a space before sending it."""
+    return text.translate(_WIRE_UNSAFE)
+
+
+_WIRE_UNSAFE = {ord("\r"): " ", ord("\n"): " ", ord("\0"): " "}
+
+
+def _by_era(era: Era, rg: str, tf: str) -> str:
+    """Pick the rg or the tf wording; an unknown era is a programming error."""
+    if era == "rg":
+        return rg
+    if era == "tf":
+        return tf
+    raise ValueError(f"unknown era {era!r}")
+
+
+def binary_or_text(data: bytes) -> str:
+    """Show bytes in a message: the text if it is UTF-8, else `[binary data]` (§4.13, §8.5)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "[binary data]"
+
+
+# --- §1.3 Prologue --------------------------------------------------------------------------
+
+INVALID_PROLOGUE = (
+    "Invalid or missing prologue. The rules for the prologue are: a) It starts on the first"
+    ' line. b) It is formatted as follows: "#!<engine name> <key>=<value>".'
+)
+API_VERSION_MISSING = "The api version is missing from the prologue."
+LIBRARY_NAME_MISSING = "The library name is missing from the prologue."
+
+
+def duplicated_prologue_properties(keys: Iterable[str]) -> str:
+    """Duplicated keys, in the order met, joined by `, `."""
+    return f"Duplicated prologue properties found: {', '.join(keys)}."
+
+
+def api_version_malformed(version: str) -> str:
+    """`version` is the api_version value as written in the prologue."""
+    return (
+        f'The API version has been incorrectly specified: "{version}". The expected format is'
+        ' "<major>.<minor>". An example: "1.1".'
+    )
+
+
+def unknown_prologue_properties(keys: Iterable[str]) -> str:
+    """Unknown keys, each in double quotes, joined by `, `."""
+    quoted = ", ".join(f'"{key}"' for key in keys)
+    return f"Unknown prologue properties provided: {quoted}. Known properties: api_version, name."
+
+
+def unsupported_api_version(version: str) -> str:
+    """`version` is the well-formed version in its `<major>.<minor>` display form."""
+    return (
+        f"An unsupported API version was requested: {version}. The supported versions are 1.0, 1.1."
+    )
+
+
+def unknown_backend(engine: str) -> str:
+    """The prologue's engine is not `js`."""
+    return f"Unknown backend {engine}"
+
+
+# tf `verify_name`: the rule for library, function, trigger and cluster-function names (§1.3,
+# §3.3, §3.4). `kind` is e.g. "library", "function", "key space trigger", "stream trigger",
+# "cluster function".
+EMPTY_NAME_REASON = "Empty name is not allowed"
+
+
+def unallowed_char_reason(char: str) -> str:
+    """The reason part for the first character outside `[A-Za-z0-9_]`."""
+    return f"Unallowed char was given '{char}'"
+
+
+def unallowed_name_text(kind: str, name: str, reason: str) -> str:
+    """`Unallowed <kind> name '<name>', <reason>.`"""
+    return f"Unallowed {kind} name '{name}', {reason}."
+
+
+def unallowed_name(kind: str, name: str) -> str | None:
+    """Apply the tf name rule: the error text for a bad name, or None when it is allowed."""
+    if not name:
+        return unallowed_name_text(kind, name, EMPTY_NAME_REASON)
+    for char in name:
+        if not (char.isascii() and (char.isalnum() or char == "_")):
+            return unallowed_name_text(kind, name, unallowed_char_reason(char))
+    return None
+
+
+# --- §1.4 Load stages -----------------------------------------------------------------------
+
+
+def compile_prefix(era: Era) -> str:
+    """The prefix of compile-stage errors (and, in tf, of every prologue error)."""
+    return _by_era(era, "Failed library compilation: ", "Failed to compile library: ")
+
+
+def compile_failed(era: Era, text: str) -> str:
+    """A compile-stage error: syntax error, unsupported api_version, CONFIG into redis.config."""
+    return compile_prefix(era) + text
+
+
+def library_already_exists(name: str) -> str:
+    """LOAD without UPGRADE/REPLACE of a name that is taken."""
+    return f"Library {name} already exists."
+
+
+def failed_loading_library(msg: str) -> str:
+    """Top-level code failed; the full stop is always added, even after one (§1.4 step 4)."""
+    return f"Failed loading library: {msg}."
+
+
+def failed_evaluating_module(text: str) -> str:
+    """The top-level result is a rejected promise; goes inside `failed_loading_library`."""
+    return f"Failed evaluating module: {text}"
+
+
+def nothing_registered(era: Era) -> str:
+    """The library registered no function and no trigger."""
+    return _by_era(
+        era,
+        "No function nor registrations was registered",
+        "Neither function nor other registrations were found.",
+    )
+
+
+# --- §2 Library management commands ---------------------------------------------------------
+
+
+def unknown_subcommand(name: str) -> str:
+    """An unknown RG.FUNCTION / TFUNCTION sub-command (shown lower-cased)."""
+    return f"Unknown subcommand {name.lower()}"
+
+
+def wrong_arity(cmd: str) -> str:
+    """Redis's arity error; `cmd` is the lower-case command name, e.g. `rg.fcall`."""
+    return f"ERR wrong number of arguments for '{cmd}' command"
+
+
+# §2.1 LOAD
+COULD_NOT_FIND_LIBRARY_PAYLOAD = "Could not find library payload"
+CONFIGURATION_VALUE_NOT_GIVEN = "configuration value was not given"
+CONFIGURATION_NOT_STRING = "given configuration value is not a valid string"
+CONFIGURATION_NOT_OBJECT = "configuration must be a valid json object"
+LIB_CODE_NOT_STRING = "lib code must a valid string"
+UNKNOWN_ARGUMENT_USER = "Unknown argument user"
+DEBUG_SERVER_ADDRESS_NOT_SPECIFIED = (
+    "The debug server address was not specified in the configuration."
+)
+
+
+def configuration_invalid_json(value: str, parser_error: str) -> str:
+    """CONFIG is not JSON; `parser_error` is serde_json's message with line and column."""
+    return f"configuration must be a valid json, '{value}', {parser_error}."
+
+
+# §2.2 DEL / DELETE (the UTF-8 text also serves §4.1 check 1: it is redismodule-rs's)
+FUNCTION_NAME_NOT_GIVEN = "function name was not given"
+NOT_UTF8 = "Couldn't parse as UTF-8 string"
+LIBRARY_DOES_NOT_EXIST = "library does not exists"
+
+# §2.3 LIST
+BINARY_OPTION = "Binary option is not allowed"
+LIBRARY_NAME_NOT_GIVEN = "Library name was not given"
+LIBRARY_NAME_NOT_STRING = "Library name is not a string"
+
+
+def unknown_list_option(option: str) -> str:
+    """An unknown LIST option (shown lower-cased)."""
+    return f"Unknown option '{option.lower()}'"
+
+
+# §2.4 Other module commands
+DEBUG_COMMAND_DISABLED = "Debug command are disabled"
+
+
+# --- §3 Registration API: argument conversion errors ----------------------------------------
+
+VALUE_NOT_STRING = "Value is not string"
+VALUE_NOT_LONG = "Value is not long"
+VALUE_NOT_BOOLEAN = "Value is not a boolean"
+VALUE_NOT_ARRAY = "Value is not an array"
+WRONG_NUMBER_OF_ARGUMENTS_GIVEN = "Wrong number of arguments given"
+ARGUMENT_MUST_BE_OBJECT = "Given argument must be an object"
+CAN_NOT_CONVERT_INTO_BYTES = "Can not convert value into bytes buffer"
+
+
+def can_not_convert_value(position: int, type_name: str, reason: str) -> str:
+    """`position` counts from 0; `type_name` is a Rust type name such as `V8LocalUtf8`."""
+    return f"Can not convert value at position {position} into {type_name}. {reason}."
+
+
+def failed_getting_field(field: str, reason: str) -> str:
+    """A reason: an options-object field had the wrong type."""
+    return f"Failed getting field {field}, {reason}."
+
+
+def unknown_properties_given(names: Iterable[str]) -> str:
+    """A reason: the options object has properties the host does not know (joined by `,`)."""
+    return f"Unknown properties given: {','.join(names)}"
+
+
+def failed_consuming_arguments(reason: str) -> str:
+    """A conversion error of a rest (`...args`) parameter."""
+    return f"Failed consuming arguments. {reason}."
+
+
+# --- §3.3 Function registration -------------------------------------------------------------
+
+
+def function_not_a_function(era: Era) -> str:
+    """The callback of register_function / register_async_function is not a function."""
+    return _by_era(
+        era,
+        "Second argument to 'register_function' must be a function",
+        "Second argument to 'registerFunction' must be a function",
+    )
+
+
+def function_is_async(era: Era) -> str:
+    """The sync registration API was given an async function."""
+    return _by_era(
+        era,
+        "'register_function' can not be used with async function,"
+        " use 'register_async_function' instead.",
+        "'registerFunction' can not be used with async function,"
+        " use 'registerAsyncFunction' instead.",
+    )
+
+
+FLAGS_WRONG_TYPE = "Failed parsing function flags, wrong type of string value"
+
+
+def unknown_flag(flag: str) -> str:
+    """A function flag that is not `no-writes`, `allow-oom` or `raw-arguments`."""
+    return f"Failed parsing function flags, Unknow flag '{flag}' was given"
+
+
+def called_out_of_context(api: str) -> str:
+    """A registration or client API used after its context ended (§3, §4.9, §4.11)."""
+    return f"Called '{api}' out of context"
+
+
+# Both eras use the snake_case name for function registration (§3.3 rule 5).
+FUNCTION_OUT_OF_CONTEXT = called_out_of_context("register_function")
+
+
+def function_already_exists(name: str) -> str:
+    """The function name is already used in this library (sync and async share it)."""
+    return f"Function {name} already exists"
+
+
+# --- §3.4 Other registrations ---------------------------------------------------------------
+
+
+def keyspace_callback_not_function(era: Era) -> str:
+    """The keyspace trigger callback is not a function."""
+    return _by_era(
+        era,
+        "Third argument to 'register_notifications_consumer' must be a function",
+        "Third argument to 'registerKeySpaceTrigger' must be a function",
+    )
+
+
+def keyspace_bad_prefix(era: Era) -> str:
+    """The keyspace trigger prefix is neither a primitive string nor an ArrayBuffer."""
+    api = _by_era(era, "register_notifications_consumer", "registerKeySpaceTrigger")
+    return f"Second argument to '{api}' must be a string or ArrayBuffer representing the prefix"
+
+
+def keyspace_out_of_context(era: Era) -> str:
+    """Keyspace trigger registration after the load."""
+    return called_out_of_context(
+        _by_era(era, "register_notifications_consumer", "registerKeySpaceTrigger")
+    )
+
+
+ON_TRIGGER_FIRED_NOT_FUNCTION = (
+    "'onTriggerFired' argument to 'registerKeySpaceTrigger' must be a function"
+)
+NOTIFICATION_CONSUMER_EXISTS = "Notification consumer already exists"
+
+
+def stream_callback_not_function(era: Era) -> str:
+    """The stream trigger callback is not a function ("fifth" in tf too)."""
+    api = _by_era(era, "register_stream_consumer", "registerStreamTrigger")
+    return f"The fifth argument to '{api}' must be a function"
+
+
+def stream_bad_prefix(era: Era) -> str:
+    """The stream trigger prefix is neither a primitive string nor an ArrayBuffer."""
+    api = _by_era(era, "register_stream_consumer", "registerStreamTrigger")
+    return f"Second argument to '{api}' must be a String or ArrayBuffer representing the prefix"
+
+
+def stream_out_of_context(era: Era) -> str:
+    """Stream trigger registration after the load (it names the function API, sic)."""
+    return called_out_of_context(_by_era(era, "register_function", "registerFunction"))
+
+
+WINDOW_NOT_POSITIVE = "window argument must be a positive number"
+STREAM_REGISTRATION_EXISTS = "Stream registration already exists"
+
+
+def remote_callback_not_function(era: Era) -> str:
+    """The remote / cluster function is not a function."""
+    api = _by_era(era, "register_remote_function", "registerClusterFunction")
+    return f"Second argument to '{api}' must be a function"
+
+
+def remote_out_of_context(era: Era) -> str:
+    """Remote / cluster function registration after the load."""
+    return called_out_of_context(
+        _by_era(era, "register_remote_function", "registerClusterFunction")
+    )
+
+
+REMOTE_FUNCTION_MUST_BE_ASYNC = "Remote function must be async"
+
+
+def remote_function_already_exists(name: str) -> str:
+    """The remote / cluster function name is already used in this library."""
+    return f"Remote function {name} already exists"
+
+
+# --- §3.6 / §3.7 redis.log and the Promise replacement --------------------------------------
+
+LOG_NOT_STRING = can_not_convert_value(0, "V8LocalUtf8", VALUE_NOT_STRING)
+PROMISE_BAD_ARGUMENT = "Bad argument to 'Promise' function"
+LIBRARY_WAS_DELETED = "Library was deleted"
+
+
+# --- §4.1 Invocation checks -----------------------------------------------------------------
+
+FAILED_EXTRACTING_FUNCTION_NAME = "Failed extracting function name"
+# Rust's `ParseIntError` texts for numkeys, with the `ERR ` they reach the client with.
+NUMKEYS_INVALID_DIGIT = "ERR invalid digit found in string"
+NUMKEYS_EMPTY = "ERR cannot parse integer from empty string"
+NUMKEYS_TOO_LARGE = "ERR number too large to fit in target type"
+OOM_CAN_NOT_RUN = "OOM can not run the function when out of memory"
+JS_ENGINE_OOM = "JS engine reached OOM state and can not run any more code"
+
+
+def unknown_library(name: str) -> str:
+    """§4.1 check 3."""
+    return f"Unknown library {name}"
+
+
+def unknown_function(name: str) -> str:
+    """§4.1 check 4."""
+    return f"Unknown function {name}"
+
+
+def writes_on_replica(era: Era) -> str:
+    """§4.1 check 5: a function that may write, on a replica."""
+    rg = "Err can not run a function that might perform writes on a replica"
+    return _by_era(era, rg, rg + ' or when the "avoid replication traffic" option is enabled')
+
+
+def not_enough_arguments(numkeys: int, count: int) -> str:
+    """§4.1 check 7: fewer arguments after numkeys than numkeys."""
+    return (
+        f"Not enough arguments was given, expected at least {numkeys} arguments,"
+        f" got {count} arguments."
+    )
+
+
+def async_needs_async_command(era: Era) -> str:
+    """§4.1 check 8: an async-registered function called with the non-async command."""
+    command = _by_era(era, "RG.FCALLASYNC", "TFCALLASYNC")
+    return (
+        "The function is declared as async and was called while blocking was not allowed;"
+        " note that you cannot invoke async functions from within Lua or MULTI, and you must"
+        f" use {command} instead."
+    )
+
+
+# --- §4.2 / §4.4 / §4.5 Arguments, results, blocking ----------------------------------------
+
+CAN_NOT_CONVERT_ARGUMENT_TO_STRING = "Can not convert argument to string"
+CAN_NOT_BLOCK_CLIENT = (
+    "Can not block client for background execution, Blocking is not allow inside multi/exec,"
+    " Lua, or within another module (RM_Call)."
+)
+PROMISE_DROPPED = (
+    "Promise was dropped without been resolved. Usually happened because of timeout or OOM."
+)
+NOT_ALLOWED_FROM_SCRIPT = "This Redis command is not allowed from script"
+
+
+# --- §4.6 / §4.8 / §4.9 / §4.10 / §4.11 Clients ----------------------------------------------
+
+CALL_ARGUMENT_NOT_BYTES = failed_consuming_arguments(CAN_NOT_CONVERT_INTO_BYTES)
+BLOCK_NOT_FUNCTION = "Argument to 'block' must be a function"
+MAIN_THREAD_ALREADY_BLOCKED = "Main thread is already blocked"
+FUNCTION_WERE_UNREGISTERED = "Function were unregistered"
+MAIN_THREAD_NOT_LOCKED = "Main thread is not locked"
+USED_ON_INVALID_CLIENT = "Used on invalid client"
+LIBRARY_WAS_ALREADY_DELETED = "Library was already deleted"
+COMMAND_WAS_ABORTED = "Command was aborted"
+LOCK_OOM_REASON = "OOM Can not lock redis for write"
+
+
+def can_not_lock_redis(reason: str) -> str:
+    """`block()` could not take the lock; see `lock_replica_reason` and `LOCK_OOM_REASON`."""
+    return f"Can not lock Redis, {reason}"
+
+
+def lock_replica_reason(era: Era) -> str:
+    """Why `block()` may not lock on a replica."""
+    rg = "Can not lock redis for write on replica"
+    return _by_era(era, rg, rg + ' or when the "avoid replication traffic" option is enabled')
+
+
+def background_api(era: Era) -> str:
+    """The name of the sync client's "run in the background" method."""
+    return _by_era(era, "run_on_background", "executeAsync")
+
+
+def background_out_of_context(era: Era) -> str:
+    """`run_on_background` / `executeAsync` after the call ended."""
+    return called_out_of_context(background_api(era))
+
+
+def background_needs_async(era: Era) -> str:
+    """`run_on_background` / `executeAsync` given a sync function."""
+    return f"First argument to '{background_api(era)}' must be an async function"
+
+
+# --- §4.12 / §6.4 Termination ---------------------------------------------------------------
+
+EXECUTION_TERMINATED = "Err Execution was terminated due to OOM or timeout"
+
+
+# --- §4.13 ACL ------------------------------------------------------------------------------
+
+
+def no_permissions_on_key(user: str, key: bytes, acl_error: str) -> str:
+    """A trigger's user may not touch the key (a non-UTF-8 key shows as `[binary data]`)."""
+    return f"User '{user}' has no permissions on key '{binary_or_text(key)}', {acl_error}."
+
+
+# --- §5 Commands from JS --------------------------------------------------------------------
+
+REDIS_OOM = "OOM command not allowed when used memory > 'maxmemory'."
+
+
+def not_allowed_on_script_mode(fullname: str) -> str:
+    """§5.1: `fullname` is the lower-case command, or `parent|sub`."""
+    return f"ERR command '{fullname}' is not allowed on script mode"
+
+
+def write_not_allowed(fullname: str) -> str:
+    """§5.2: a write command under `no-writes`."""
+    return f"ERR Write command '{fullname}' was called while write is not allowed."
+
+
+def unknown_command(cmd: bytes, args: Iterable[bytes]) -> str:
+    """§5.4: Redis 7.2's text: each part cut at NUL and to 128 bytes, args while < 128 bytes."""
+    shown = b""
+    for arg in args:
+        if len(shown) >= 128:
+            break
+        shown += b"'" + _c_string(arg)[: 128 - len(shown)] + b"' "
+    name = _c_string(cmd)[:128]
+    text = b"ERR unknown command '" + name + b"', with args beginning with: " + shown
+    return text.decode("utf-8", errors="replace")
+
+
+def _c_string(data: bytes) -> bytes:
+    """What C's `%s` prints of a Redis string: everything before the first NUL."""
+    return data.split(b"\0", 1)[0]
+
+
+# --- §6.1 Reply → JS ------------------------------------------------------------------------
+
+COULD_NOT_DECODE_VALUE = "Could not decode value as string"
+BINARY_MAP_KEY = "Binary map key is not supported"
+OBJECT_KEY_NOT_SUPPORTED = "Given object can not be a object key"
+COULD_NOT_DECODE_BIG_NUMBER = "Could not decode big number as string"
+
+
+def utf8_error(data: bytes) -> str | None:
+    """Rust's `Utf8Error` text for `data`, or None if it is valid UTF-8 (§6.1 verbatim)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data":
+            return f"incomplete utf-8 byte sequence from index {exc.start}"
+        return f"invalid utf-8 sequence of {exc.end - exc.start} bytes from index {exc.start}"
+    return None
+
+
+# --- §6.3 JS → reply ------------------------------------------------------------------------
+
+VERBATIM_FORMAT_LENGTH = "Verbatim format length must be 3."
+VERBATIM_FORMAT_ASCII = "Verbatim format must contains only ASCI values."
+NOT_A_KEY = "Give value is not a key"
+NESTING_LEVEL_REACHED = "nesting level reached"
+
+
+# --- §8.5 Stream trigger upgrade ------------------------------------------------------------
+
+
+def stream_prefix_changed(name: str, old_prefix: bytes, new_prefix: bytes) -> str:
+    """UPGRADE/REPLACE tried to change a stream trigger's prefix."""
+    return (
+        "Can not upgrade an existing consumer with different prefix,"
+        f" consumer: '{name}', old_prefix: {binary_or_text(old_prefix)},"
+        f" new_prefix: {binary_or_text(new_prefix)}."
+    )
+
+
+# --- §9 Configuration -----------------------------------------------------------------------
+
+DB_LOADING_TIMEOUT_TOO_LOW = (
+    "The db-loading-lock-redis-timeout value can't be less than lock-redis-timeout value."
+)
+V8_INITIAL_USAGE_OVER_MAX = "V8 library initial memory usage can not bypass the v8 max memory."
+V8_INITIAL_LIMIT_OVER_MAX = "V8 library initial memory limit can not bypass the v8 max memory."
+V8_DELTA_OVER_MAX = "V8 library memory delta can not bypass the v8 max memory."
+V8_INITIAL_USAGE_OVER_LIMIT = (
+    "V8 library initial initial memory usage can not bypass the initial memory limit."
+)
+
+# Redis 7.2 `CONFIG SET` texts (config.c): the spec defers to Redis here.
+CONFIG_IMMUTABLE = "can't set immutable config"
+CONFIG_DUPLICATE = "duplicate parameter"
+CONFIG_NOT_INTEGER = "argument couldn't be parsed into an integer"
+CONFIG_NOT_MEMORY = "argument must be a memory value"
+CONFIG_NOT_YES_NO = "argument must be 'yes' or 'no'"
+
+
+def config_out_of_range(low: int, high: int) -> str:
+    """Redis's bound check for signed (module) numeric configs."""
+    return f"argument must be between {low} and {high} inclusive"
+
+
+def config_not_in_enum(names: Iterable[str]) -> str:
+    """Redis 7.2's enum error (7.0 said "argument must be ...")."""
+    return f"argument(s) must be one of the following: {', '.join(names)}"
+
+
+def config_set_unknown(name: str) -> str:
+    """CONFIG SET of a name Redis does not know (the name as the client typed it)."""
+    return f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+
+
+def config_set_failed(name: str, reason: str) -> str:
+    """CONFIG SET refused a value (`name` as typed, or the full name for bad values)."""
+    return f"ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+
+
+# jshost's own start-up texts (settings read from a config file, CLI flags or the environment).
+
+
+def unknown_setting(name: str) -> str:
+    """A start-up setting jshost does not know."""
+    return f"Unknown setting '{name}'"
+
+
+def invalid_setting(name: str, reason: str) -> str:
+    """A start-up setting with a bad value; `reason` is one of Redis's texts above."""
+    return f"Invalid value for setting '{name}': {reason}"
+
+
+# --- §10 Remote functions -------------------------------------------------------------------
+
+FAILED_SERIALIZING_ARGUMENTS = "Failed serializing arguments"
+FAILED_SERIALIZING_RESULT = "Failed serializing result"
+FAILED_DESERIALIZING_ARGUMENT = "Failed deserializing remote function argument"
+FAILED_DESERIALIZING_RESULT = "Failed deserializing remote function result"
+
+
+def failed_serializing_result(exception: str) -> str:
+    """The result could not be stringified, with the exception's text."""
+    return f"{FAILED_SERIALIZING_RESULT}, {exception}."
+
+
+def failed_deserializing_result(text: str) -> str:
+    """A runOnShards result could not be parsed (added to its error list)."""
+    return f"{FAILED_DESERIALIZING_RESULT} '{text}'"
+
+
+def library_not_on_remote_shard(library: str) -> str:
+    """The library is missing on the shard that was asked."""
+    return f"Library {library} does not exists on remote shard"
+
+
+def remote_function_not_in_library(name: str, library: str) -> str:
+    """The remote function is missing in the library on the shard that was asked."""
+    return f"Remote function {name} does not exists on library {library}"
+
+
+# --- §11 Engine differences -----------------------------------------------------------------
+
+# QuickJS's `InternalError: stack overflow` is rewritten to V8's text (§11 row 1).
+STACK_OVERFLOW = "RangeError: Maximum call stack size exceeded"
