@@ -69,8 +69,10 @@ class JSSet:
 @dataclass
 class Boxed:
     """A wrapper object (`new String('OK')`, `new Number(1)`, …) with its own enumerable
-    properties, e.g. `{"__reply_type": "status"}` — RedisGears reads reply types from them."""
+    properties, e.g. `{"__reply_type": "status"}` — RedisGears reads reply types from them.
 
-    kind: str  # "string" | "number" | "boolean" | "bigint" | "symbol"
+    Kind "arraybuffer" builds an ArrayBuffer with extra properties (JS → Python gives `bytes`)."""
+
+    kind: str  # "string" | "number" | "boolean" | "bigint" | "symbol" | "arraybuffer" (to JS only)
     value: Any
     props: dict[str, Any] = field(default_factory=dict)

@@ -1,22 +1,35 @@
 // Conversion helpers, evaluated once per runtime before any library code runs. They capture
-// the intrinsics they use at creation, so library code that later replaces `Array.from` or
-// `String` cannot change how values cross the boundary. Indexes match `Helper` in shared.rs.
+// the intrinsics they use at creation and call them through the captured `Reflect.apply`,
+// without iterators, spreading or `push`, so library code that later replaces `Array.from`,
+// `Array.prototype.push`, `Function.prototype.call`, `Map`, an iterator's `next` and so on cannot
+// change how values cross the boundary. Indexes match `Helper` in shared.rs.
 (function () {
   "use strict";
-  const from = Array.from;
-  const mapEntries = Map.prototype.entries;
-  const setValues = Set.prototype.values;
+  const apply = Reflect.apply;
+  const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+  const getPrototypeOf = Object.getPrototypeOf;
+  const defineProperty = Object.defineProperty;
+  const toObject = Object;
   const toStr = String;
   const bigint = BigInt;
-  const defineProperty = Object.defineProperty;
+  const bigToString = BigInt.prototype.toString;
+  const MapC = Map, SetC = Set, ErrorC = Error;
+  const mapSet = Map.prototype.set, setAdd = Set.prototype.add;
+  const mapEntries = Map.prototype.entries, setValues = Set.prototype.values;
+  const mapIterNext = getPrototypeOf(new Map().entries()).next;
+  const setIterNext = getPrototypeOf(new Set().values()).next;
+  const getter = (proto, name) => getOwnPropertyDescriptor(proto, name).get;
+  const dvBuffer = getter(DataView.prototype, "buffer");
+  const dvOffset = getter(DataView.prototype, "byteOffset");
+  const dvLength = getter(DataView.prototype, "byteLength");
   const unboxers = [
-    ["string", String.prototype.valueOf],
-    ["number", Number.prototype.valueOf],
-    ["boolean", Boolean.prototype.valueOf],
-    ["bigint", BigInt.prototype.valueOf],
-    ["symbol", Symbol.prototype.valueOf],
+    "string", String.prototype.valueOf,
+    "number", Number.prototype.valueOf,
+    "boolean", Boolean.prototype.valueOf,
+    "bigint", BigInt.prototype.valueOf,
+    "symbol", Symbol.prototype.valueOf,
   ];
-  const boxers = { string: String, number: Number, boolean: Boolean, bigint: BigInt, symbol: Symbol };
+  const boxers = { string: String, number: Number, boolean: Boolean };
   const views = {
     Uint8ClampedArray, Int8Array, Uint8Array, Int16Array, Uint16Array, Int32Array, Uint32Array,
     BigInt64Array, BigUint64Array, Float32Array, Float64Array, DataView,
@@ -30,30 +43,46 @@
   // 0: for...in keys (own and inherited enumerable), flattened [k0, v0, k1, v1, ...]
   function forIn(o) {
     const r = [];
-    for (const k in o) r.push(k, o[k]);
+    let n = 0;
+    for (const k in o) {
+      r[n++] = k;
+      r[n++] = o[k];
+    }
     return r;
   }
-  // 1: Map entries in insertion order
-  const mapItems = (m) => from(mapEntries.call(m));
+  function drain(it, next) {
+    const r = [];
+    let n = 0;
+    for (let step = apply(next, it, []); !step.done; step = apply(next, it, [])) r[n++] = step.value;
+    return r;
+  }
+  // 1: Map entries ([key, value] arrays) in insertion order
+  const mapItems = (m) => drain(apply(mapEntries, m, []), mapIterNext);
   // 2: Set members in insertion order
-  const setItems = (s) => from(setValues.call(s));
+  const setItems = (s) => drain(apply(setValues, s, []), setIterNext);
   // 3: a wrapper object's kind, primitive and own extra properties, or null
   function unbox(o) {
-    for (const [kind, valueOf] of unboxers) {
+    for (let i = 0; i < unboxers.length; i += 2) {
+      const kind = unboxers[i];
       let v;
-      try { v = valueOf.call(o); } catch (e) { continue; }
+      try { v = apply(unboxers[i + 1], o, []); } catch (e) { continue; }
       const props = [];
+      let n = 0;
       for (const k in o) {
         if (kind === "string" && isIndex(k, v.length)) continue;
-        props.push(k, o[k]);
+        props[n++] = k;
+        props[n++] = o[k];
       }
       return [kind, v, props];
     }
     return null;
   }
-  // 4: build a wrapper object
+  // 4: build a wrapper object (kind "arraybuffer": the ArrayBuffer itself) with extra properties
   function box(kind, v, props) {
-    const o = kind === "symbol" || kind === "bigint" ? Object(v) : new boxers[kind](v);
+    let o;
+    if (kind === "arraybuffer") o = v;
+    else if (kind === "symbol" || kind === "bigint") o = toObject(v);
+    else o = new boxers[kind](v);
     for (let i = 0; i < props.length; i += 2) {
       defineProperty(o, props[i], { value: props[i + 1], writable: true, enumerable: true, configurable: true });
     }
@@ -61,21 +90,22 @@
   }
   // 5: a typed array or DataView over a copy of the bytes
   const makeView = (kind, buf) => new views[kind](buf);
-  // 6: the bytes behind a typed array or DataView, and its constructor name
-  function viewInfo(v) {
-    for (const kind in views) {
-      if (v instanceof views[kind]) {
-        return [kind, v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength)];
-      }
-    }
-    return ["Uint8Array", new ArrayBuffer(0)];
-  }
+  // 6: the buffer, byte offset and byte length behind a DataView (typed arrays are read natively)
+  const viewInfo = (v) => [apply(dvBuffer, v, []), apply(dvOffset, v, []), apply(dvLength, v, [])];
   // 7, 8: Map and Set from items
-  const makeMap = (items) => new Map(items);
-  const makeSet = (items) => new Set(items);
-  // 9, 10: BigInt <-> hexadecimal text, for values beyond 64 bits
+  function makeMap(items) {
+    const m = new MapC();
+    for (let i = 0; i < items.length; i++) apply(mapSet, m, [items[i][0], items[i][1]]);
+    return m;
+  }
+  function makeSet(items) {
+    const s = new SetC();
+    for (let i = 0; i < items.length; i++) apply(setAdd, s, [items[i]]);
+    return s;
+  }
+  // 9, 10: BigInt <-> text, for values beyond 64 bits
   const bigFromText = (s) => bigint(s);
-  const bigToHex = (b) => b.toString(16);
+  const bigToHex = (b) => apply(bigToString, b, [16]);
   // 11: String(v) that cannot throw
   function safeString(v) {
     try { return toStr(v); } catch (e) {
@@ -83,10 +113,10 @@
     }
   }
   // 12: an Error with a message (for Python exceptions raised into JS)
-  const makeError = (msg) => new Error(msg);
-  // 13: fn.then(onFulfilled, onRejected) through the intrinsic `then`
+  const makeError = (msg) => new ErrorC(msg);
+  // 13: p.then(onFulfilled, onRejected) through the intrinsic `then`
   const then = Promise.prototype.then;
-  const promiseThen = (p, ok, err) => then.call(p, ok, err);
+  const promiseThen = (p, ok, err) => apply(then, p, [ok, err]);
   return [forIn, mapItems, setItems, unbox, box, makeView, viewInfo, makeMap, makeSet,
     bigFromText, bigToHex, safeString, makeError, promiseThen];
 })()

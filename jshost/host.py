@@ -1,0 +1,467 @@
+"""The library host: the registry of libraries and every rule of running their functions.
+
+`Host` knows nothing of sockets: the server, the CLI and the pytest plugin drive the same object.
+JS runs on the asyncio event-loop thread. A sync function, a `block()` section or a library's
+top level runs *locked*: synchronously, start to end, so no other command reaches the store
+meanwhile. Background work (coroutines, `run_on_background`, promise settlement) runs in later
+loop callbacks, each slice bounded by its own deadline.
+
+The core call path (`call`) is synchronous and returns either a reply or, for a result still
+pending, an `asyncio.Future` of the reply; `fcall` / `fcall_async` wrap it for awaiting callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jshost import errors
+from jshost._engine import QUICKJS_VERSION
+from jshost.commands.grammar import CallArgs, check_enough_arguments
+from jshost.conversions import ConversionError, error_text, js_to_reply, reply_to_js
+from jshost.conversions import value_error_text
+from jshost.engine import JSError, JSFunction, JSPromise, JSTerminated, JSThrow
+from jshost.errors import Era, ReplyError
+from jshost.library import ALLOW_OOM, NO_WRITES, RAW_ARGUMENTS, FunctionInfo, Library
+from jshost.lock import Lock, async_token
+from jshost.natives import Natives, prelude_texts
+from jshost.prologue import check_api_version, parse_prologue
+from jshost.replies import Reply
+from jshost.settings import Settings
+from jshost.store import EmbeddedStore, Session, Store
+
+log = logging.getLogger("jshost")
+
+ENGINE_VERSION = f"quickjs-ng {QUICKJS_VERSION}"
+
+
+class Host:
+    """Loads RedisGears libraries and runs their functions against a store."""
+
+    def __init__(self, store: Store | None = None, settings: Settings | None = None) -> None:
+        self.store: Store = store if store is not None else EmbeddedStore()
+        self.settings = settings if settings is not None else Settings()
+        self.libraries: dict[str, Library] = {}
+        self.lock = Lock()
+        self.commands = self.store.command_info()
+        self._sessions: dict[int, Session] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- settings -----------------------------------------------------------------------------
+
+    @property
+    def lock_timeout(self) -> float:
+        """`lock-redis-timeout`, in seconds: the longest a locked section may run."""
+        return int(self.settings["lock-redis-timeout"]) / 1000
+
+    @property
+    def background_timeout(self) -> float:
+        """The limit of one background slice. RedisGears ran background code on its own thread
+        with no limit; jshost runs it on the event loop, so it gets the lock's limit too."""
+        return self.lock_timeout
+
+    @property
+    def verbosity(self) -> int:
+        return int(self.settings["error-verbosity"])
+
+    def store_is_oom(self) -> bool:
+        """Whether the store is over its maxmemory (§5.3); the embedded store never is."""
+        is_oom = getattr(self.store, "is_oom", None)
+        return bool(is_oom()) if is_oom is not None else False
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    # --- libraries (SPEC §1, §2) --------------------------------------------------------------
+
+    def load(self, code: str, config_text: str | None = None, replace: bool = False,
+             era: Era = "rg", user: str = "default") -> str:
+        """Load (or, with `replace`, upgrade) a library; returns its name. A failed upgrade
+        changes nothing: the old library keeps serving."""
+        prologue = parse_prologue(code, era)
+        lib = Library(prologue, code, era, config_text, user,
+                      memory_limit=int(self.settings["library-maxmemory"]))
+        try:
+            lib.install(Natives(self, lib).as_dict(), prelude_texts(era), ENGINE_VERSION)
+            try:
+                script = lib.runtime.compile(code, f"{prologue.name}.js")
+            except JSError as exc:
+                raise ReplyError(errors.compile_failed(era, exc.text)) from None
+            check_api_version(prologue, era)
+            old = self.libraries.get(prologue.name)
+            if old is not None and not replace:
+                raise ReplyError(errors.library_already_exists(prologue.name))
+            lib.previous = old
+            self._run_top_level(lib, script)
+            if not lib.has_registrations():
+                raise ReplyError(errors.nothing_registered(era))
+        except BaseException:
+            lib.close()
+            raise
+        lib.previous = None
+        if old is not None:
+            self._retire(old)
+        self.libraries[lib.name] = lib
+        log.info("loaded library %s (%s API, %d functions)", lib.name, era, len(lib.functions))
+        return lib.name
+
+    def _run_top_level(self, lib: Library, script: Any) -> None:
+        rt = lib.runtime
+        lib.loading = True
+        self.lock.enter(0, 0, allow_block=False)
+        rt.set_deadline(self.lock_timeout)
+        try:
+            script.run()
+            rt.run_jobs()
+        except JSTerminated:
+            raise ReplyError(errors.failed_loading_library(errors.EXECUTION_TERMINATED)) from None
+        except JSError as exc:
+            text = error_text(exc, self.verbosity)
+            raise ReplyError(errors.failed_loading_library(text)) from None
+        finally:
+            rt.set_deadline(None)
+            self.lock.exit()
+            lib.loading = False
+
+    def delete(self, name: str) -> None:
+        """Remove a library: its functions go at once; work already started finishes."""
+        lib = self.libraries.pop(name, None)
+        if lib is None:
+            raise ReplyError(errors.LIBRARY_DOES_NOT_EXIST)
+        self._retire(lib)
+        log.info("deleted library %s", name)
+
+    def _retire(self, lib: Library) -> None:
+        lib.deleted = lib.retired = True
+        self._close_if_idle(lib)
+
+    def _close_if_idle(self, lib: Library) -> None:
+        if lib.retired and lib.pending_jobs == 0 and lib.inflight == 0:
+            lib.close()
+
+    def get_library(self, name: str) -> Library:
+        lib = self.libraries.get(name)
+        if lib is None:
+            raise ReplyError(errors.unknown_library(name))
+        return lib
+
+    # --- calls (SPEC §4) ----------------------------------------------------------------------
+
+    def call(self, era: Era, call: CallArgs, *, asynchronous: bool, blocking_allowed: bool = True,
+             db: int = 0) -> Reply | asyncio.Future[Reply]:
+        """Run `RG.FCALL` (asynchronous=False) or `RG.FCALLASYNC` (True) with parsed arguments.
+
+        Returns the reply, or a future of it when the result is a promise still pending and
+        blocking is allowed. Raises `ReplyError` with the reply text on failure.
+        `blocking_allowed=False` is the MULTI/EXEC case (§4.5)."""
+        lib = self.get_library(call.library)
+        fn = lib.functions.get(call.function)
+        if fn is None:
+            raise ReplyError(errors.unknown_function(call.function))
+        if not fn.flags & (NO_WRITES | ALLOW_OOM) and self.store_is_oom():
+            raise ReplyError(errors.OOM_CAN_NOT_RUN)
+        check_enough_arguments(call)
+        if fn.is_async and not asynchronous:
+            raise ReplyError(errors.async_needs_async_command(era))
+        args = _arguments(call.rest, fn.flags & RAW_ARGUMENTS)
+        allow_block = asynchronous and blocking_allowed
+        if fn.coroutine:
+            if not allow_block:
+                raise ReplyError(errors.CAN_NOT_BLOCK_CLIENT)
+            return self._start_coroutine(lib, fn, args, db)
+        return self._call_locked(lib, fn, args, db, allow_block)
+
+    def _call_locked(self, lib: Library, fn: FunctionInfo, args: list[Any], db: int,
+                     allow_block: bool) -> Reply | asyncio.Future[Reply]:
+        rt = lib.runtime
+        token = self.lock.enter(fn.flags, db, allow_block)
+        rt.set_deadline(self.lock_timeout)
+        try:
+            value = lib.entry["invokeSync"](fn.fn, token, args)
+            if rt.has_pending_jobs:
+                _log_job_errors(lib, rt.run_jobs())
+            if isinstance(value, JSPromise):
+                return self._promise_reply(lib, value, allow_block)
+            return js_to_reply(value)
+        except JSTerminated:
+            rt.gc()
+            raise ReplyError(errors.EXECUTION_TERMINATED) from None
+        except JSError as exc:
+            raise ReplyError(error_text(exc, self.verbosity)) from None
+        except ConversionError as exc:
+            raise ReplyError(exc.text) from None
+        finally:
+            rt.set_deadline(None)
+            self.lock.exit()
+
+    def _promise_reply(self, lib: Library, promise: JSPromise,
+                       allow_block: bool) -> Reply | asyncio.Future[Reply]:
+        state = promise.state
+        if state == "fulfilled":
+            return js_to_reply(promise.result)
+        if state == "rejected":
+            raise ReplyError(value_error_text(promise.result, self.verbosity, lib.string_of))
+        if not allow_block:
+            raise ReplyError(errors.CAN_NOT_BLOCK_CLIENT)
+        return self._await_promise(lib, promise)
+
+    def _await_promise(self, lib: Library, promise: JSPromise) -> asyncio.Future[Reply]:
+        """A future settled when `promise` settles (the callbacks run as JS jobs)."""
+        future: asyncio.Future[Reply] = self.loop().create_future()
+        lib.inflight += 1
+
+        def settle(outcome: Callable[[], Reply]) -> None:
+            lib.inflight -= 1
+            if not future.done():
+                try:
+                    future.set_result(outcome())
+                except ReplyError as exc:
+                    future.set_exception(exc)
+            self.loop().call_soon(self._close_if_idle, lib)
+
+        def fulfilled(value: Any) -> None:
+            settle(lambda: _converted(value))
+
+        def rejected(reason: Any) -> None:
+            settle(lambda: _raise(value_error_text(reason, self.verbosity, lib.string_of)))
+
+        promise.then(fulfilled, rejected)
+        return future
+
+    def _start_coroutine(self, lib: Library, fn: FunctionInfo, args: list[Any],
+                         db: int) -> asyncio.Future[Reply]:
+        """An async function under the async command: a background job whose promise gives
+        the reply (§4.3)."""
+        future: asyncio.Future[Reply] = self.loop().create_future()
+        lib.inflight += 1
+        lib.pending_jobs += 1
+        token = async_token(fn.flags, db)
+
+        def start() -> None:
+            lib.pending_jobs -= 1
+            lib.inflight -= 1
+            if lib.runtime.closed:
+                _set_error(future, errors.FUNCTION_WERE_UNREGISTERED)
+                return
+            outcome: list[Any] = []
+
+            def run() -> None:
+                outcome.append(lib.entry["invokeAsync"](fn.fn, token, args))
+
+            problem = self._run_background(lib, run)
+            if problem is not None:
+                _set_error(future, problem)
+            elif not outcome:
+                _set_error(future, errors.PROMISE_DROPPED)
+            elif isinstance(outcome[0], JSPromise):
+                inner = self._promise_reply(lib, outcome[0], allow_block=True)
+                _chain(inner, future)
+            else:
+                _chain(_converted_or_error(outcome[0]), future)
+            self._close_if_idle(lib)
+
+        self.loop().call_soon(start)
+        return future
+
+    async def fcall(self, library: str, function: str, keys: Sequence[bytes | str] = (),
+                    args: Sequence[bytes | str] = (), *, era: Era = "rg", db: int = 0) -> Reply:
+        """`RG.FCALL library function len(keys) *keys *args`; raises ReplyError."""
+        result = self.call(era, _call_args(library, function, keys, args), asynchronous=False,
+                           db=db)
+        return await result if isinstance(result, asyncio.Future) else result
+
+    async def fcall_async(self, library: str, function: str, keys: Sequence[bytes | str] = (),
+                          args: Sequence[bytes | str] = (), *, era: Era = "rg",
+                          db: int = 0) -> Reply:
+        """`RG.FCALLASYNC …`: returns once the function's promise settles; raises ReplyError."""
+        result = self.call(era, _call_args(library, function, keys, args), asynchronous=True,
+                           db=db)
+        return await result if isinstance(result, asyncio.Future) else result
+
+    # --- background work ----------------------------------------------------------------------
+
+    def schedule(self, lib: Library, job: JSFunction, on_terminated: JSFunction | None) -> None:
+        """Queue a JS job as a later loop callback (the "background queue" of the spec)."""
+        lib.pending_jobs += 1
+
+        def run() -> None:
+            lib.pending_jobs -= 1
+            if not lib.runtime.closed:
+                problem = self._run_background(lib, job)
+                if problem is not None and on_terminated is not None:
+                    self._run_background(lib, lambda: on_terminated(problem))
+            self._close_if_idle(lib)
+
+        self.loop().call_soon(run)
+
+    def _run_background(self, lib: Library, fn: Callable[[], Any]) -> str | None:
+        """Run one background slice (and the jobs it queues) under the slice deadline.
+        Returns the termination text if the slice was stopped."""
+        rt = lib.runtime
+        rt.set_deadline(self.background_timeout)
+        try:
+            fn()
+            _log_job_errors(lib, rt.run_jobs())
+        except JSTerminated:
+            self.lock.exit()  # a block() cut short leaves no lock behind
+            log.warning("library %s: background work stopped after %.0f ms", lib.name,
+                        self.background_timeout * 1000)
+            rt.set_deadline(None)
+            rt.gc()
+            return errors.EXECUTION_TERMINATED
+        except JSError as exc:
+            log.warning("library %s: background job failed: %s", lib.name, exc.text)
+        finally:
+            rt.set_deadline(None)
+        return None
+
+    def enter_block(self, lib: Library, flags: int, db: int) -> int:
+        """`block()`: take the lock for a new sync client, under the lock's deadline."""
+        token = self.lock.enter(flags, db, allow_block=True)
+        lib.runtime.set_deadline(self.lock_timeout)
+        return token
+
+    def exit_block(self, lib: Library, token: int) -> None:
+        if self.lock.is_live(token):
+            self.lock.exit()
+            lib.runtime.set_deadline(self.background_timeout)
+
+    # --- commands from JS (SPEC §5) -----------------------------------------------------------
+
+    def session(self, db: int) -> Session:
+        """The host's own session on database `db` (JS commands never join a client's MULTI)."""
+        session = self._sessions.get(db)
+        if session is None:
+            session = self.store.open_session()
+            if db:
+                session.call([b"SELECT", str(db).encode()])
+            self._sessions[db] = session
+        return session
+
+    def run_js_command(self, args: list[bytes]) -> Reply:
+        """A command from `client.call`, checked as script mode would (§5.1, §5.2)."""
+        problem = self.commands.check_script_call(args, bool(self.lock.flags & NO_WRITES))
+        if problem is not None:
+            raise JSThrow(problem)
+        return self.session(self.lock.db).call(args)
+
+    def run_js_command_async(self, lib: Library, args: list[bytes], raw: bool,
+                             resolve: JSFunction, reject: JSFunction) -> None:
+        """tf `callAsync`: the promise is settled by a background job, never synchronously;
+        a blocking command waits for the store without holding anything (§4.10)."""
+        problem = self.commands.check_script_call(args, bool(self.lock.flags & NO_WRITES))
+        if problem is not None:
+            raise JSThrow(problem)
+        session = self.session(self.lock.db)
+        if not self.commands.is_blocking(args):
+            self._settle_later(lib, session.call(args), raw, resolve, reject)
+            return
+        text = " ".join(a.decode("utf-8", "replace") for a in args)
+        lib.pending_async_calls.append(text)
+        lib.inflight += 1
+
+        async def wait() -> None:
+            try:
+                reply = await session.execute(args)
+            finally:
+                lib.pending_async_calls.remove(text)
+                lib.inflight -= 1
+            self._settle_later(lib, reply, raw, resolve, reject)
+
+        self.loop().create_task(wait())
+
+    def _settle_later(self, lib: Library, reply: Reply, raw: bool, resolve: JSFunction,
+                      reject: JSFunction) -> None:
+        lib.pending_jobs += 1
+
+        def run() -> None:
+            lib.pending_jobs -= 1
+            if lib.runtime.closed:
+                return
+            try:
+                value = reply_to_js(reply, raw)
+            except JSThrow as exc:
+                self._run_background(lib, lambda: reject(exc.args[0]))
+            else:
+                self._run_background(lib, lambda: resolve(value))
+            self._close_if_idle(lib)
+
+        self.loop().call_soon(run)
+
+    # --- shutdown -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Free every library's runtime."""
+        for lib in list(self.libraries.values()):
+            lib.close()
+        self.libraries.clear()
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _arguments(rest: list[bytes], raw: int) -> list[Any]:
+    """Function arguments (§4.2): strings, or ArrayBuffers with `raw-arguments`."""
+    if raw:
+        return list(rest)
+    try:
+        return [a.decode("utf-8") for a in rest]
+    except UnicodeDecodeError:
+        raise ReplyError(errors.CAN_NOT_CONVERT_ARGUMENT_TO_STRING) from None
+
+
+def _call_args(library: str, function: str, keys: Sequence[bytes | str],
+               args: Sequence[bytes | str]) -> CallArgs:
+    words = [w.encode() if isinstance(w, str) else w for w in (*keys, *args)]
+    return CallArgs(library, function, len(keys), words)
+
+
+def _raise(text: str) -> Any:
+    raise ReplyError(text)
+
+
+def _converted(value: Any) -> Reply:
+    try:
+        return js_to_reply(value)
+    except ConversionError as exc:
+        raise ReplyError(exc.text) from None
+
+
+def _converted_or_error(value: Any) -> Reply | ReplyError:
+    try:
+        return _converted(value)
+    except ReplyError as exc:
+        return exc
+
+
+def _set_error(future: asyncio.Future[Reply], text: str) -> None:
+    if not future.done():
+        future.set_exception(ReplyError(text))
+
+
+def _chain(source: Any, target: asyncio.Future[Reply]) -> None:
+    """Complete `target` from a reply, a ReplyError or a future of a reply."""
+    if isinstance(source, asyncio.Future):
+        def copy(done: asyncio.Future[Reply]) -> None:
+            if target.done():
+                return
+            if done.exception() is not None:
+                target.set_exception(done.exception())  # type: ignore[arg-type]
+            else:
+                target.set_result(done.result())
+        source.add_done_callback(copy)
+    elif isinstance(source, ReplyError):
+        if not target.done():
+            target.set_exception(source)
+    elif not target.done():
+        target.set_result(source)
+
+
+def _log_job_errors(lib: Library, job_errors: list[Any]) -> None:
+    for exc in job_errors:
+        log.warning("library %s: a job failed: %s", lib.name, getattr(exc, "text", exc))
+

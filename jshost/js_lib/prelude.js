@@ -1,0 +1,300 @@
+// The jshost prelude: builds the RedisGears `redis` global of one library on top of a handful of
+// native (Python) callables. It is evaluated in the library's fresh runtime before the library's
+// code, and its completion value is the `install` function the host calls once.
+//
+// What lives here: argument checks, client objects, the replaced `Promise`, the sandbox globals.
+// What lives in Python: everything that touches the store, the lock, registrations and tokens.
+// Every error text comes from Python (`T`, built from jshost/errors.py): one home for each text.
+(function () {
+  "use strict";
+  const IntrinsicPromise = Promise;
+  const AsyncFunctionPrototype = Object.getPrototypeOf(async function () {});
+  const getPrototypeOf = Object.getPrototypeOf;
+  const defineProperty = Object.defineProperty;
+  const isArray = Array.isArray;
+  const StringValueOf = String.prototype.valueOf;
+
+  const isAsync = (f) => typeof f === "function" && getPrototypeOf(f) === AsyncFunctionPrototype;
+  const isStringObject = (v) => {
+    if (typeof v !== "object" || v === null) return false;
+    try { StringValueOf.call(v); return true; } catch (e) { return false; }
+  };
+  const isArrayBuffer = (v) => v instanceof ArrayBuffer;
+
+  // SPEC §3.7: the only globals a library sees (plus `redis`).
+  const ALLOWED = new Set(("Object Function Array Number parseFloat parseInt Infinity NaN undefined " +
+    "Boolean String Symbol Date Promise RegExp Error AggregateError RangeError ReferenceError " +
+    "SyntaxError TypeError URIError globalThis JSON Math Intl ArrayBuffer Uint8Array Int8Array " +
+    "Uint16Array Int16Array Uint32Array Int32Array Float32Array Float64Array Uint8ClampedArray " +
+    "BigUint64Array BigInt64Array DataView Map BigInt Set WeakMap WeakSet Proxy Reflect " +
+    "FinalizationRegistry WeakRef decodeURI decodeURIComponent encodeURI encodeURIComponent " +
+    "escape unescape isFinite isNaN console WebAssembly").split(" "));
+
+  return function install(native, T, era, configJson, version) {
+    const tf = era === "tf";
+
+    // --- sandbox ---------------------------------------------------------------------------
+    if (tf) ALLOWED.add("Iterator");
+    for (const name of Object.getOwnPropertyNames(globalThis)) {
+      if (!ALLOWED.has(name)) delete globalThis[name];
+    }
+    const noop = function () {};
+    const console = {};
+    for (const m of ["log", "info", "warn", "error", "debug", "trace", "dir", "table", "assert",
+      "count", "countReset", "group", "groupEnd", "time", "timeEnd", "timeLog"]) console[m] = noop;
+    defineProperty(globalThis, "console", { value: console, writable: true, configurable: true });
+
+    // --- argument conversion errors (SPEC §3; best-effort V8 wording) -----------------------
+    const convError = (pos, type, reason) => T.canNotConvert(pos, type, reason);
+    const needString = (v, pos) => {
+      if (typeof v === "string") return v;
+      if (isStringObject(v)) return StringValueOf.call(v);
+      throw convError(pos, "V8LocalUtf8", T.valueNotString);
+    };
+    const needArgs = (args, n, type) => {
+      if (args.length < n) throw convError(args.length, type, T.wrongNumberOfArguments);
+    };
+    function optionsObject(v, pos, known, type) {
+      if (v === undefined || v === null) return {};
+      if (typeof v !== "object" || isArray(v)) throw convError(pos, type, T.mustBeObject);
+      const unknown = Object.keys(v).filter((k) => !known.includes(k));
+      if (unknown.length) throw convError(pos, type, T.unknownProperties(unknown));
+      return v;
+    }
+    function flagList(flags, pos, type) {
+      if (flags === undefined || flags === null) return [];
+      if (!isArray(flags)) throw convError(pos, type, T.valueNotArray);
+      return flags.map((f) => (typeof f === "string" ? f : isStringObject(f) ? StringValueOf.call(f) : null));
+    }
+    const prefixBytes = (p) => (typeof p === "string" || isArrayBuffer(p) ? p : undefined);
+
+    // --- clients ------------------------------------------------------------------------------
+    // Each call into a function gets a new client with a token; Python knows which token is
+    // live, so a client kept past its call fails with the spec's errors.
+    function commandArgs(cmd, args) {
+      const out = [];
+      for (const a of [cmd, ...args]) {
+        if (typeof a === "string" || isArrayBuffer(a)) out.push(a);
+        else if (isStringObject(a)) out.push(StringValueOf.call(a));
+        else throw T.callArgumentNotBytes;
+      }
+      return out;
+    }
+    class SyncClient {
+      #token;
+      constructor(token) { this.#token = token; }
+      call(cmd, ...args) { return native.call(this.#token, false, commandArgs(cmd, args)); }
+      allow_block() { return native.allowBlock(this.#token); }
+      run_on_background(fn) { return runOnBackground(this.#token, fn); }
+      // tf names
+      callRaw(cmd, ...args) { return native.call(this.#token, true, commandArgs(cmd, args)); }
+      isBlockAllowed() { return native.allowBlock(this.#token); }
+      executeAsync(fn) { return runOnBackground(this.#token, fn); }
+      callAsync(cmd, ...args) { return callAsync(this.#token, false, commandArgs(cmd, args)); }
+      callAsyncRaw(cmd, ...args) { return callAsync(this.#token, true, commandArgs(cmd, args)); }
+    }
+    // rg: call_raw; tf has callRaw instead.
+    SyncClient.prototype.call_raw = function (cmd, ...args) {
+      return this.callRaw(cmd, ...args);
+    };
+    if (tf) {
+      delete SyncClient.prototype.call_raw;
+      delete SyncClient.prototype.allow_block;
+      delete SyncClient.prototype.run_on_background;
+    } else {
+      delete SyncClient.prototype.callRaw;
+      delete SyncClient.prototype.isBlockAllowed;
+      delete SyncClient.prototype.executeAsync;
+      delete SyncClient.prototype.callAsync;
+      delete SyncClient.prototype.callAsyncRaw;
+    }
+
+    class AsyncClient {
+      #token;
+      constructor(token) { this.#token = token; }
+      block(fn) {
+        if (typeof fn !== "function") throw T.blockNotFunction;
+        const token = native.enterBlock(this.#token);
+        try {
+          return fn(new SyncClient(token));
+        } finally {
+          native.exitBlock(token);
+        }
+      }
+    }
+
+    function runOnBackground(token, fn) {
+      native.checkBackground(token);
+      if (!isAsync(fn)) throw T.backgroundNeedsAsync;
+      const asyncToken = native.asyncToken(token);
+      let resolve, reject;
+      const p = new IntrinsicPromise((res, rej) => { resolve = res; reject = rej; });
+      native.background(() => {
+        try { resolve(fn(new AsyncClient(asyncToken))); } catch (e) { reject(e); }
+      }, reject);
+      return p;
+    }
+
+    function callAsync(token, raw, args) {
+      let resolve, reject;
+      const p = new IntrinsicPromise((res, rej) => { resolve = res; reject = rej; });
+      native.callAsync(token, raw, args, resolve, reject);
+      return p;
+    }
+
+    // --- the replaced Promise (SPEC §3.7) ----------------------------------------------------
+    function HostPromise(executor) {
+      if (typeof executor !== "function" || isAsync(executor)) throw T.promiseBadArgument;
+      let resolve, reject;
+      const p = new IntrinsicPromise((res, rej) => { resolve = res; reject = rej; });
+      let settled = false;
+      const settler = (settle) => (value) => {
+        if (native.isDeleted()) throw T.libraryWasDeleted;
+        if (settled) return;
+        settled = true;
+        native.background(() => settle(value), null);
+      };
+      executor(settler(resolve), settler(reject));
+      return p;
+    }
+    defineProperty(globalThis, "Promise", { value: HostPromise, writable: true, configurable: true });
+
+    // --- registration -------------------------------------------------------------------------
+    function registerFunction(args, isAsyncApi) {
+      // Argument conversion first (§3.3 step 1), then the callback check (step 2).
+      needArgs(args, 2, "V8LocalValue");
+      const name = needString(args[0], 0);
+      const fn = args[1];
+      let flags = [], description = null;
+      if (tf) {
+        if (args.length > 2) {
+          const type = "Option < NativeFunctionOptionalArgs >";
+          const o = optionsObject(args[2], 2, ["description", "flags"], type);
+          if (o.description !== undefined && o.description !== null) {
+            if (typeof o.description !== "string") {
+              throw convError(2, type, T.failedGettingField("description", T.valueNotString));
+            }
+            description = o.description;
+          }
+          flags = flagList(o.flags, 2, type);
+        }
+      } else {
+        flags = flagList(args[2], 2, "Option < V8LocalArray >");
+      }
+      if (typeof fn !== "function") throw T.functionNotFunction;
+      native.registerFunction(name, fn, flags, isAsyncApi, description);
+    }
+
+    function registerKeyspace(args) {
+      let name, prefix, fn, description = null, onFired = null;
+      needArgs(args, 3, "V8LocalValue");
+      name = needString(args[0], 0);
+      prefix = args[1];
+      fn = args[2];
+      if (typeof fn !== "function") throw T.keyspaceCallbackNotFunction;
+      if (tf && args.length > 3) {
+        const o = optionsObject(args[3], 3, ["description", "onTriggerFired"], "Option < NativeFunctionOptionalArgs >");
+        if (o.description !== undefined && o.description !== null) description = needString(o.description, 3);
+        if (o.onTriggerFired !== undefined && o.onTriggerFired !== null) {
+          if (typeof o.onTriggerFired !== "function" || isAsync(o.onTriggerFired)) throw T.onTriggerFiredNotFunction;
+          onFired = o.onTriggerFired;
+        }
+      }
+      if (prefixBytes(prefix) === undefined) throw T.keyspaceBadPrefix;
+      native.registerKeyspace(name, prefix, fn, description, onFired);
+    }
+
+    function registerStream(args) {
+      let name, prefix, fn, window = 1, trim = false, description = null;
+      if (tf) {
+        needArgs(args, 3, "V8LocalValue");
+        name = needString(args[0], 0);
+        prefix = args[1];
+        fn = args[2];
+        if (typeof fn !== "function") throw T.streamCallbackNotFunction;
+        if (args.length > 3) {
+          const type = "Option < NativeFunctionOptionalArgs >";
+          const o = optionsObject(args[3], 3, ["description", "window", "isStreamTrimmed"], type);
+          if (o.description !== undefined && o.description !== null) description = needString(o.description, 3);
+          if (o.window !== undefined && o.window !== null) {
+            if (!Number.isInteger(o.window) && typeof o.window !== "bigint") {
+              throw convError(3, type, T.failedGettingField("window", T.valueNotLong));
+            }
+            window = Number(o.window);
+            if (window < 1) throw T.windowNotPositive;
+          }
+          if (o.isStreamTrimmed !== undefined && o.isStreamTrimmed !== null) {
+            if (typeof o.isStreamTrimmed !== "boolean") {
+              throw convError(3, type, T.failedGettingField("isStreamTrimmed", T.valueNotBoolean));
+            }
+            trim = o.isStreamTrimmed;
+          }
+        }
+      } else {
+        needArgs(args, 5, "V8LocalValue");
+        name = needString(args[0], 0);
+        prefix = args[1];
+        const w = args[2];
+        if (typeof w === "bigint") window = Number(w);
+        else if (typeof w === "number" && (w | 0) === w) window = w;
+        else throw convError(2, "i64", T.valueNotLong);
+        if (typeof args[3] !== "boolean") throw convError(3, "bool", T.valueNotBoolean);
+        trim = args[3];
+        fn = args[4];
+        if (typeof fn !== "function") throw T.streamCallbackNotFunction;
+      }
+      if (prefixBytes(prefix) === undefined) throw T.streamBadPrefix;
+      native.registerStream(name, prefix, fn, window, trim, description);
+    }
+
+    function registerRemote(args) {
+      needArgs(args, 2, "V8LocalValue");
+      const name = needString(args[0], 0);
+      const fn = args[1];
+      if (typeof fn !== "function") throw T.remoteCallbackNotFunction;
+      if (!isAsync(fn)) throw T.remoteMustBeAsync;
+      native.registerRemote(name, fn);
+    }
+
+    function log(msg) {
+      if (typeof msg !== "string" && !isStringObject(msg)) throw T.logNotString;
+      native.log(String(msg));
+    }
+
+    const config = JSON.parse(configJson);
+    const versionFn = () => "1.1";
+    const engineVersion = () => version;
+    const redis = tf
+      ? {
+        registerFunction: (...a) => registerFunction(a, false),
+        registerAsyncFunction: (...a) => registerFunction(a, true),
+        registerKeySpaceTrigger: (...a) => registerKeyspace(a),
+        registerStreamTrigger: (...a) => registerStream(a),
+        registerClusterFunction: (...a) => registerRemote(a),
+        functionFlags: Object.freeze({ NO_WRITES: "no-writes", ALLOW_OOM: "allow-oom", RAW_ARGUMENTS: "raw-arguments" }),
+        config, log, v8Version: engineVersion, apiVersion: versionFn,
+      }
+      : {
+        register_function: (...a) => registerFunction(a, false),
+        register_async_function: (...a) => registerFunction(a, true),
+        register_notifications_consumer: (...a) => registerKeyspace(a),
+        register_stream_consumer: (...a) => registerStream(a),
+        register_remote_function: (...a) => registerRemote(a),
+        config, log, v8_version: engineVersion, api_version: versionFn,
+      };
+    defineProperty(globalThis, "redis", { value: redis, writable: true, configurable: true });
+
+    // --- entry points the host calls ------------------------------------------------------------
+    return {
+      // A function body: fn(client, ...args), locked.
+      invokeSync: (fn, token, args) => fn(new SyncClient(token), ...args),
+      // A coroutine or other background call: fn(asyncClient, ...args).
+      invokeAsync: (fn, token, args) => fn(new AsyncClient(token), ...args),
+      // A trigger callback: fn(client, data).
+      invokeTrigger: (fn, client, data) => fn(client, data),
+      syncClient: (token) => new SyncClient(token),
+      asyncClient: (token) => new AsyncClient(token),
+      stringOf: (v) => { try { return String(v); } catch (e) { return "[object]"; } },
+    };
+  };
+})()

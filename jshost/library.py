@@ -1,0 +1,209 @@
+"""A loaded library: its runtime, what it registered, and the rules of registration (SPEC §3).
+
+A `Library` owns one QuickJS runtime (one heap, one deadline) with the prelude installed. The
+prelude's JS calls back into `Natives` (jshost/natives.py); registrations land here, where the
+checks of §3.3/§3.4 that need Python (async detection, flags, context, names, duplicates) run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from jshost import errors
+from jshost.engine import JSFunction, JSThrow, Runtime
+from jshost.errors import Era
+from jshost.prologue import Prologue
+
+NO_WRITES, ALLOW_OOM, RAW_ARGUMENTS = 1, 2, 4
+# LIST shows flags in this order (§2.3.1).
+FLAG_BITS: dict[str, int] = {"no-writes": NO_WRITES, "allow-oom": ALLOW_OOM,
+                             "raw-arguments": RAW_ARGUMENTS}
+
+_PRELUDE = resources.files("jshost").joinpath("js_lib/prelude.js").read_text("utf-8")
+
+
+def flag_names(bits: int) -> list[str]:
+    """Flag names in LIST order."""
+    return [name for name, bit in FLAG_BITS.items() if bits & bit]
+
+
+@dataclass
+class FunctionInfo:
+    """A registered function. `is_async` is how it was registered (LIST, §4.1 check 8);
+    `coroutine` is whether the JS function itself is async (where it runs, §4.3)."""
+
+    name: str
+    fn: JSFunction
+    flags: int
+    is_async: bool
+    coroutine: bool
+    description: str | None = None
+
+
+@dataclass
+class KeyspaceStats:
+    """Counters of a keyspace trigger; kept across upgrades (§7.5)."""
+
+    num_triggered: int = 0
+    num_finished: int = 0
+    num_success: int = 0
+    num_failed: int = 0
+    last_error: Any = None  # the thrown value; its text is worked out when LIST runs (§6.4)
+    last_execution_ms: int = 0
+    total_execution_ms: int = 0
+
+
+@dataclass
+class KeyspaceTrigger:
+    name: str
+    prefix: bytes
+    fn: JSFunction
+    description: str | None = None
+    on_fired: JSFunction | None = None
+    stats: KeyspaceStats = field(default_factory=KeyspaceStats)
+
+
+@dataclass
+class StreamTrigger:
+    name: str
+    prefix: bytes
+    fn: JSFunction
+    window: int = 1
+    trim: bool = False
+    description: str | None = None
+    streams: dict[bytes, Any] = field(default_factory=dict)  # per-stream state (§8)
+
+
+@dataclass
+class RemoteFunction:
+    name: str
+    fn: JSFunction
+
+
+class Library:
+    """One library: runtime, prologue, configuration and registrations."""
+
+    def __init__(self, prologue: Prologue, code: str, era: Era, config_text: str | None,
+                 user: str, memory_limit: int) -> None:
+        self.name = prologue.name
+        self.prologue = prologue
+        self.code = code
+        self.era: Era = era
+        self.config_text = config_text
+        self.user = user
+        self.functions: dict[str, FunctionInfo] = {}
+        self.keyspace_triggers: dict[str, KeyspaceTrigger] = {}
+        self.stream_triggers: dict[str, StreamTrigger] = {}
+        self.remote_functions: dict[str, RemoteFunction] = {}
+        self.loading = False  # registrations are allowed only while the top level runs
+        self.deleted = False  # deleted or replaced: resolve/reject and block() refuse
+        self.retired = False  # no longer in the registry; closed once its work is done
+        self.previous: Library | None = None  # the library an upgrade replaces
+        self.pending_jobs = 0  # background jobs queued and not yet started
+        self.inflight = 0  # replies waiting on this runtime's promises
+        self.pending_async_calls: list[str] = []  # tf callAsync commands still waiting
+        self.runtime = Runtime(memory_limit=memory_limit)
+        self.entry: dict[str, JSFunction] = {}
+
+    def install(self, natives: dict[str, Any], texts: dict[str, Any], engine_version: str) -> None:
+        """Run the prelude: sandbox the globals and build `redis` for this library's era."""
+        rt = self.runtime
+        install = rt.eval(_PRELUDE, "<jshost prelude>")
+        config_json = self.config_text if self.config_text is not None else "{}"
+        entry = install(natives, texts, self.era, config_json, engine_version)
+        self.entry = {name: entry.get(name) for name in
+                      ("invokeSync", "invokeAsync", "invokeTrigger", "syncClient", "asyncClient",
+                       "stringOf")}
+        rt.globals.delete("eval")
+
+    def has_registrations(self) -> bool:
+        """Functions, stream and keyspace triggers count; remote functions do not (§1.4)."""
+        return bool(self.functions or self.stream_triggers or self.keyspace_triggers)
+
+    def string_of(self, value: Any) -> str:
+        """JS `String(value)` in this runtime."""
+        return self.entry["stringOf"](value)
+
+    def close(self) -> None:
+        """Free the runtime (handles into it fail cleanly from now on)."""
+        if not self.runtime.closed:
+            self.runtime.close()
+
+    # --- registration (SPEC §3.3, §3.4): called from JS through the natives ----------------
+
+    def register_function(self, name: str, fn: JSFunction, flags: list[Any], is_async_api: bool,
+                          description: str | None) -> None:
+        era = self.era
+        coroutine = fn.is_async
+        if not is_async_api and coroutine:
+            raise JSThrow(errors.function_is_async(era))
+        bits = 0
+        for flag in flags:
+            if not isinstance(flag, str):
+                raise JSThrow(errors.FLAGS_WRONG_TYPE)
+            if flag not in FLAG_BITS:
+                raise JSThrow(errors.unknown_flag(flag))
+            bits |= FLAG_BITS[flag]
+        if not self.loading:
+            raise JSThrow(errors.FUNCTION_OUT_OF_CONTEXT)
+        self._check_name("function", name)
+        if name in self.functions:
+            raise JSThrow(errors.function_already_exists(name))
+        self.functions[name] = FunctionInfo(name, fn, bits, is_async_api, coroutine, description)
+
+    def register_keyspace(self, name: str, prefix: Any, fn: JSFunction,
+                          description: str | None, on_fired: JSFunction | None) -> None:
+        if not self.loading:
+            raise JSThrow(errors.keyspace_out_of_context(self.era))
+        self._check_name("key space trigger", name)
+        if name in self.keyspace_triggers:
+            raise JSThrow(errors.NOTIFICATION_CONSUMER_EXISTS)
+        trigger = KeyspaceTrigger(name, _prefix_bytes(prefix), fn, description, on_fired)
+        old = self.previous.keyspace_triggers.get(name) if self.previous else None
+        if old is not None:
+            trigger.stats = old.stats  # §7.5: an upgrade keeps the counters
+        self.keyspace_triggers[name] = trigger
+
+    def register_stream(self, name: str, prefix: Any, fn: JSFunction, window: float, trim: bool,
+                        description: str | None) -> None:
+        if not self.loading:
+            raise JSThrow(errors.stream_out_of_context(self.era))
+        self._check_name("stream trigger", name)
+        if name in self.stream_triggers:
+            raise JSThrow(errors.STREAM_REGISTRATION_EXISTS)
+        prefix_bytes = _prefix_bytes(prefix)
+        trigger = StreamTrigger(name, prefix_bytes, fn, int(window), bool(trim), description)
+        old = self.previous.stream_triggers.get(name) if self.previous else None
+        if old is not None:
+            if old.prefix != prefix_bytes:
+                raise JSThrow(errors.stream_prefix_changed(name, old.prefix, prefix_bytes))
+            trigger.streams = old.streams  # §8.5: positions and statistics are kept
+        self.stream_triggers[name] = trigger
+
+    def register_remote(self, name: str, fn: JSFunction) -> None:
+        if not self.loading:
+            raise JSThrow(errors.remote_out_of_context(self.era))
+        self._check_name("cluster function", name)
+        if name in self.remote_functions:
+            raise JSThrow(errors.remote_function_already_exists(name))
+        self.remote_functions[name] = RemoteFunction(name, fn)
+
+    def _check_name(self, kind: str, name: str) -> None:
+        """tf only: names are `[A-Za-z0-9_]+` (§3.3 rule 6, §3.4)."""
+        if self.era == "tf":
+            problem = errors.unallowed_name(kind, name)
+            if problem is not None:
+                raise JSThrow(problem)
+
+
+def _prefix_bytes(prefix: Any) -> bytes:
+    """A trigger prefix: a string (as UTF-8) or an ArrayBuffer's bytes."""
+    if isinstance(prefix, str):
+        return prefix.encode("utf-8", "surrogatepass")
+    return bytes(prefix)
+
+
+__all__ = ["Library", "FunctionInfo", "KeyspaceTrigger", "StreamTrigger", "RemoteFunction",
+           "flag_names", "NO_WRITES", "ALLOW_OOM", "RAW_ARGUMENTS"]
