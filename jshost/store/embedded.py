@@ -1,0 +1,899 @@
+"""The embedded store: one in-process fakeredis server that every session shares.
+
+Every use of fakeredis internals lives in this module (fakeredis is pinned to 2.41.0; the guard
+test `test_fakeredis_internals_shape` fails loudly when they change). What is used, and why:
+
+* `FakeSocket._process_command(fields)`: fakeredis' own command path (ACL, arity, MULTI queueing,
+  EXECABORT, watches, keyspace notifications) without the RESP encoding and the redis-py client.
+  A subclass, `_Socket`, captures its reply:
+  - `_decode_result(result)` is called once per command with the raw reply (`SimpleString`,
+    `SimpleError`, bytes, int, float, list, dict, str, `NoResponse`): we type it (`_typed`);
+  - `put_response(msg)` then queues it; anything else queued (pub/sub messages, subscribe
+    confirmations) is a push;
+  - `_blocking(timeout, func, shape)` is how every blocking command runs: we never wait in it,
+    we run the non-blocking pass and note that the command would have blocked;
+  - `_name_to_func(name)` finds a command: we add a few Redis commands fakeredis lacks.
+* `Database.notify_watch(key)` is called for every key a command writes (and by FLUSHDB/MOVE):
+  `_TrackedDatabase` uses it to learn which keys blocked clients wait on became ready.
+* `FakeServer.dbs` (a defaultdict of `Database`) gets our `_TrackedDatabase` as its factory.
+
+Replies come out typed as RESP3 types them (sessions are pinned to protocol 3); `_REPLY_FIXES`
+restores the types fakeredis flattens (sets sent as arrays, verbatim strings sent as bulk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import re
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from fakeredis import FakeServer
+from fakeredis._command_args_parsing import Int, Timeout
+from fakeredis._commands import SUPPORTED_COMMANDS, Signature
+from fakeredis._core._database import CommandItem, Database
+from fakeredis._helpers import NoResponse, SimpleError, SimpleString, compile_pattern
+from fakeredis._msgs import FLAG_NO_SCRIPT, WRONGTYPE_MSG
+from fakeredis._socket import FakeSocket
+from fakeredis.model import get_all_commands_info
+
+from jshost.replies import ErrorReply, Push, Reply, SetReply, Status, Verbatim
+from jshost.store.base import NO_REPLY, PushHandler, Session, Store
+from jshost.store.command_table import CommandTable, unknown_command_error
+
+LOG = logging.getLogger(__name__)
+
+#: The Redis version the embedded server behaves as (fakeredis switches behaviour on it).
+REDIS_VERSION: tuple[int, int, int] = (7, 2, 4)
+
+_PENDING: Any = object()  # `_Socket._reply` before the command has produced one
+_TIMED_OUT: Any = object()  # a parked command's outcome when CLIENT UNBLOCK ... TIMEOUT hits it
+_PLAIN = frozenset((bytes, int, float, bool, type(None)))  # exact types passed through as they are
+_TYPED = frozenset((Status, ErrorReply, SetReply, Verbatim, Push))  # built here already typed
+
+
+# ------------------------------------------------------------------------------------------------
+# Typing fakeredis replies
+# ------------------------------------------------------------------------------------------------
+
+
+def _typed(value: Any) -> Any:
+    """A fakeredis reply (RESP3 mode) as `jshost.replies` values."""
+    kind = type(value)
+    if kind in _PLAIN or kind in _TYPED:
+        return value
+    if kind is list or kind is tuple:
+        return [v if type(v) in _PLAIN else _typed(v) for v in value]
+    if kind is dict:
+        return {_typed(k): _typed(v) for k, v in value.items()}
+    if isinstance(value, SimpleString):
+        return Status(value.value)
+    if isinstance(value, SimpleError):
+        return ErrorReply(value.value)
+    if isinstance(value, str):  # fakeredis' text in maps (XINFO, HELLO): bulk strings on the wire
+        return value.encode()
+    if isinstance(value, (set, frozenset)):
+        return SetReply(_typed(v) for v in value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, int):  # IntEnum and friends
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_typed(v) for v in value]
+    if isinstance(value, dict):
+        return {_typed(k): _typed(v) for k, v in value.items()}
+    raise TypeError(f"fakeredis reply of unexpected type {kind.__name__}: {value!r}")
+
+
+def _as_set(reply: Any) -> Any:
+    return SetReply(reply) if type(reply) is list else reply
+
+
+def _as_verbatim(reply: Any) -> Any:
+    return Verbatim(reply, "txt") if type(reply) is bytes else reply
+
+
+def _client_lines(reply: Any) -> Any:
+    """CLIENT INFO / CLIENT LIST: verbatim text, each client's line ending in a newline."""
+    if type(reply) is not bytes:
+        return reply
+    return Verbatim(reply if reply.endswith(b"\n") or not reply else reply + b"\n", "txt")
+
+
+def _pairs_to_map(reply: Any) -> Any:
+    """A flat [k1, v1, k2, v2, ...] array that Redis sends as a map."""
+    if type(reply) is not list or len(reply) % 2:
+        return reply
+    return dict(zip(reply[::2], reply[1::2]))
+
+
+def _xinfo_stream(reply: Any) -> Any:
+    """XINFO STREAM [FULL]: a map; with FULL its groups, their PELs' consumers, are maps too."""
+    info = _pairs_to_map(reply)
+    if type(info) is dict and type(info.get(b"groups")) is list:
+        groups = [_pairs_to_map(g) for g in info[b"groups"]]
+        for group in groups:
+            if type(group) is dict and type(group.get(b"consumers")) is list:
+                group[b"consumers"] = [_pairs_to_map(c) for c in group[b"consumers"]]
+        info[b"groups"] = groups
+    return info
+
+
+def _empty_map_to_null(reply: Any) -> Any:
+    """XREAD / XREADGROUP that found nothing: a null, not an empty map."""
+    return None if reply == {} else reply
+
+
+def _xpending(reply: Any) -> Any:
+    """XPENDING summary: each consumer's count is a bulk string in Redis."""
+    if type(reply) is list and len(reply) == 4 and type(reply[3]) is list:
+        consumers = [[c[0], b"%d" % c[1]] if type(c[1]) is int else c for c in reply[3]]
+        return [*reply[:3], consumers]
+    return reply
+
+
+def _geo_distance(dist: Any) -> Any:
+    # Redis prints distances with 4 decimals (addReplyDoubleDistance), as bulk strings.
+    return b"%.4f" % float(dist) if isinstance(dist, (bytes, float)) else dist
+
+
+def _geo_extra(value: Any) -> Any:
+    """One WITH* field of a GEOSEARCH item: coordinates (a pair) or the distance (text)."""
+    if type(value) is list:
+        return [float(c) for c in value]
+    return _geo_distance(value) if type(value) is bytes else value
+
+
+def _geo_items(reply: Any) -> Any:
+    """GEOSEARCH / GEORADIUS* with WITH* options: distance as 4-decimal text, coordinates as
+    doubles."""
+    if type(reply) is not list:
+        return reply
+    return [
+        [item[0], *map(_geo_extra, item[1:])] if type(item) is list and item else item
+        for item in reply
+    ]
+
+
+def _acl_getuser(reply: Any) -> Any:
+    user = _pairs_to_map(reply)
+    if type(user) is dict and type(user.get(b"flags")) is list:
+        user[b"flags"] = SetReply(user[b"flags"])
+    return user
+
+
+def _hello(reply: Any) -> Any:
+    if type(reply) is dict:
+        reply[b"server"] = b"redis"
+        reply[b"version"] = ".".join(map(str, REDIS_VERSION)).encode()
+    return reply
+
+
+def _empty_to_null(reply: Any) -> Any:
+    return None if reply == b"" else reply
+
+
+#: Command name (as fakeredis files it) → how to restore the RESP3 type of its reply where fakeredis
+#: differs from Redis 7 answering over RESP3 (checked against redis-server; see the tests).
+_REPLY_FIXES: dict[str, Callable[[Any], Any]] = {
+    "smembers": _as_set,
+    "sinter": _as_set,
+    "sunion": _as_set,
+    "sdiff": _as_set,
+    "spop": _as_set,  # with a count
+    "info": _as_verbatim,
+    "client info": _client_lines,
+    "client list": _client_lines,
+    "client getname": _empty_to_null,
+    "xinfo stream": _xinfo_stream,
+    "xread": _empty_map_to_null,
+    "xreadgroup": _empty_map_to_null,
+    "xpending": _xpending,
+    "geodist": _geo_distance,
+    "geosearch": _geo_items,
+    "georadius": _geo_items,
+    "georadius_ro": _geo_items,
+    "georadiusbymember": _geo_items,
+    "georadiusbymember_ro": _geo_items,
+    "acl getuser": _acl_getuser,
+    "hello": _hello,
+}
+
+
+def _zrandmember(args: list[bytes], reply: Any) -> Any:
+    """ZRANDMEMBER without a count answers one member (or null), not a list."""
+    if len(args) == 2 and type(reply) is list:
+        return reply[0] if reply else None
+    return reply
+
+
+def _hrandfield(args: list[bytes], reply: Any) -> Any:
+    """HRANDFIELD with a count on a missing key answers an empty array, not a null."""
+    return [] if len(args) > 2 and reply is None else reply
+
+
+#: Fixes that need the arguments too.
+_ARGS_FIXES: dict[str, Callable[[list[bytes], Any], Any]] = {
+    "zrandmember": _zrandmember,
+    "hrandfield": _hrandfield,
+}
+
+
+def _fix_index() -> dict[bytes, Any]:
+    """`_REPLY_FIXES` and `_ARGS_FIXES` by the command's bytes name (containers: a dict by sub),
+    so that finding out that a reply needs no fix costs one lookup."""
+    index: dict[bytes, Any] = {}
+    fixes: dict[str, Callable[[list[bytes], Any], Any]] = dict(_ARGS_FIXES)
+    for name, fix in _REPLY_FIXES.items():
+        fixes[name] = lambda _args, reply, fix=fix: fix(reply)
+    for name, fix in fixes.items():
+        parent, _, sub = name.encode().partition(b" ")
+        if sub:
+            index.setdefault(parent, {})[sub] = fix
+        else:
+            index[parent] = fix
+    return index
+
+
+_FIX_INDEX = _fix_index()
+
+
+def _fix_reply(args: list[bytes], reply: Any) -> Any:
+    """`reply` to `args` with the RESP3 types fakeredis lost put back."""
+    fix = _FIX_INDEX.get(args[0].lower())
+    if fix is None or type(reply) is ErrorReply:
+        return reply
+    if type(fix) is dict:
+        fix = fix.get(args[1].lower()) if len(args) > 1 else None
+        if fix is None:
+            return reply
+    return fix(args, reply)
+
+
+#: fakeredis error texts that Redis 7 words differently.
+_ERROR_FIXES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^ERR invalid expire time in (\w+)$"), r"ERR invalid expire time in '\1' command"),
+    (re.compile(r"^ERR (BUSYGROUP .*)$"), r"\1"),
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# Blocked clients
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A session parked in `execute` until one of `keys` is written (or its timeout)."""
+
+    session: EmbeddedSession
+    args: list[bytes]  # what to retry: the command, with XREAD's `$` pinned to real ids
+    db: _TrackedDatabase
+    keys: tuple[bytes, ...]
+    future: asyncio.Future[Reply] = field(repr=False)
+
+
+class _TrackedDatabase(Database):
+    """A fakeredis `Database` that tells the store when a key someone waits on is written."""
+
+    def __init__(self, lock: Any, store: EmbeddedStore) -> None:
+        super().__init__(lock)
+        self.waiters: dict[bytes, deque[_Waiter]] = {}
+        self.store = store
+
+    def notify_watch(self, key: bytes) -> None:
+        super().notify_watch(key)  # WATCH bookkeeping; fakeredis calls this for every write
+        if key in self.waiters:
+            self.store._key_ready(self, key)
+
+    def swap(self, other: Database) -> None:
+        super().swap(other)  # SWAPDB: every waited-on key of both databases may have changed
+        for db in (self, other):
+            if isinstance(db, _TrackedDatabase):
+                for key in list(db.waiters):
+                    self.store._key_ready(db, key)
+
+
+# ------------------------------------------------------------------------------------------------
+# Commands fakeredis lacks
+# ------------------------------------------------------------------------------------------------
+
+_CONFIG_DEFAULTS: dict[bytes, bytes] = {
+    b"appendonly": b"no",
+    b"databases": b"16",
+    b"maxmemory": b"0",
+    b"maxmemory-policy": b"noeviction",
+    b"notify-keyspace-events": b"",
+    b"port": b"0",
+    b"save": b"",
+    b"timeout": b"0",
+}
+
+
+def _extra_signatures() -> dict[str, Signature]:
+    """fakeredis `Signature`s for the commands `_Socket` adds (arity, as fakeredis checks it)."""
+    return {
+        "touch": Signature("touch", "x_touch", (bytes,), (bytes,)),
+        "wait": Signature("wait", "x_wait", (Int, Int)),
+        "waitaof": Signature("waitaof", "x_waitaof", (Int, Int, Int)),
+        "info": Signature("info", "x_info", (), (bytes,)),
+        "config get": Signature("config get", "x_config_get", (bytes,), (bytes,)),
+        "role": Signature("role", "x_role", ()),
+        # fakeredis' BLMOVE answers a missing source at once, before it could block: replaced.
+        "blmove": Signature(
+            "blmove", "x_blmove", (bytes, bytes, bytes, bytes, Timeout), (), flags=FLAG_NO_SCRIPT
+        ),
+        # COMMAND from jshost's table: Redis 7.2's metadata rather than fakeredis' partial one.
+        "command": Signature("command", "x_command", ()),
+        "command info": Signature("command info", "x_command_info", (), (bytes,)),
+        "command count": Signature("command count", "x_command_count", ()),
+        "command list": Signature("command list", "x_command_list", (), (bytes,)),
+        "command getkeys": Signature("command getkeys", "x_command_getkeys", (bytes,), (bytes,)),
+        "command docs": Signature("command docs", "x_command_docs", (), (bytes,)),
+    }
+
+
+_EXTRA_SIGNATURES = _extra_signatures()
+
+
+class _Socket(FakeSocket):
+    """A fakeredis connection whose replies are captured typed instead of queued for a client."""
+
+    def __init__(self, server: FakeServer, session: EmbeddedSession) -> None:
+        super().__init__(server, 0, client_class=redis.Redis, client_info={"resp": 3})
+        self._session = session
+        self._reply: Any = _PENDING
+        self._delivered = False
+        self._would_block: float | None = None  # set by `_blocking` when a command would wait
+
+    # -- the command path --------------------------------------------------------------------------
+
+    def run(self, args: list[bytes]) -> tuple[Reply, float | None]:
+        """Run one command: its typed reply, and its timeout (0 = none) if it would have blocked."""
+        self._reply = _PENDING
+        self._delivered = False
+        self._would_block = None
+        try:
+            self._process_command(args)
+        except Exception as exc:  # a fakeredis bug must not take the client down
+            LOG.exception("embedded store failed on %r", args[:1])
+            return ErrorReply(f"ERR internal error in the embedded store: {exc!r}"), None
+        # Not delivered: SUBSCRIBE and co. (NoResponse), or muted by CLIENT REPLY OFF|SKIP.
+        reply = self._reply if self._delivered else NO_REPLY
+        self._reply = _PENDING
+        return reply, self._would_block
+
+    def _decode_result(self, result: Any) -> Any:
+        # Called once per command with the reply fakeredis built; unless the command sends none
+        # (NoResponse, CLIENT REPLY OFF), put_response gets what this returns right after.
+        if isinstance(result, NoResponse):
+            return result
+        self._reply = _typed(result)
+        return self._reply
+
+    def put_response(self, msg: Any) -> None:
+        if msg is self._reply:
+            self._delivered = True  # the reply of the command being run: `run` returns it
+            return
+        push = Push(_typed(msg))
+        handler = self._session.on_push
+        if handler is None:
+            self._session.pushes.append(push)
+        else:
+            handler(push)
+
+    def _blocking(
+        self,
+        timeout: float | None,
+        func: Callable[[bool], Any],
+        shape: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        # Never wait here (fakeredis would wait on a thread condition): run the non-blocking pass,
+        # and let `execute` wait on the event loop if the command found nothing.
+        ret = func(True)
+        if ret is None and not self._in_transaction:
+            self._would_block = float(timeout or 0)
+        return ret if shape is None else shape(ret)
+
+    @property
+    def _unblock_reason(self) -> bytes | None:
+        return self.__dict__.get("_x_unblock_reason")
+
+    @_unblock_reason.setter
+    def _unblock_reason(self, reason: bytes | None) -> None:
+        # CLIENT UNBLOCK (run by another session) sets this on the socket it unblocks.
+        self.__dict__["_x_unblock_reason"] = reason
+        if reason is not None:
+            self._session.store._unblock_requested(self._session)
+
+    def _name_to_func(self, cmd_name: str) -> tuple[Callable[..., Any] | None, Signature]:
+        sig = _EXTRA_SIGNATURES.get(cmd_name)
+        if sig is not None:
+            return getattr(self, sig.func_name), sig
+        return super()._name_to_func(cmd_name)
+
+    # -- state ---------------------------------------------------------------------------------------
+
+    @property
+    def db_index(self) -> int:
+        return self._db_num
+
+    @property
+    def db_object(self) -> _TrackedDatabase:
+        return self._db  # type: ignore[return-value]
+
+    @property
+    def in_multi(self) -> bool:
+        return self._transaction is not None
+
+    def queued_commands(self) -> list[list[bytes]]:
+        """The commands MULTI queued, name first (to type EXEC's reply)."""
+        return [
+            [*(part.encode() for part in sig.name.split(" ")), *args]
+            for _, sig, args in self._transaction or ()
+        ]
+
+    # HELLO and RESET switch the protocol: the session stays on RESP3 (the host owns the protocol
+    # its client speaks, and replies are typed as RESP3 whatever it is).
+
+    def hello(self, *args: bytes) -> Any:
+        reply = super().hello(*args)
+        self._client_info["resp"] = 3
+        return reply
+
+    def reset(self) -> Any:
+        reply = super().reset()
+        self._client_info["resp"] = 3
+        return reply
+
+    # -- commands fakeredis lacks (run through fakeredis' path: ACL, arity, MULTI queueing) ---------
+
+    def x_touch(self, *keys: bytes) -> int:
+        return sum(1 for key in keys if key in self._db)
+
+    def x_wait(self, numreplicas: int, timeout: int) -> int:
+        if timeout < 0:
+            raise SimpleError("ERR timeout is negative")
+        if numreplicas <= 0:
+            return 0
+        # No replica will ever acknowledge: wait out the timeout, then answer 0 replicas.
+        return self._blocking(timeout / 1000.0, lambda _first: None, lambda _none: 0)
+
+    def x_waitaof(self, numlocal: int, numreplicas: int, timeout: int) -> list[int]:
+        if timeout < 0:
+            raise SimpleError("ERR timeout is negative")
+        if numlocal > 0:
+            raise SimpleError(
+                "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled."
+            )
+        if numreplicas <= 0:
+            return [0, 0]
+        return self._blocking(timeout / 1000.0, lambda _first: None, lambda _none: [0, 0])
+
+    def x_config_get(self, *patterns: bytes) -> dict[bytes, bytes]:
+        params = dict(_CONFIG_DEFAULTS)
+        params.update({k.lower(): v for k, v in self._server.config.items()})
+        regexes = [compile_pattern(p.lower()) for p in patterns]
+        return {k: v for k, v in params.items() if any(r.match(k) for r in regexes)}
+
+    def x_info(self, *sections: bytes) -> bytes:
+        return self._session.store._info_text({s.lower() for s in sections})
+
+    def x_blmove(
+        self, source: bytes, destination: bytes, wherefrom: bytes, whereto: bytes, timeout: float
+    ) -> Any:
+        ends = (wherefrom.lower(), whereto.lower())
+        if not all(end in (b"left", b"right") for end in ends):
+            raise SimpleError("ERR syntax error")
+        from_left, to_left = ends[0] == b"left", ends[1] == b"left"
+        return self._blocking(
+            timeout, lambda _first: self._blmove_pass(source, destination, from_left, to_left)
+        )
+
+    def _blmove_pass(
+        self, source: bytes, destination: bytes, from_left: bool, to_left: bool
+    ) -> Any:
+        """One LMOVE attempt: the element moved, or None when the source is empty (Redis checks
+        the destination's type only when there is something to move)."""
+        src = CommandItem(source, self._db, item=self._db.get(source), default=[])
+        if not isinstance(src.value, list):
+            raise SimpleError(WRONGTYPE_MSG)
+        if not src.value:
+            return None
+        dst = src
+        if destination != source:
+            dst = CommandItem(destination, self._db, item=self._db.get(destination), default=[])
+            if not isinstance(dst.value, list):
+                raise SimpleError(WRONGTYPE_MSG)
+        element = src.value.pop(0 if from_left else -1)
+        if to_left:
+            dst.value.insert(0, element)
+        else:
+            dst.value.append(element)
+        for item in (src,) if dst is src else (src, dst):
+            item.updated()
+            item.writeback()
+        return element
+
+    def x_role(self) -> list[Any]:
+        return [b"master", 0, []]
+
+    # COMMAND: replies are already typed (`_typed` keeps Status/SetReply/Verbatim as they are).
+
+    def _table(self) -> CommandTable:
+        return self._session.store.command_info()
+
+    def x_command(self) -> list[Any]:
+        return [c.to_resp3() for c in self._table().commands()]
+
+    def x_command_info(self, *names: bytes) -> list[Any]:
+        if not names:
+            return self.x_command()
+        found = (self._table().get(name) for name in names)
+        return [c.to_resp3() if c is not None else None for c in found]
+
+    def x_command_count(self) -> int:
+        return len(self._table().commands())
+
+    def x_command_list(self, *args: bytes) -> list[bytes]:
+        commands = self._table().commands()
+        names = [n for c in commands for n in [c.name, *(s.name for s in c.subcommands.values())]]
+        if not args:
+            return [n.encode() for n in names]
+        if len(args) != 3 or args[0].lower() != b"filterby":
+            raise SimpleError("ERR syntax error")
+        kind, value = args[1].lower(), args[2]
+        if kind == b"pattern":
+            regex = compile_pattern(value.lower())
+            return [n.encode() for n in names if regex.match(n.encode())]
+        if kind == b"aclcat":
+            cat = "@" + value.decode("utf-8", "replace").lower()
+            every = [c for top in commands for c in [top, *top.subcommands.values()]]
+            return [c.name.encode() for c in every if cat in c.acl_categories]
+        if kind == b"module":
+            return []
+        raise SimpleError("ERR syntax error")
+
+    def x_command_getkeys(self, *args: bytes) -> list[bytes]:
+        table = self._table()
+        info = table.lookup(args)
+        if info is None:
+            raise SimpleError("ERR Invalid command specified")
+        if not info.arity_ok(len(args)):
+            raise SimpleError("ERR Invalid number of arguments specified for command")
+        keys = table.keys_of(args)
+        if not keys:
+            raise SimpleError("ERR The command has no key arguments")
+        return keys
+
+    def x_command_docs(self, *names: bytes) -> dict[bytes, Any]:
+        return {}  # no documentation is bundled; an empty map is what a client can cope with
+
+
+# ------------------------------------------------------------------------------------------------
+# Sessions
+# ------------------------------------------------------------------------------------------------
+
+
+class EmbeddedSession(Session):
+    """A client connection to the embedded server."""
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        self.store = store
+        self.on_push: PushHandler | None = None
+        self.pushes: deque[Push] = deque()
+        self._sock = _Socket(store.server, self)
+        self._waiter: _Waiter | None = None
+        self._closed = False
+        store._sessions.add(self)
+
+    @property
+    def db(self) -> int:
+        return self._sock.db_index
+
+    @property
+    def client_id(self) -> int:
+        """The id `CLIENT ID` gives for this session."""
+        return int(self._sock._client_info["id"])
+
+    @property
+    def closed(self) -> bool:
+        """True after `close()`, or once another client's CLIENT KILL hit this session."""
+        return self._closed or self._sock._killed
+
+    def call(self, args: Sequence[bytes]) -> Reply:
+        reply, _ = self._run(args)
+        self.store._serve_later()  # blocked clients are served after the atomic section
+        return reply
+
+    async def execute(self, args: Sequence[bytes]) -> Reply:
+        reply, timeout = self._run(args)
+        self.store.serve_blocked()
+        if timeout is None:
+            return reply
+        return await self._park(list(args), reply, timeout)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._waiter is not None:
+            self._waiter.future.cancel()
+        self._sock.close()
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _run(self, args: Sequence[bytes]) -> tuple[Reply, float | None]:
+        """Run `args` and give its RESP3-typed reply, and its timeout if it would have blocked."""
+        args = args if type(args) is list else list(args)
+        if not args:
+            return NO_REPLY, None
+        if self._closed:
+            return ErrorReply("ERR the session is closed"), None
+        sock = self._sock
+        queued = sock.queued_commands() if sock.in_multi and args[0].lower() == b"exec" else None
+        reply, timeout = sock.run(args)
+        if type(reply) is ErrorReply:
+            reply = self._fix_error(args, reply)
+        elif queued is not None:
+            reply = _fix_exec(queued, reply)
+        elif not sock.in_multi:  # (in MULTI the reply is QUEUED)
+            reply = _fix_reply(args, reply)
+        return reply, timeout
+
+    def _fix_error(self, args: list[bytes], reply: ErrorReply) -> ErrorReply:
+        """Redis' wording for the errors fakeredis words its own way."""
+        if reply.startswith("ERR unknown command '"):
+            # Unknown to fakeredis: Redis' unknown command/subcommand text, or its arity error
+            # for a container called alone (`CONFIG`).
+            table = self.store.command_info()
+            return ErrorReply(table.check_command(args) or unknown_command_error(args))
+        if reply.startswith(("ERR wrong number of arguments for '", "ERR Wrong number of args")):
+            return ErrorReply(self.store.command_info().arity_error(args))
+        for pattern, replacement in _ERROR_FIXES:
+            fixed, count = pattern.subn(replacement, reply)
+            if count:
+                return ErrorReply(fixed)
+        return reply
+
+    async def _park(self, args: list[bytes], empty: Reply, timeout: float) -> Reply:
+        """Wait until a write to one of the command's keys lets it through, or its timeout."""
+        store = self.store
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(
+            session=self,
+            args=store._retry_args(self, args),
+            db=self._sock.db_object,
+            keys=tuple(dict.fromkeys(store.command_info().keys_of(args))),
+            future=loop.create_future(),
+        )
+        store._park(waiter, loop)
+        self._waiter = waiter
+        self._sock._blocked = True  # visible to CLIENT UNBLOCK and CLIENT LIST
+        try:
+            async with asyncio.timeout(timeout if timeout > 0 else None):
+                reply = await waiter.future
+        except TimeoutError:
+            return empty
+        finally:
+            self._waiter = None
+            self._sock._blocked = False
+            store._unpark(waiter)
+        return empty if reply is _TIMED_OUT else reply
+
+    def _unblocked(self) -> Reply | None:
+        """The reply for a CLIENT UNBLOCK aimed at this session, or None if there was none."""
+        reason, self._sock._unblock_reason = self._sock._unblock_reason, None
+        if reason is None:
+            return None
+        if reason == b"error":
+            return ErrorReply("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+        return _TIMED_OUT  # TIMEOUT: answer as the timeout would
+
+
+def _fix_exec(queued: list[list[bytes]], reply: Reply) -> Reply:
+    """Restore types inside EXEC's array, command by command."""
+    if type(reply) is not list or len(reply) != len(queued):
+        return reply
+    return [_fix_reply(args, r) for args, r in zip(queued, reply)]
+
+
+# ------------------------------------------------------------------------------------------------
+# The store
+# ------------------------------------------------------------------------------------------------
+
+
+class EmbeddedStore(Store):
+    """An in-process Redis 7 (fakeredis) shared by all sessions, driven from one event loop."""
+
+    def __init__(self, *, config: dict[bytes, bytes] | None = None) -> None:
+        self.server = FakeServer(version=REDIS_VERSION, server_type="redis", config=config)
+        # Every database is one of ours, so writes tell us which waited-on keys became ready.
+        self.server.dbs.default_factory = lambda: _TrackedDatabase(self.server.lock, self)
+        self._table: CommandTable | None = None
+        # Keys written since the last serve that someone waits on, and CLIENT UNBLOCK targets.
+        self._ready: dict[tuple[_TrackedDatabase, bytes], None] = {}
+        self._unblock: dict[EmbeddedSession, None] = {}
+        self._parked: dict[EmbeddedSession, _Waiter] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sessions: weakref.WeakSet[EmbeddedSession] = weakref.WeakSet()
+        self._serve_scheduled = False
+        self._serving = False
+        self._started = time.time()
+
+    def open_session(self) -> EmbeddedSession:
+        return EmbeddedSession(self)
+
+    def command_info(self) -> CommandTable:
+        if self._table is None:
+            self._table = self._build_table()
+        return self._table
+
+    async def aclose(self) -> None:
+        for session in list(self._sessions):
+            session.close()
+
+    def serve_blocked(self) -> None:
+        """Retry the commands of clients blocked on keys written since the last call, oldest
+        first, as Redis does after each command (handleClientsBlockedOnKeys)."""
+        if self._serving or not (self._ready or self._unblock):
+            return  # nothing to do, or a retry's own writes: the loop below picks those up
+        self._serving = True
+        try:
+            self._check_unblocked()
+            while self._ready:
+                ready, self._ready = self._ready, {}
+                for db, key in ready:
+                    self._serve_key(db, key)
+        finally:
+            self._serving = False
+
+    # -- blocked clients ---------------------------------------------------------------------------
+
+    def _key_ready(self, db: _TrackedDatabase, key: bytes) -> None:
+        self._ready[(db, key)] = None
+
+    def _unblock_requested(self, session: EmbeddedSession) -> None:
+        if session in self._parked:
+            self._unblock[session] = None
+
+    def _serve_later(self) -> None:
+        """After a `call` (inside an atomic section), serve blocked clients once it is over."""
+        pending = self._ready or self._unblock
+        if pending and not self._serve_scheduled and self._loop is not None:
+            self._serve_scheduled = True
+            self._loop.call_soon(self._scheduled_serve)
+
+    def _scheduled_serve(self) -> None:
+        self._serve_scheduled = False
+        self.serve_blocked()
+
+    def _serve_key(self, db: _TrackedDatabase, key: bytes) -> None:
+        for waiter in list(db.waiters.get(key, ())):
+            if waiter.future.done():
+                continue
+            reply, timeout = waiter.session._run(waiter.args)
+            if timeout is None:  # served (or failed): the client gets this reply
+                self._unpark(waiter)
+                waiter.future.set_result(reply)
+
+    def _park(self, waiter: _Waiter, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._parked[waiter.session] = waiter
+        for key in waiter.keys:
+            waiter.db.waiters.setdefault(key, deque()).append(waiter)
+
+    def _unpark(self, waiter: _Waiter) -> None:
+        if self._parked.get(waiter.session) is waiter:
+            del self._parked[waiter.session]
+        for key in waiter.keys:
+            queue = waiter.db.waiters.get(key)
+            if queue is None:
+                continue
+            try:
+                queue.remove(waiter)
+            except ValueError:
+                pass
+            if not queue:
+                del waiter.db.waiters[key]
+
+    def _check_unblocked(self) -> None:
+        """Answer the parked sessions that CLIENT UNBLOCK was aimed at."""
+        targets, self._unblock = self._unblock, {}
+        for session in targets:
+            waiter = self._parked.get(session)
+            reply = session._unblocked()
+            if waiter is None or reply is None or waiter.future.done():
+                continue
+            self._unpark(waiter)
+            waiter.future.set_result(reply)  # _TIMED_OUT for UNBLOCK ... TIMEOUT
+
+    def _retry_args(self, session: EmbeddedSession, args: list[bytes]) -> list[bytes]:
+        """The command to retry when keys change. XREAD's `$` means "after the last entry when
+        the command blocked", so it is pinned to that id now."""
+        if args[0].lower() != b"xread":
+            return args
+        try:
+            at = next(i for i, a in enumerate(args) if i > 0 and a.lower() == b"streams")
+        except StopIteration:
+            return args
+        count = (len(args) - at - 1) // 2
+        pinned = list(args)
+        for j in range(count):
+            if pinned[at + 1 + count + j] == b"$":
+                pinned[at + 1 + count + j] = self._last_id(session, args[at + 1 + j])
+        return pinned
+
+    @staticmethod
+    def _last_id(session: EmbeddedSession, key: bytes) -> bytes:
+        info, _ = session._run([b"XINFO", b"STREAM", key])
+        if isinstance(info, dict):
+            last = info.get(b"last-generated-id")
+            if isinstance(last, bytes):
+                return last
+        return b"0-0"
+
+    # -- command table and INFO --------------------------------------------------------------------
+
+    def _build_table(self) -> CommandTable:
+        """Redis 7.2's table, topped up with what fakeredis adds (module commands and others)."""
+        supported = {
+            name.replace(" ", "|")
+            for name, sig in SUPPORTED_COMMANDS.items()
+            if "redis" in sig.server_types
+        }
+        known = get_all_commands_info()  # fakeredis' own COMMAND data (for the commands it adds)
+        extra = CommandTable.from_command_reply(
+            (info for name, info in known.items() if name.decode().replace(" ", "|") in supported),
+            add_host_commands=False,
+        )
+        return CommandTable.bundled().merged(extra)
+
+    def _info_text(self, sections: set[bytes]) -> bytes:
+        """A small INFO: the fields a client or the host is likely to look at."""
+        dbs = {i: db for i, db in sorted(self.server.dbs.items()) if len(db)}
+        keyspace = [
+            f"db{i}:keys={len(db)},expires={sum(1 for k in db if db[k].expireat)},avg_ttl=0"
+            for i, db in dbs.items()
+        ]
+        blocked = len(self._parked)
+        body = {
+            "server": [
+                f"redis_version:{'.'.join(map(str, REDIS_VERSION))}",
+                "redis_mode:standalone",
+                f"os:{platform.system()} {platform.release()} {platform.machine()}",
+                "arch_bits:64",
+                f"process_id:{os.getpid()}",
+                f"uptime_in_seconds:{int(time.time() - self._started)}",
+                "executable:jshost-embedded",
+            ],
+            "clients": [
+                f"connected_clients:{len(self.server.sockets)}",
+                f"blocked_clients:{blocked}",
+            ],
+            "memory": ["used_memory:0", "maxmemory:0", "maxmemory_policy:noeviction"],
+            "persistence": ["loading:0", "aof_enabled:0"],
+            "replication": ["role:master", "connected_slaves:0"],
+            "keyspace": keyspace,
+        }
+        wanted = sections or {b"default"}
+        everything = bool(wanted & {b"all", b"everything", b"default"})
+        parts = [
+            f"# {name.capitalize()}\r\n" + "".join(line + "\r\n" for line in lines)
+            for name, lines in body.items()
+            if everything or name.encode() in wanted
+        ]
+        return "\r\n".join(parts).encode()
+
+
+__all__ = ["REDIS_VERSION", "EmbeddedSession", "EmbeddedStore"]
