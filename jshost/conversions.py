@@ -17,12 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 from jshost import errors
+from jshost._engine import MAX_DEPTH
 from jshost.engine import (
     UNDEFINED,
     Boxed,
     JSError,
     JSMap,
     JSObject,
+    JSPromise,
     JSSet,
     JSThrow,
     TypedArray,
@@ -38,6 +40,24 @@ from jshost.replies import (
 
 MAX_NESTING = 100
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+# The binding refuses to convert values nested deeper than this (a cycle, say) with a ValueError.
+_TOO_DEEP = f"value nested deeper than {MAX_DEPTH} levels"
+
+
+def is_too_deep(exc: BaseException) -> bool:
+    """Whether `exc` is the binding's refusal of a value nested too deep (or cyclic)."""
+    return isinstance(exc, ValueError) and str(exc) == _TOO_DEEP
+
+
+def settled_result(promise: JSPromise) -> Any:
+    """The value or reason of a settled promise; one nested too deep for the binding fails as
+    a conversion (§6.3: `nesting level reached`)."""
+    try:
+        return promise.result
+    except ValueError as exc:
+        if is_too_deep(exc):
+            raise ConversionError(errors.NESTING_LEVEL_REACHED) from None
+        raise
 
 
 # --- §6.1 reply → JS ----------------------------------------------------------------------------
@@ -137,7 +157,13 @@ def js_to_reply(value: Any, depth: int = 0) -> Any:
     if isinstance(value, JSObject):
         if value.typeof_ == "symbol":
             raise ConversionError(errors.NOT_A_KEY)
-        return _object_map(value.for_in(), depth)
+        try:
+            items = value.for_in()
+        except ValueError as exc:
+            if is_too_deep(exc):
+                raise ConversionError(errors.NESTING_LEVEL_REACHED) from None
+            raise
+        return _object_map(items, depth)
     # `undefined` (and anything else): the bulk string of String(v)
     if value is UNDEFINED:
         return b"undefined"
@@ -238,29 +264,39 @@ def _typed_array_items(view: TypedArray) -> list[tuple[str, Any]]:
 
 # --- §6.4 exceptions → error text -------------------------------------------------------------
 
+_PRELUDE_FRAME = "(<jshost prelude>:"
+
 
 def error_text(exc: JSError, verbosity: int = 1) -> str:
     """The reply text for an uncaught JS exception."""
-    return _text(exc.text, exc.stack if isinstance(exc.value, JSObject) else None, verbosity)
+    return _text(exc.text, exc.value, exc.stack, verbosity)
 
 
 def value_error_text(value: Any, verbosity: int, string_of: Callable[[Any], str]) -> str:
     """The reply text for a rejected value; `string_of` is JS `String(v)` in its runtime."""
     stack = None
-    if verbosity >= 2 and isinstance(value, JSObject):
-        try:
-            got = value.get("stack")
-        except JSError:
-            got = None
-        stack = got if isinstance(got, str) else None
-    return _text(string_of(value), stack, verbosity)
+    if verbosity >= 2:
+        if isinstance(value, JSObject):
+            try:
+                stack = value.get("stack")
+            except JSError:
+                stack = None
+        elif isinstance(value, dict):
+            stack = value.get("stack")
+    return _text(string_of(value), value, stack if isinstance(stack, str) else None, verbosity)
 
 
-def _text(text: str, stack: str | None, verbosity: int) -> str:
+def _text(text: str, value: Any, stack: str | None, verbosity: int) -> str:
     if text == "InternalError: out of memory":
         return errors.EXECUTION_TERMINATED
     if text == "InternalError: stack overflow":
         text = errors.STACK_OVERFLOW
-    if verbosity >= 2 and stack is not None:
-        return (text + "\n" + stack.rstrip("\n")).replace("\n", "|")
-    return text
+    if verbosity < 2 or stack is None:
+        return text
+    if isinstance(value, dict):
+        # A plain object with a `stack` property: that property is the text (V8 reads it as is).
+        return stack.replace("\n", "|")
+    # An Error: QuickJS's `stack` holds only the frames, so the `String(e)` line goes first
+    # (SPEC §11 row 3). The prelude's own frames are jshost's, not the library's.
+    frames = [line for line in stack.rstrip("\n").split("\n") if _PRELUDE_FRAME not in line]
+    return "|".join([text, *frames])

@@ -14,21 +14,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from jshost import errors
 from jshost._engine import QUICKJS_VERSION
 from jshost.commands.grammar import CallArgs, check_enough_arguments
-from jshost.conversions import ConversionError, error_text, js_to_reply, reply_to_js
-from jshost.conversions import value_error_text
+from jshost.conversions import (
+    ConversionError,
+    error_text,
+    is_too_deep,
+    js_to_reply,
+    reply_to_js,
+    settled_result,
+    value_error_text,
+)
 from jshost.engine import JSError, JSFunction, JSPromise, JSTerminated, JSThrow
 from jshost.errors import Era, ReplyError
 from jshost.library import ALLOW_OOM, NO_WRITES, RAW_ARGUMENTS, FunctionInfo, Library
 from jshost.lock import Lock, async_token
 from jshost.natives import Natives, prelude_texts
 from jshost.prologue import check_api_version, parse_prologue
-from jshost.replies import Reply
+from jshost.replies import ErrorReply, Reply
 from jshost.settings import Settings
 from jshost.store import EmbeddedStore, Session, Store
 
@@ -48,6 +56,11 @@ class Host:
         self.commands = self.store.command_info()
         self._sessions: dict[int, Session] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deferred: list[Callable[[], Any]] = []  # jobs queued before any loop ran
+        # The end of the background slice running now (time.monotonic()), and what was left
+        # of it when a block() began; see _run_background, enter_block, exit_block.
+        self._slice_end: float | None = None
+        self._slice_left = 0.0
 
     # --- settings -----------------------------------------------------------------------------
 
@@ -74,7 +87,26 @@ class Host:
     def loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.get_running_loop()
+            deferred, self._deferred = self._deferred, []
+            for callback in deferred:
+                self._loop.call_soon(callback)
         return self._loop
+
+    def _flush_deferred(self) -> None:
+        try:
+            self.loop()  # queues what was deferred, once a loop runs
+        except RuntimeError:
+            pass
+
+    def call_soon(self, callback: Callable[[], Any]) -> None:
+        """Run `callback` as a later loop callback. A library loaded before any loop runs (a
+        top-level `resolve()`, say) has its jobs kept until the host is first used on one."""
+        try:
+            loop = self.loop()
+        except RuntimeError:  # no running event loop
+            self._deferred.append(callback)
+        else:
+            loop.call_soon(callback)
 
     # --- libraries (SPEC §1, §2) --------------------------------------------------------------
 
@@ -86,12 +118,17 @@ class Host:
         lib = Library(prologue, code, era, config_text, user,
                       memory_limit=int(self.settings["library-maxmemory"]))
         try:
-            lib.install(Natives(self, lib).as_dict(), prelude_texts(era), ENGINE_VERSION)
             try:
-                script = lib.runtime.compile(code, f"{prologue.name}.js")
+                # The top level's completion value is not wanted: end the code on `undefined`
+                # so that it is not converted (a cyclic or huge last value would be).
+                script = lib.runtime.compile(code + "\n;void 0", f"{prologue.name}.js")
             except JSError as exc:
                 raise ReplyError(errors.compile_failed(era, exc.text)) from None
             check_api_version(prologue, era)
+            try:  # the sandbox and `redis` (CONFIG parsed into `redis.config`), after the syntax
+                lib.install(Natives(self, lib).as_dict(), prelude_texts(era), ENGINE_VERSION)
+            except JSError as exc:
+                raise ReplyError(errors.compile_failed(era, exc.text)) from None
             old = self.libraries.get(prologue.name)
             if old is not None and not replace:
                 raise ReplyError(errors.library_already_exists(prologue.name))
@@ -158,6 +195,8 @@ class Host:
         Returns the reply, or a future of it when the result is a promise still pending and
         blocking is allowed. Raises `ReplyError` with the reply text on failure.
         `blocking_allowed=False` is the MULTI/EXEC case (§4.5)."""
+        if self._deferred:
+            self._flush_deferred()
         lib = self.get_library(call.library)
         fn = lib.functions.get(call.function)
         if fn is None:
@@ -194,6 +233,10 @@ class Host:
             raise ReplyError(error_text(exc, self.verbosity)) from None
         except ConversionError as exc:
             raise ReplyError(exc.text) from None
+        except ValueError as exc:
+            if is_too_deep(exc):  # the return value itself could not be converted
+                raise ReplyError(errors.NESTING_LEVEL_REACHED) from None
+            raise
         finally:
             rt.set_deadline(None)
             self.lock.exit()
@@ -201,13 +244,23 @@ class Host:
     def _promise_reply(self, lib: Library, promise: JSPromise,
                        allow_block: bool) -> Reply | asyncio.Future[Reply]:
         state = promise.state
-        if state == "fulfilled":
-            return js_to_reply(promise.result)
-        if state == "rejected":
-            raise ReplyError(value_error_text(promise.result, self.verbosity, lib.string_of))
-        if not allow_block:
-            raise ReplyError(errors.CAN_NOT_BLOCK_CLIENT)
-        return self._await_promise(lib, promise)
+        if state == "pending":
+            if not allow_block:
+                raise ReplyError(errors.CAN_NOT_BLOCK_CLIENT)
+            return self._await_promise(lib, promise)
+        return self._settled_reply(lib, promise, state == "fulfilled")
+
+    def _settled_reply(self, lib: Library, promise: JSPromise, fulfilled: bool) -> Reply:
+        """The reply for a settled promise: its converted value, or its reason's error text."""
+        try:
+            value = settled_result(promise)
+            if fulfilled:
+                return js_to_reply(value)
+        except ConversionError as exc:
+            raise ReplyError(exc.text) from None
+        except JSError as exc:  # a getter threw while the value was converted
+            raise ReplyError(error_text(exc, self.verbosity)) from None
+        raise ReplyError(value_error_text(value, self.verbosity, lib.string_of))
 
     def _await_promise(self, lib: Library, promise: JSPromise) -> asyncio.Future[Reply]:
         """A future settled when `promise` settles (the callbacks run as JS jobs)."""
@@ -216,20 +269,19 @@ class Host:
 
         def settle(outcome: Callable[[], Reply]) -> None:
             lib.inflight -= 1
-            if not future.done():
-                try:
-                    future.set_result(outcome())
-                except ReplyError as exc:
-                    future.set_exception(exc)
-            self.loop().call_soon(self._close_if_idle, lib)
+            self.call_soon(lambda: self._close_if_idle(lib))
+            if future.done():
+                return
+            try:
+                future.set_result(outcome())
+            except ReplyError as exc:
+                future.set_exception(exc)
+            except JSTerminated:  # converting the value ran out of time
+                future.set_exception(ReplyError(errors.EXECUTION_TERMINATED))
+                raise
 
-        def fulfilled(value: Any) -> None:
-            settle(lambda: _converted(value))
-
-        def rejected(reason: Any) -> None:
-            settle(lambda: _raise(value_error_text(reason, self.verbosity, lib.string_of)))
-
-        promise.then(fulfilled, rejected)
+        lib.entry["watch"](promise, lambda: settle(lambda: self._settled_reply(lib, promise, True)),
+                           lambda: settle(lambda: self._settled_reply(lib, promise, False)))
         return future
 
     def _start_coroutine(self, lib: Library, fn: FunctionInfo, args: list[Any],
@@ -250,21 +302,34 @@ class Host:
             outcome: list[Any] = []
 
             def run() -> None:
-                outcome.append(lib.entry["invokeAsync"](fn.fn, token, args))
+                # The call, its microtasks, and the reply if the promise has settled: all in
+                # the slice, under its deadline (converting may run getters).
+                try:
+                    value = lib.entry["invokeAsync"](fn.fn, token, args)
+                    _log_job_errors(lib, lib.runtime.run_jobs())
+                    if isinstance(value, JSPromise):
+                        outcome.append(self._promise_reply(lib, value, allow_block=True))
+                    else:
+                        outcome.append(_converted(value))
+                except ReplyError as exc:
+                    outcome.append(exc)
+                except JSError as exc:
+                    outcome.append(ReplyError(error_text(exc, self.verbosity)))
+                except ValueError as exc:
+                    if not is_too_deep(exc):
+                        raise
+                    outcome.append(ReplyError(errors.NESTING_LEVEL_REACHED))
 
             problem = self._run_background(lib, run)
             if problem is not None:
                 _set_error(future, problem)
             elif not outcome:
                 _set_error(future, errors.PROMISE_DROPPED)
-            elif isinstance(outcome[0], JSPromise):
-                inner = self._promise_reply(lib, outcome[0], allow_block=True)
-                _chain(inner, future)
             else:
-                _chain(_converted_or_error(outcome[0]), future)
+                _chain(outcome[0], future)
             self._close_if_idle(lib)
 
-        self.loop().call_soon(start)
+        self.call_soon(start)
         return future
 
     async def fcall(self, library: str, function: str, keys: Sequence[bytes | str] = (),
@@ -296,12 +361,13 @@ class Host:
                     self._run_background(lib, lambda: on_terminated(problem))
             self._close_if_idle(lib)
 
-        self.loop().call_soon(run)
+        self.call_soon(run)
 
     def _run_background(self, lib: Library, fn: Callable[[], Any]) -> str | None:
         """Run one background slice (and the jobs it queues) under the slice deadline.
         Returns the termination text if the slice was stopped."""
         rt = lib.runtime
+        self._slice_end = time.monotonic() + self.background_timeout
         rt.set_deadline(self.background_timeout)
         try:
             fn()
@@ -317,29 +383,40 @@ class Host:
             log.warning("library %s: background job failed: %s", lib.name, exc.text)
         finally:
             rt.set_deadline(None)
+            self._slice_end = None
         return None
 
     def enter_block(self, lib: Library, flags: int, db: int) -> int:
-        """`block()`: take the lock for a new sync client, under the lock's deadline."""
+        """`block()`: take the lock for a new sync client, under the lock's deadline. The
+        background slice's own clock stops meanwhile."""
         token = self.lock.enter(flags, db, allow_block=True)
+        if self._slice_end is not None:
+            self._slice_left = self._slice_end - time.monotonic()
         lib.runtime.set_deadline(self.lock_timeout)
         return token
 
     def exit_block(self, lib: Library, token: int) -> None:
+        """Leave `block()`: the slice goes on with the time it had left, not a fresh limit
+        (a slice looping over `block` calls must still end)."""
         if self.lock.is_live(token):
             self.lock.exit()
-            lib.runtime.set_deadline(self.background_timeout)
+            left = self.background_timeout
+            if self._slice_end is not None:
+                left = max(self._slice_left, 0.0)
+                self._slice_end = time.monotonic() + left
+            lib.runtime.set_deadline(left)
 
     # --- commands from JS (SPEC §5) -----------------------------------------------------------
 
     def session(self, db: int) -> Session:
-        """The host's own session on database `db` (JS commands never join a client's MULTI)."""
+        """The host's own session on database `db` (JS commands never join a client's MULTI).
+        Like RM_Call's client, it is put back on `db` before each command, so a SELECT from JS
+        changes nothing for the commands after it."""
         session = self._sessions.get(db)
-        if session is None:
-            session = self.store.open_session()
-            if db:
-                session.call([b"SELECT", str(db).encode()])
-            self._sessions[db] = session
+        if session is None or session.closed:  # (another client may CLIENT KILL it)
+            session = self._sessions[db] = self.store.open_session()
+        if session.db != db:
+            session.call([b"SELECT", str(db).encode()])
         return session
 
     def run_js_command(self, args: list[bytes]) -> Reply:
@@ -352,22 +429,32 @@ class Host:
     def run_js_command_async(self, lib: Library, args: list[bytes], raw: bool,
                              resolve: JSFunction, reject: JSFunction) -> None:
         """tf `callAsync`: the promise is settled by a background job, never synchronously;
-        a blocking command waits for the store without holding anything (§4.10)."""
+        a blocking command waits for the store without holding anything (§4.10). A refused
+        command is a Redis error reply like any other: it rejects the promise."""
         problem = self.commands.check_script_call(args, bool(self.lock.flags & NO_WRITES))
         if problem is not None:
-            raise JSThrow(problem)
-        session = self.session(self.lock.db)
-        if not self.commands.is_blocking(args):
-            self._settle_later(lib, session.call(args), raw, resolve, reject)
+            self._settle_later(lib, ErrorReply(problem), raw, resolve, reject)
+            return
+        db = self.lock.db
+        # Run now, inside the atomic section: a blocking command answers at once when it can
+        # (as in MULTI), and its "nothing available" null means it would block.
+        reply = self.session(db).call(args)
+        if reply is not None or not self.commands.is_blocking(args):
+            self._settle_later(lib, reply, raw, resolve, reject)
             return
         text = " ".join(a.decode("utf-8", "replace") for a in args)
         lib.pending_async_calls.append(text)
         lib.inflight += 1
+        # A connection waits on one command at a time: each waiting command gets its own.
+        session = self.store.open_session()
 
         async def wait() -> None:
             try:
+                if db:
+                    session.call([b"SELECT", str(db).encode()])
                 reply = await session.execute(args)
             finally:
+                session.close()
                 lib.pending_async_calls.remove(text)
                 lib.inflight -= 1
             self._settle_later(lib, reply, raw, resolve, reject)
@@ -385,12 +472,13 @@ class Host:
             try:
                 value = reply_to_js(reply, raw)
             except JSThrow as exc:
-                self._run_background(lib, lambda: reject(exc.args[0]))
+                error = exc.args[0]
+                self._run_background(lib, lambda: reject(error))
             else:
                 self._run_background(lib, lambda: resolve(value))
             self._close_if_idle(lib)
 
-        self.loop().call_soon(run)
+        self.call_soon(run)
 
     # --- shutdown -----------------------------------------------------------------------------
 
@@ -420,22 +508,11 @@ def _call_args(library: str, function: str, keys: Sequence[bytes | str],
     return CallArgs(library, function, len(keys), words)
 
 
-def _raise(text: str) -> Any:
-    raise ReplyError(text)
-
-
 def _converted(value: Any) -> Reply:
     try:
         return js_to_reply(value)
     except ConversionError as exc:
         raise ReplyError(exc.text) from None
-
-
-def _converted_or_error(value: Any) -> Reply | ReplyError:
-    try:
-        return _converted(value)
-    except ReplyError as exc:
-        return exc
 
 
 def _set_error(future: asyncio.Future[Reply], text: str) -> None:

@@ -115,7 +115,7 @@ class Library:
         entry = install(natives, texts, self.era, config_json, engine_version)
         self.entry = {name: entry.get(name) for name in
                       ("invokeSync", "invokeAsync", "invokeTrigger", "syncClient", "asyncClient",
-                       "stringOf")}
+                       "stringOf", "watch")}
         rt.globals.delete("eval")
 
     def has_registrations(self) -> bool:

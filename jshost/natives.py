@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 def prelude_texts(era: errors.Era) -> dict[str, Any]:
     """Every text the prelude may throw, from the one module that holds them."""
     return {
-        "canNotConvert": errors.can_not_convert_value,
+        # JS numbers arrive as floats: the position is shown as an integer (`position 0`).
+        "canNotConvert": lambda pos, type_name, reason: errors.can_not_convert_value(
+            int(pos), type_name, reason),
         "failedGettingField": errors.failed_getting_field,
         "unknownProperties": lambda names: errors.unknown_properties_given(names),
         "valueNotString": errors.VALUE_NOT_STRING,

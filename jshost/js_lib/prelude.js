@@ -8,6 +8,8 @@
 (function () {
   "use strict";
   const IntrinsicPromise = Promise;
+  const promiseThen = Promise.prototype.then;
+  const apply = Reflect.apply;
   const AsyncFunctionPrototype = Object.getPrototypeOf(async function () {});
   const getPrototypeOf = Object.getPrototypeOf;
   const defineProperty = Object.defineProperty;
@@ -54,9 +56,10 @@
     const needArgs = (args, n, type) => {
       if (args.length < n) throw convError(args.length, type, T.wrongNumberOfArguments);
     };
+    // Called only when the options argument was given: an explicit `undefined` (or `null`) is
+    // not an object either (SPEC §3.2).
     function optionsObject(v, pos, known, type) {
-      if (v === undefined || v === null) return {};
-      if (typeof v !== "object" || isArray(v)) throw convError(pos, type, T.mustBeObject);
+      if (typeof v !== "object" || v === null || isArray(v)) throw convError(pos, type, T.mustBeObject);
       const unknown = Object.keys(v).filter((k) => !known.includes(k));
       if (unknown.length) throw convError(pos, type, T.unknownProperties(unknown));
       return v;
@@ -84,6 +87,7 @@
       #token;
       constructor(token) { this.#token = token; }
       call(cmd, ...args) { return native.call(this.#token, false, commandArgs(cmd, args)); }
+      call_raw(cmd, ...args) { return native.call(this.#token, true, commandArgs(cmd, args)); }
       allow_block() { return native.allowBlock(this.#token); }
       run_on_background(fn) { return runOnBackground(this.#token, fn); }
       // tf names
@@ -93,10 +97,7 @@
       callAsync(cmd, ...args) { return callAsync(this.#token, false, commandArgs(cmd, args)); }
       callAsyncRaw(cmd, ...args) { return callAsync(this.#token, true, commandArgs(cmd, args)); }
     }
-    // rg: call_raw; tf has callRaw instead.
-    SyncClient.prototype.call_raw = function (cmd, ...args) {
-      return this.callRaw(cmd, ...args);
-    };
+    // Each era sees only its own method names.
     if (tf) {
       delete SyncClient.prototype.call_raw;
       delete SyncClient.prototype.allow_block;
@@ -295,6 +296,11 @@
       syncClient: (token) => new SyncClient(token),
       asyncClient: (token) => new AsyncClient(token),
       stringOf: (v) => { try { return String(v); } catch (e) { return "[object]"; } },
+      // Call back when `p` settles, without handing the value over: the host reads it from the
+      // settled promise itself, where a value it cannot convert is its own error to report.
+      watch: (p, onFulfilled, onRejected) => {
+        apply(promiseThen, p, [() => { onFulfilled(); }, () => { onRejected(); }]);
+      },
     };
   };
 })()
