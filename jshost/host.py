@@ -52,7 +52,7 @@ class Host:
         self.store: Store = store if store is not None else EmbeddedStore()
         self.settings = settings if settings is not None else Settings()
         self.libraries: dict[str, Library] = {}
-        self.lock = Lock()
+        self.lock = Lock(self.store.begin_atomic, self.store.end_atomic)
         self.commands = self.store.command_info()
         self._sessions: dict[int, Session] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -81,8 +81,7 @@ class Host:
 
     def store_is_oom(self) -> bool:
         """Whether the store is over its maxmemory (§5.3); the embedded store never is."""
-        is_oom = getattr(self.store, "is_oom", None)
-        return bool(is_oom()) if is_oom is not None else False
+        return self.store.is_oom()
 
     def loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None or self._loop.is_closed():

@@ -8,11 +8,19 @@ is allowed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+def _nothing() -> None:
+    pass
 
 
 @dataclass
 class Lock:
+    # The store's atomic-section hooks (a remote store drains and holds back other commands).
+    on_enter: Callable[[], None] = field(default=_nothing, repr=False)
+    on_exit: Callable[[], None] = field(default=_nothing, repr=False)
     held: bool = False
     token: int = 0  # the live sync client's token (valid only while held)
     flags: int = 0
@@ -23,13 +31,17 @@ class Lock:
     def enter(self, flags: int, db: int, allow_block: bool) -> int:
         """Take the lock for a new sync client; returns its token."""
         self._seq += 1
+        if not self.held:
+            self.on_enter()
         self.held, self.token = True, self._seq
         self.flags, self.db, self.allow_block = flags, db, allow_block
         return self._seq
 
     def exit(self) -> None:
         """Release the lock; the sync client's token stops being valid."""
-        self.held, self.token = False, 0
+        if self.held:
+            self.held, self.token = False, 0
+            self.on_exit()
 
     def is_live(self, token: int) -> bool:
         return self.held and token == self.token

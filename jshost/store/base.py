@@ -92,3 +92,15 @@ class Store(ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Release the store (connections, servers); sessions must not be used afterwards."""
+
+    def begin_atomic(self) -> None:
+        """An atomic section starts (SPEC §0.4): from now until `end_atomic`, nothing but the
+        section's own commands may reach the data. The embedded store needs nothing: JS and
+        every command run on the one event-loop thread."""
+
+    def end_atomic(self) -> None:
+        """The atomic section ends; commands held back meanwhile may go."""
+
+    def is_oom(self) -> bool:
+        """Whether the data is over its `maxmemory` (SPEC §5.3)."""
+        return False
