@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from jshost import errors
@@ -35,6 +35,7 @@ from jshost.errors import Era, ReplyError
 from jshost.library import ALLOW_OOM, NO_WRITES, RAW_ARGUMENTS, FunctionInfo, Library
 from jshost.lock import Lock, async_token
 from jshost.natives import Natives, prelude_texts
+from jshost.persistence import LibraryArchive, SavedLibrary
 from jshost.prologue import check_api_version, parse_prologue
 from jshost.replies import ErrorReply, Reply
 from jshost.settings import Settings
@@ -56,6 +57,7 @@ class Host:
         self.commands = self.store.command_info()
         self._sessions: dict[int, Session] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.archive: LibraryArchive | None = None  # where libraries are kept (the server sets it)
         self._deferred: list[Callable[[], Any]] = []  # jobs queued before any loop ran
         # The end of the background slice running now (time.monotonic()), and what was left
         # of it when a block() began; see _run_background, enter_block, exit_block.
@@ -110,9 +112,10 @@ class Host:
     # --- libraries (SPEC §1, §2) --------------------------------------------------------------
 
     def load(self, code: str, config_text: str | None = None, replace: bool = False,
-             era: Era = "rg", user: str = "default") -> str:
+             era: Era = "rg", user: str = "default", persist: bool = True) -> str:
         """Load (or, with `replace`, upgrade) a library; returns its name. A failed upgrade
-        changes nothing: the old library keeps serving."""
+        changes nothing: the old library keeps serving. With an archive (and `persist`), the
+        library is saved so that it outlives this process."""
         prologue = parse_prologue(code, era)
         lib = Library(prologue, code, era, config_text, user,
                       memory_limit=int(self.settings["library-maxmemory"]))
@@ -143,7 +146,36 @@ class Host:
             self._retire(old)
         self.libraries[lib.name] = lib
         log.info("loaded library %s (%s API, %d functions)", lib.name, era, len(lib.functions))
+        if persist and self.archive is not None:
+            self.archive.save(SavedLibrary(lib.name, era, code, config_text, user))
         return lib.name
+
+    def restore(self, saved: Iterable[SavedLibrary]) -> int:
+        """Load saved libraries at start-up; one that fails is logged and skipped. Returns how
+        many loaded."""
+        loaded = 0
+        for lib in saved:
+            try:
+                self.load(lib.code, lib.config_text, True, lib.era, lib.user, persist=False)
+                loaded += 1
+            except ReplyError as exc:
+                log.error("could not load saved library %s: %s", lib.name, exc.text)
+        return loaded
+
+    def follow(self, name: str, saved: SavedLibrary | None) -> None:
+        """Apply a change another jshost instance made to library `name` (None: deleted)."""
+        current = self.libraries.get(name)
+        if saved is None:
+            if current is not None:
+                self.delete(name, persist=False)
+            return
+        if current is not None and (current.code, current.config_text, current.era) == (
+                saved.code, saved.config_text, saved.era):
+            return  # our own change coming back, or nothing new
+        try:
+            self.load(saved.code, saved.config_text, True, saved.era, saved.user, persist=False)
+        except ReplyError as exc:
+            log.error("library %s changed elsewhere but does not load here: %s", name, exc.text)
 
     def _run_top_level(self, lib: Library, script: Any) -> None:
         rt = lib.runtime
@@ -163,13 +195,15 @@ class Host:
             self.lock.exit()
             lib.loading = False
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, persist: bool = True) -> None:
         """Remove a library: its functions go at once; work already started finishes."""
         lib = self.libraries.pop(name, None)
         if lib is None:
             raise ReplyError(errors.LIBRARY_DOES_NOT_EXIST)
         self._retire(lib)
         log.info("deleted library %s", name)
+        if persist and self.archive is not None:
+            self.archive.remove(name)
 
     def _retire(self, lib: Library) -> None:
         lib.deleted = lib.retired = True

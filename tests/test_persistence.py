@@ -1,0 +1,120 @@
+"""Libraries and data that outlive a jshost process: in a real Redis (as Redis functions, which
+survive FLUSHALL and are shared by every jshost in front of it) and in `--dir` for the embedded
+store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jshost.host import Host
+from jshost.persistence import (
+    DirectoryArchive,
+    LibraryFollower,
+    RedisArchive,
+    SavedLibrary,
+    load_data,
+    save_data,
+)
+from jshost.store import EmbeddedStore, RemoteStore
+from tests.redis_server import REDIS_SERVER, RedisServer
+
+V1 = "#!js api_version=1.0 name=lib\nredis.register_function('v', () => 1);"
+V2 = "#!js api_version=1.0 name=lib\nredis.register_function('v', () => 2);"
+TF = "#!js api_version=1.0 name=tflib\nredis.registerFunction('f', () => redis.config.x);"
+
+needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not on PATH")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not on PATH")
+    with RedisServer() as srv:
+        yield srv
+
+
+def remote_host(url: str) -> Host:
+    store = RemoteStore(url)
+    host = Host(store)
+    host.archive = RedisArchive(host.session(0))
+    return host
+
+
+@needs_redis
+async def test_libraries_kept_in_redis_survive_flushall_and_restart(server: RedisServer) -> None:
+    first = remote_host(server.url)
+    first.session(0).call([b"FUNCTION", b"FLUSH"])
+    first.load(V1)
+    first.load(TF, config_text='{"x": 7}', era="tf")
+    first.session(0).call([b"FLUSHALL"])
+    first.close()
+    await first.store.aclose()
+
+    second = remote_host(server.url)
+    assert second.restore(second.archive.load_all()) == 2
+    assert await second.fcall("lib", "v") == 1
+    assert await second.fcall("tflib", "f", era="tf") == 7
+    second.delete("lib")
+    assert [lib.name for lib in second.archive.load_all()] == ["tflib"]
+    second.close()
+    await second.store.aclose()
+
+
+@needs_redis
+async def test_a_change_on_one_instance_reaches_the_other(server: RedisServer) -> None:
+    a, b = remote_host(server.url), remote_host(server.url)
+    a.session(0).call([b"FUNCTION", b"FLUSH"])
+    changed = asyncio.Event()
+
+    def apply(name: str, saved: SavedLibrary | None) -> None:
+        b.follow(name, saved)
+        changed.set()
+
+    follower = LibraryFollower(b.archive, b.store.open_session(), apply)
+    await follower.start()
+    a.load(V1)
+    await asyncio.wait_for(changed.wait(), 10)
+    assert await b.fcall("lib", "v") == 1
+    changed.clear()
+    a.load(V2, replace=True)
+    await asyncio.wait_for(changed.wait(), 10)
+    assert await b.fcall("lib", "v") == 2
+    changed.clear()
+    a.delete("lib")
+    await asyncio.wait_for(changed.wait(), 10)
+    assert "lib" not in b.libraries
+    for h in (a, b):
+        h.close()
+        await h.store.aclose()
+
+
+async def test_directory_keeps_libraries_and_data(tmp_path: Path) -> None:
+    store = EmbeddedStore()
+    host = Host(store)
+    host.archive = DirectoryArchive(tmp_path)
+    host.load(V1)
+    session = store.open_session()
+    session.call([b"SET", b"k", b"v"])
+    session.call([b"SELECT", b"3"])
+    session.call([b"HSET", b"h", b"f", b"x"])
+    session.call([b"PEXPIRE", b"h", b"100000"])
+    assert save_data(store, tmp_path) == 2
+    host.close()
+
+    store2 = EmbeddedStore()
+    host2 = Host(store2)
+    host2.archive = DirectoryArchive(tmp_path)
+    assert host2.restore(host2.archive.load_all()) == 1
+    assert load_data(store2, tmp_path) == 2
+    assert await host2.fcall("lib", "v") == 1
+    s2 = store2.open_session()
+    assert s2.call([b"GET", b"k"]) == b"v"
+    s2.call([b"SELECT", b"3"])
+    assert s2.call([b"HGETALL", b"h"]) == {b"f": b"x"}
+    assert 0 < s2.call([b"PTTL", b"h"]) <= 100000
+    host2.delete("lib")
+    assert DirectoryArchive(tmp_path).load_all() == []
