@@ -626,3 +626,61 @@ def remote_function_not_in_library(name: str, library: str) -> str:
 
 # QuickJS's `InternalError: stack overflow` is rewritten to V8's text (§11 row 1).
 STACK_OVERFLOW = "RangeError: Maximum call stack size exceeded"
+
+
+# --- server (`jshost serve`): connection-level texts ----------------------------------------
+
+
+class ServerErrors:
+    """Texts of the server layer (`jshost.server`, `jshost.connection`, `jshost.commands.*`).
+
+    The SPEC defers these to Redis: each Redis one is copied from Redis 7.2 (server.c,
+    networking.c, multi.c, acl.c) with the `ERR ` or other code Redis sends. They are grouped in
+    a class so that the spec-text checks over this module's constants leave them alone.
+    """
+
+    # processCommand (server.c)
+    NOAUTH = "NOAUTH Authentication required."
+    NOT_ALLOWED_IN_MULTI = "ERR Command not allowed inside a transaction"
+    EXECABORT = "EXECABORT Transaction discarded because of previous errors."
+    # HELLO / AUTH (networking.c, acl.c)
+    HELLO_PROTOCOL_NOT_INTEGER = "ERR Protocol version is not an integer or out of range"
+    NOPROTO = "NOPROTO unsupported protocol version"
+    HELLO_NOAUTH = (
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the"
+        " HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and"
+        " select the RESP protocol version at the same time"
+    )
+    WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
+    AUTH_WITHOUT_PASSWORD = (
+        "ERR AUTH <password> called without any password configured for the default user."
+        " Are you sure your configuration is correct?"
+    )
+    SYNTAX_ERROR = "ERR syntax error"
+    CLIENT_NAME_INVALID = "ERR Client names cannot contain spaces, newlines or special characters."
+    # MULTI / EXEC / DISCARD / WATCH (multi.c)
+    MULTI_NESTED = "ERR MULTI calls can not be nested"
+    EXEC_WITHOUT_MULTI = "ERR EXEC without MULTI"
+    DISCARD_WITHOUT_MULTI = "ERR DISCARD without MULTI"
+    WATCH_IN_MULTI = "ERR WATCH inside MULTI is not allowed"
+    # jshost's own
+    SHUTTING_DOWN = "ERR jshost is shutting down: the command was not completed"
+    INTERNAL_ERROR = "ERR internal error in jshost: {}"  # .format(exception type)
+    BACKEND_NOT_AVAILABLE = "--backend is not available yet: only the embedded store can be served"
+    DIR_NOT_AVAILABLE = "--dir is not available yet: the embedded store is not persisted"
+    CONFIG_FILE_LINE = "{path}:{line}: expected '<setting> <value>', got {text!r}"
+    SET_OPTION = "--set expects NAME=VALUE, got {text!r}"
+    CANNOT_LISTEN = "cannot listen on {address}: {reason}"
+
+    @staticmethod
+    def hello_syntax(option: str) -> str:
+        """An unknown HELLO option (the word as sent)."""
+        return f"ERR Syntax error in HELLO option '{option}'"
+
+    @staticmethod
+    def pubsub_context(fullname: str) -> str:
+        """A RESP2 client in pub/sub mode sent another command (`fullname`: `get`, `config|get`)."""
+        return (
+            f"ERR Can't execute '{fullname}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING /"
+            " QUIT / RESET are allowed in this context"
+        )

@@ -1,0 +1,143 @@
+"""The `jshost` command line (click). `jshost serve` runs the Redis-protocol server:
+
+    $ jshost serve --port 0
+    jshost 0.1.0 listening on 127.0.0.1:40521 (store: embedded)
+
+The one line on stdout says where it listens (the real port, also with ``--port 0``) and which
+store it serves; logs go to stderr. SIGINT or SIGTERM shut it down gracefully; it exits 0.
+
+Settings of SPEC §9 (the `redisgears_2.*` names, prefix optional) come from ``--config-file``
+(one ``<name> <value>`` per line, ``#`` comments) and then ``--set NAME=VALUE`` options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from jshost import __version__
+from jshost.errors import ServerErrors
+from jshost.host import Host
+from jshost.server import Server, run
+from jshost.settings import Settings
+from jshost.store import EmbeddedStore, Store
+
+
+@click.group()
+@click.version_option(__version__, prog_name="jshost")
+def main() -> None:
+    """Run RedisGears 2 JavaScript libraries on QuickJS, behind the Redis protocol."""
+
+
+@main.command()
+@click.option("--host", "bind", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port",
+    default=6379,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port; 0 picks a free one.",
+)
+@click.option("--requirepass", default=None, help="Password of the `default` user (AUTH).")
+@click.option(
+    "--config-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Settings file: `<name> <value>` per line (redisgears_2. prefix optional).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A setting, e.g. --set lock-redis-timeout=1000 (after --config-file).",
+)
+@click.option(
+    "--backend",
+    default=None,
+    metavar="URL",
+    help="A Redis to use as the store (not available yet).",
+)
+@click.option(
+    "--dir",
+    "data_dir",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Where the embedded store would persist its data.",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (-v: debug).")
+def serve(
+    bind: str,
+    port: int,
+    requirepass: str | None,
+    config_file: Path | None,
+    overrides: tuple[str, ...],
+    backend: str | None,
+    data_dir: Path | None,
+    verbose: int,
+) -> None:
+    """Serve the Redis protocol (RESP2 and RESP3) with the RG.* / TFUNCTION commands."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings(_read_settings(config_file, overrides))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    store, store_label = _open_store(backend, data_dir)
+    host = Host(store, settings)
+
+    def started(server: Server) -> None:
+        click.echo(
+            f"jshost {__version__} listening on {server.bind}:{server.port} (store: {store_label})"
+        )
+        sys.stdout.flush()
+
+    try:
+        asyncio.run(run(host, bind=bind, port=port, requirepass=requirepass, on_started=started))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(
+            ServerErrors.CANNOT_LISTEN.format(address=f"{bind}:{port}", reason=reason)
+        ) from None
+
+
+def _open_store(backend: str | None, data_dir: Path | None) -> tuple[Store, str]:
+    """The store to serve and its label for the startup line."""
+    if backend is not None:
+        raise click.UsageError(ServerErrors.BACKEND_NOT_AVAILABLE)
+    if data_dir is not None:
+        raise click.UsageError(ServerErrors.DIR_NOT_AVAILABLE)
+    return EmbeddedStore(), "embedded"
+
+
+def _read_settings(config_file: Path | None, overrides: tuple[str, ...]) -> dict[str, str]:
+    """Settings from the file, then from `--set` (a later value wins)."""
+    values: dict[str, str] = {}
+    if config_file is not None:
+        text = config_file.read_text(encoding="utf-8")
+        for number, line in enumerate(text.splitlines(), start=1):
+            words = shlex.split(line, comments=True)
+            if not words:
+                continue
+            if len(words) != 2:
+                raise ValueError(
+                    ServerErrors.CONFIG_FILE_LINE.format(path=config_file, line=number, text=line)
+                )
+            values[words[0]] = words[1]
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(ServerErrors.SET_OPTION.format(text=item))
+        values[name.strip()] = value.strip()
+    return values
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

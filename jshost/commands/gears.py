@@ -1,0 +1,201 @@
+"""The host's commands: library management, calls, and the `redisgears_2.*` settings.
+
+=====================================  ============================================  ==========
+command                                grammar (SPEC)                                 reply
+=====================================  ============================================  ==========
+RG.FUNCTION / TFUNCTION LOAD|DEL|LIST  §2.1-2.3 (`grammar.parse_function_command`)    +OK / LIST
+RG.FCALL / TFCALL                      §4.1 (`grammar.parse_call`); never waits       the value
+RG.FCALLASYNC / TFCALLASYNC            §4.1; may block *this* client on a promise     the value
+RG.CONFIG_GET / TCONFIG_GET name...    = CONFIG GET redisgears_2.<name>...            map
+RG.CONFIG_SET / TCONFIG_SET n v ...    = CONFIG SET redisgears_2.<n> <v> ...          +OK
+CONFIG GET pattern...                  the store's matches plus the host's settings   map
+CONFIG SET name value ...              redisgears_2.* here, the rest to the store     +OK
+=====================================  ============================================  ==========
+
+Errors are the spec's texts, sent as they are (no ``ERR `` added): ``-Unknown library foo``.
+Inside MULTI/EXEC (`ClientState.in_exec`) calls run with blocking denied (§4.5), so they never
+return a future. Other CONFIG sub-commands go to the store unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from jshost import errors
+from jshost.commands.grammar import (
+    DeleteArgs,
+    LoadArgs,
+    check_arity,
+    parse_call,
+    parse_function_command,
+)
+from jshost.commands.store_cmds import then
+from jshost.errors import Era, ReplyError
+from jshost.listing import list_libraries
+from jshost.replies import OK, ErrorReply
+from jshost.settings import PREFIX
+
+if TYPE_CHECKING:
+    from jshost.commands.dispatch import Handler
+    from jshost.connection import ClientState
+
+_PREFIX_BYTES = PREFIX.encode()
+#: The ACL user libraries are loaded as (jshost knows only `default`).
+USER = "default"
+
+
+def function_command(era: Era, command: str) -> Handler:
+    """RG.FUNCTION (rg) / TFUNCTION (tf): LOAD, DEL/DELETE, LIST."""
+
+    def handler(client: ClientState, argv: list[bytes]) -> Any:
+        check_arity(command, len(argv))
+        parsed = parse_function_command(argv[1:], era)
+        host = client.ctx.host
+        if isinstance(parsed, LoadArgs):
+            if parsed.debug:
+                raise ReplyError(errors.DEBUG_SERVER_ADDRESS_NOT_SPECIFIED)
+            host.load(parsed.code, parsed.config_text, parsed.replace, era, USER)
+            return OK
+        if isinstance(parsed, DeleteArgs):
+            host.delete(parsed.library)
+            return OK
+        return list_libraries(host, era, parsed)
+
+    return handler
+
+
+def call_command(era: Era, command: str, *, asynchronous: bool) -> Handler:
+    """RG.FCALL / RG.FCALLASYNC (rg) and TFCALL / TFCALLASYNC (tf)."""
+
+    def handler(client: ClientState, argv: list[bytes]) -> Any:
+        check_arity(command, len(argv))
+        call = parse_call(argv[1:], era)
+        return client.ctx.host.call(
+            era,
+            call,
+            asynchronous=asynchronous,
+            blocking_allowed=not client.in_exec,
+            db=client.session.db,
+        )
+
+    return handler
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def config_get_command(command: str) -> Handler:
+    """RG.CONFIG_GET / TCONFIG_GET ``name ...``: CONFIG GET of ``redisgears_2.<name> ...``."""
+
+    def handler(client: ClientState, argv: list[bytes]) -> Any:
+        if len(argv) < 2:
+            raise ReplyError(errors.wrong_arity(command))
+        names = [PREFIX + _text(name) for name in argv[1:]]
+        return _pairs(client.ctx.host.settings.get(*names))
+
+    return handler
+
+
+def config_set_command(command: str) -> Handler:
+    """RG.CONFIG_SET / TCONFIG_SET ``name value ...``: CONFIG SET of the prefixed names."""
+
+    def handler(client: ClientState, argv: list[bytes]) -> Any:
+        if len(argv) < 3 or len(argv) % 2 == 0:
+            raise ReplyError(errors.wrong_arity(command))
+        words = [_text(word) for word in argv[1:]]
+        pairs = [(PREFIX + name, value) for name, value in zip(words[::2], words[1::2])]
+        client.ctx.host.settings.set_many(pairs)
+        return OK
+
+    return handler
+
+
+def config(client: ClientState, argv: list[bytes]) -> Any:
+    """CONFIG: GET and SET see the host's settings too; other sub-commands go to the store."""
+    sub = argv[1].lower()
+    if sub == b"get":
+        return _config_get(client, argv)
+    if sub == b"set":
+        return _config_set(client, argv)
+    return _forward(client, argv)
+
+
+def _config_get(client: ClientState, argv: list[bytes]) -> Any:
+    """``CONFIG GET pattern ...``: the store's matches, then the host's (a pattern may match
+    both, e.g. ``*``)."""
+    ours = _pairs(client.ctx.host.settings.get(*(_text(p) for p in argv[2:])))
+
+    def merge(theirs: Any) -> Any:
+        if isinstance(theirs, ErrorReply) or not isinstance(theirs, (dict, list)):
+            return theirs
+        merged = dict(zip(theirs[::2], theirs[1::2])) if isinstance(theirs, list) else theirs
+        return {**merged, **ours}
+
+    return then(_forward(client, argv), merge)
+
+
+def _config_set(client: ClientState, argv: list[bytes]) -> Any:
+    """``CONFIG SET name value ...``, all or nothing: the host's names are set first and put
+    back if the store refuses the others."""
+    if len(argv) % 2:
+        raise ReplyError(errors.wrong_arity("config|set"))
+    pairs = list(zip(argv[2::2], argv[3::2]))
+    ours = [(_text(n), _text(v)) for n, v in pairs if n.lower().startswith(_PREFIX_BYTES)]
+    if not ours:
+        return _forward(client, argv)
+    settings = client.ctx.host.settings
+    rest = [word for n, v in pairs if not n.lower().startswith(_PREFIX_BYTES) for word in (n, v)]
+    previous = settings.get(*(name for name, _ in ours))
+    settings.set_many(ours)
+    if not rest:
+        return OK
+
+    def undo_on_error(reply: Any) -> Any:
+        if isinstance(reply, ErrorReply):
+            settings.set_many(previous)
+        return reply
+
+    return then(_forward(client, [argv[0], argv[1], *rest]), undo_on_error)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _pairs(pairs: list[tuple[str, str]]) -> dict[bytes, bytes]:
+    """CONFIG GET's reply: a map (RESP3) that RESP2 clients get as a flat array."""
+    return {_bytes(name): _bytes(value) for name, value in pairs}
+
+
+def _text(word: bytes) -> str:
+    # Setting names are ASCII; other bytes survive the round trip into error texts.
+    return word.decode("utf-8", "surrogateescape")
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _forward(client: ClientState, argv: list[bytes]) -> Any:
+    dispatcher = client.ctx.dispatcher
+    assert dispatcher is not None
+    return dispatcher.forward(client, argv)
+
+
+def _family(era: Era, function: str, call: str) -> dict[bytes, Callable[..., Any]]:
+    return {
+        function.encode(): function_command(era, function),
+        call.encode(): call_command(era, call, asynchronous=False),
+        f"{call}async".encode(): call_command(era, f"{call}async", asynchronous=True),
+    }
+
+
+HANDLERS: dict[bytes, Handler] = {
+    **_family("rg", "rg.function", "rg.fcall"),
+    **_family("tf", "tfunction", "tfcall"),
+    b"rg.config_get": config_get_command("rg.config_get"),
+    b"rg.config_set": config_set_command("rg.config_set"),
+    b"tconfig_get": config_get_command("tconfig_get"),
+    b"tconfig_set": config_set_command("tconfig_set"),
+    b"config": config,
+}

@@ -1,0 +1,378 @@
+"""One client connection: bytes in, commands to the dispatcher, replies out in order.
+
+This module knows the Redis protocol and the rules of reply ordering, not what any command
+does. Per connection it keeps:
+
+* a `RequestParser` (sans-I/O, `jshost.resp`) fed with every read;
+* a `ClientState`: protocol (2 or 3), auth, name, MULTI queue, pub/sub counts — the state the
+  command modules read and change;
+* an output buffer. Replies are encoded into it as commands run and the buffer is written
+  **once per event-loop pass** (a `loop.call_soon` flush scheduled when it goes non-empty),
+  so a pipeline of N commands read in one chunk leaves in one write.
+
+Ordering, as in Redis: commands run in arrival order and each reply is appended before the next
+command runs. When a command answers with a future (an `RG.FCALLASYNC` waiting on a promise, a
+`BLPOP` waiting for data) the connection is *blocked*: later bytes keep arriving and stay in the
+parser (the query buffer, bounded by its limit) without being executed — as Redis leaves a
+blocked client's query buffer unprocessed — and processing resumes right after the future's
+reply has been appended. Other connections are never held up: nothing here waits.
+
+Malformed input gets Redis's protocol error reply, then the connection is closed once that reply
+is written; more than the query buffer limit of unprocessed input closes it without a reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from jshost.errors import ReplyError, ServerErrors
+from jshost.replies import ErrorReply, Push, Status
+from jshost.resp import ProtocolError, QueryBufferLimitExceeded, RequestParser, encode_into
+from jshost.store import NO_REPLY, CommandInfo, Session
+
+if TYPE_CHECKING:
+    from jshost.commands.dispatch import Dispatcher, ServerContext
+
+log = logging.getLogger("jshost.server")
+
+
+class RawReply(bytes):
+    """A reply already encoded for this client's protocol; written as it is.
+
+    Used where the typed vocabulary of `jshost.replies` cannot say what Redis sends, e.g. the
+    RESP2 null array ``*-1`` (BLPOP timeout, EXEC after a WATCH failure).
+    """
+
+    __slots__ = ()
+
+
+#: Push kinds that carry the client's subscription count as their third element.
+_SUBSCRIPTION_PUSHES: Final = {
+    b"subscribe": "channels",
+    b"unsubscribe": "channels",
+    b"psubscribe": "channels",  # Redis counts channels and patterns together ...
+    b"punsubscribe": "channels",
+    b"ssubscribe": "shard",  # ... and shard channels apart
+    b"sunsubscribe": "shard",
+}
+
+
+@dataclass(eq=False)
+class ClientState:
+    """What the command modules may read and change about one client."""
+
+    ctx: ServerContext
+    session: Session
+    id: int
+    peer: str
+    local: str
+    fd: int = -1
+    protocol: int = 2
+    authenticated: bool = True
+    name: bytes | None = None
+    lib_name: bytes = b""
+    lib_ver: bytes = b""
+    #: Commands queued since MULTI, or None outside a transaction.
+    multi: list[list[bytes]] | None = None
+    #: A command was refused while queueing: EXEC must answer EXECABORT.
+    multi_dirty: bool = False
+    #: WATCH succeeded since the last EXEC / DISCARD / UNWATCH / RESET: EXEC asks the store.
+    watching: bool = False
+    #: True while EXEC runs its queue: host calls then run with blocking denied (SPEC §4.5).
+    in_exec: bool = False
+    #: Subscription counts reported by the store's pushes ("channels" and "shard").
+    subscriptions: dict[str, int] = field(default_factory=dict)
+    #: In pub/sub mode: subscribed to at least one channel, pattern or shard channel.
+    subscribed: bool = False
+    #: Pushes are dropped while set (RESET unsubscribes silently, as Redis does).
+    mute_pushes: bool = False
+    #: Close the connection once the replies so far are written (QUIT).
+    close_after_reply: bool = False
+    created: float = field(default_factory=time.monotonic)
+    #: The command being (or last) run, as CLIENT INFO's `cmd=` shows it.
+    last_command: CommandInfo | None = None
+
+    def note_push(self, push: Push) -> None:
+        """Track the subscription count carried by subscribe/unsubscribe confirmations."""
+        if len(push) == 3 and type(push[2]) is int:
+            kind = _SUBSCRIPTION_PUSHES.get(push[0]) if isinstance(push[0], bytes) else None
+            if kind is not None:
+                self.subscriptions[kind] = push[2]
+                self.subscribed = any(self.subscriptions.values())
+
+    def reset_subscriptions(self) -> None:
+        """Forget every subscription (RESET)."""
+        self.subscriptions.clear()
+        self.subscribed = False
+
+
+class Connection(asyncio.Protocol):
+    """The asyncio protocol of one client (see the module docstring for the rules)."""
+
+    def __init__(
+        self,
+        ctx: ServerContext,
+        dispatcher: Dispatcher,
+        on_open: Callable[[Connection], None],
+        on_close: Callable[[Connection], None],
+    ) -> None:
+        self._ctx = ctx
+        self._dispatcher = dispatcher
+        self._on_open = on_open
+        self._on_close = on_close
+        self._parser = RequestParser()
+        self._out = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._flush_scheduled = False
+        self._closing = False  # no more commands are run; close once the output is written
+        self._closed = False  # connection_lost was called
+        self._waiting: asyncio.Future[Any] | None = None  # the command this client is blocked on
+        self._owns_waiting = False  # the future is our own task (a store wait): cancel on close
+        self.client: ClientState | None = None
+        self.writes = 0  # transport writes so far (replies are coalesced: about one per pass)
+
+    # --- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        session = self._ctx.store.open_session()
+        session.on_push = self._on_push
+        self.client = ClientState(
+            ctx=self._ctx,
+            session=session,
+            id=self._ctx.client_id(session),
+            peer=_address(transport.get_extra_info("peername")),
+            local=_address(transport.get_extra_info("sockname")),
+            fd=_fileno(transport),
+            authenticated=self._ctx.requirepass is None,
+        )
+        self._on_open(self)
+        log.debug("client %d connected from %s", self.client.id, self.client.peer)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed(data)
+        except QueryBufferLimitExceeded as exc:
+            log.debug("client %s: %s; closing", self._client_id(), exc)
+            self.abort()
+            return
+        if self._waiting is None and not self._closing:
+            self._process()
+
+    def eof_received(self) -> bool | None:
+        # The client half-closed: send the replies already made, then close (return False), as
+        # Redis closes a client whose read returns 0. A command still blocked is dropped.
+        self._write_out()
+        return False
+
+    def pause_writing(self) -> None:
+        # The client does not read its replies: stop reading its commands until it does.
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = self._closing = True
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            # A host future keeps running (its JS finishes); its reply is dropped by `_resumed`.
+            waiting.add_done_callback(_retrieve)
+            if self._owns_waiting:
+                waiting.cancel()
+        if self.client is not None:
+            self.client.session.close()
+            log.debug("client %d disconnected", self.client.id)
+        self._on_close(self)
+
+    # --- processing ----------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Run the buffered commands in order until they run out or one blocks the client."""
+        client = self.client
+        assert client is not None
+        parser = self._parser
+        dispatch = self._dispatcher.dispatch
+        out = self._out
+        try:
+            while True:
+                try:
+                    argv = parser.get_command()
+                except ProtocolError as exc:
+                    log.debug("client %d: %s; closing", client.id, exc.message)
+                    self._append(exc.reply)
+                    self._close_after_output()
+                    return
+                if argv is None:
+                    break
+                result = dispatch(client, argv)
+                kind = type(result)
+                if kind is RawReply:
+                    out += result
+                elif kind is bytes or kind is Status or kind is int or kind is ErrorReply:
+                    encode_into(out, result)  # encoded alike in RESP2 and RESP3
+                elif result is NO_REPLY:
+                    pass
+                elif isinstance(result, asyncio.Future):
+                    self._block(result)
+                    break
+                else:
+                    self._append(result)
+                if client.close_after_reply:
+                    self._close_after_output()
+                    break
+        finally:
+            if self._out and not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush)
+
+    def _block(self, future: asyncio.Future[Any]) -> None:
+        """Hold this client until `future` gives the reply of its current command."""
+        self._waiting = future
+        self._owns_waiting = isinstance(future, asyncio.Task)
+        future.add_done_callback(self._resumed)
+
+    def _resumed(self, future: asyncio.Future[Any]) -> None:
+        """The blocking command finished: append its reply, then run what queued up behind."""
+        if future is not self._waiting:
+            _retrieve(future)  # the client went away (or was shut down): drop the reply
+            return
+        self._waiting = None
+        self._append(_outcome(future))
+        if self._closing:
+            self._schedule_flush()
+        else:
+            self._process()
+
+    def _append(self, reply: Any) -> None:
+        """Encode a reply (or a RawReply) into the output buffer, in the client's protocol."""
+        if reply is NO_REPLY:
+            return
+        if type(reply) is RawReply:
+            self._out += reply
+        else:
+            out = self._out
+            mark = len(out)
+            try:
+                encode_into(out, reply, self.client.protocol if self.client else 2)
+            except (TypeError, ValueError) as exc:  # a reply jshost cannot encode: a bug
+                del out[mark:]
+                log.exception("cannot encode a reply for client %s", self._client_id())
+                encode_into(out, ErrorReply(ServerErrors.INTERNAL_ERROR.format(type(exc).__name__)))
+        self._schedule_flush()
+
+    def _on_push(self, push: Push) -> None:
+        """A push for this client from the store (pub/sub): goes out with the next flush."""
+        client = self.client
+        if client is None or client.mute_pushes or self._closed:
+            return
+        client.note_push(push)
+        self._append(push)
+
+    # --- output --------------------------------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and self._out:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """The once-per-pass flush: write everything buffered; close afterwards if asked to."""
+        self._flush_scheduled = False
+        self._write_out()
+
+    def _write_out(self) -> None:
+        """Write the output buffer in one call."""
+        transport = self._transport
+        if transport is None or self._closed:
+            self._out = bytearray()
+            return
+        if self._out:
+            # A new buffer rather than clear(): the transport may keep a view of the old one.
+            data, self._out = self._out, bytearray()
+            transport.write(data)
+            self.writes += 1
+        if self._closing and self._waiting is None:
+            transport.close()  # after the write: asyncio sends buffered data first
+
+    def _close_after_output(self) -> None:
+        """Stop running commands; close once the replies so far are written."""
+        self._closing = True
+        if self._transport is not None:
+            self._transport.pause_reading()
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    # --- server side ---------------------------------------------------------------------------
+
+    @property
+    def blocked(self) -> bool:
+        """Whether this client waits on a command's future."""
+        return self._waiting is not None
+
+    @property
+    def waiting(self) -> asyncio.Future[Any] | None:
+        """The future this client is blocked on, if any."""
+        return self._waiting
+
+    def shutdown(self) -> None:
+        """Server shutdown: fail the command this client waits on, write, then close."""
+        if self._closed:
+            return
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting.add_done_callback(_retrieve)
+            if self._owns_waiting:
+                waiting.cancel()
+            self._append(ErrorReply(ServerErrors.SHUTTING_DOWN))
+        self._close_after_output()
+
+    def abort(self) -> None:
+        """Close at once, dropping unsent output."""
+        self._closing = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _client_id(self) -> str:
+        return str(self.client.id) if self.client is not None else "?"
+
+
+def _outcome(future: asyncio.Future[Any]) -> Any:
+    """The reply a finished future stands for: its result, or its error as an error reply."""
+    if future.cancelled():
+        return ErrorReply(ServerErrors.SHUTTING_DOWN)
+    exc = future.exception()
+    if exc is None:
+        return future.result()
+    if isinstance(exc, ReplyError):
+        return ErrorReply(exc.text)
+    log.error("a blocked command failed", exc_info=exc)
+    return ErrorReply(ServerErrors.INTERNAL_ERROR.format(type(exc).__name__))
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a dropped future's exception as seen (asyncio would log it otherwise)."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _fileno(transport: asyncio.BaseTransport) -> int:
+    sock = transport.get_extra_info("socket")
+    return sock.fileno() if sock is not None else -1
+
+
+def _address(addr: Any) -> str:
+    """`host:port` of a socket address (as CLIENT INFO shows it)."""
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return f"{addr[0]}:{addr[1]}"
+    return str(addr or "")
