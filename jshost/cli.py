@@ -25,7 +25,7 @@ from jshost.errors import ServerErrors
 from jshost.host import Host
 from jshost.server import Server, run
 from jshost.settings import Settings
-from jshost.store import EmbeddedStore, Store
+from jshost.store import EmbeddedStore, RemoteStore, Store
 
 
 @click.group()
@@ -60,14 +60,16 @@ def main() -> None:
     "--backend",
     default=None,
     metavar="URL",
-    help="A Redis to use as the store (not available yet).",
+    help="A real Redis/Valkey as the store: redis://[[user]:password@]host[:port][/db] or "
+    "rediss://... Libraries are then kept in that Redis (as Redis functions).",
 )
 @click.option(
     "--dir",
     "data_dir",
     default=None,
-    type=click.Path(path_type=Path),
-    help="Where the embedded store would persist its data.",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Embedded store only: keep libraries and data in this directory (data is written on "
+    "SAVE and at shutdown). Without it, everything is in memory.",
 )
 @click.option("-v", "--verbose", count=True, help="More logging (-v: debug).")
 def serve(
@@ -100,7 +102,8 @@ def serve(
         sys.stdout.flush()
 
     try:
-        asyncio.run(run(host, bind=bind, port=port, requirepass=requirepass, on_started=started))
+        asyncio.run(run(host, bind=bind, port=port, requirepass=requirepass, on_started=started,
+                        data_dir=data_dir))
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise click.ClickException(
@@ -110,11 +113,15 @@ def serve(
 
 def _open_store(backend: str | None, data_dir: Path | None) -> tuple[Store, str]:
     """The store to serve and its label for the startup line."""
-    if backend is not None:
-        raise click.UsageError(ServerErrors.BACKEND_NOT_AVAILABLE)
+    if backend is None:
+        return EmbeddedStore(), "embedded" if data_dir is None else f"embedded, dir {data_dir}"
     if data_dir is not None:
-        raise click.UsageError(ServerErrors.DIR_NOT_AVAILABLE)
-    return EmbeddedStore(), "embedded"
+        raise click.UsageError(ServerErrors.DIR_WITH_BACKEND)
+    try:
+        store = RemoteStore(backend)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    return store, f"redis at {store.url.address}/{store.db}"
 
 
 def _read_settings(config_file: Path | None, overrides: tuple[str, ...]) -> dict[str, str]:

@@ -666,8 +666,9 @@ class ServerErrors:
     # jshost's own
     SHUTTING_DOWN = "ERR jshost is shutting down: the command was not completed"
     INTERNAL_ERROR = "ERR internal error in jshost: {}"  # .format(exception type)
-    BACKEND_NOT_AVAILABLE = "--backend is not available yet: only the embedded store can be served"
-    DIR_NOT_AVAILABLE = "--dir is not available yet: the embedded store is not persisted"
+    DIR_WITH_BACKEND = (
+        "--dir is for the embedded store; with --backend, libraries are kept in that Redis"
+    )
     CONFIG_FILE_LINE = "{path}:{line}: expected '<setting> <value>', got {text!r}"
     SET_OPTION = "--set expects NAME=VALUE, got {text!r}"
     CANNOT_LISTEN = "cannot listen on {address}: {reason}"

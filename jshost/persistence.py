@@ -22,11 +22,14 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jshost.errors import Era
 from jshost.replies import ErrorReply, Push
 from jshost.store import Session, Store
+
+if TYPE_CHECKING:
+    from jshost.host import Host
 
 log = logging.getLogger("jshost.persistence")
 
@@ -250,3 +253,60 @@ def _atomic_write(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+# --- the server's persistence, by store ---------------------------------------------------------
+
+
+class Persistence:
+    """Sets up what a server keeps across restarts, for its kind of store:
+
+    - remote store: libraries in Redis (`RedisArchive`), followed across instances;
+    - embedded store with a directory: libraries and data in it (`DirectoryArchive`,
+      `save_data` on `SAVE` and at shutdown);
+    - embedded store without one: nothing (memory only).
+    """
+
+    def __init__(self, host: Host, directory: Path | None = None) -> None:
+        self.host = host
+        self.directory = directory
+        self.follower: LibraryFollower | None = None
+
+    @property
+    def saves_data(self) -> bool:
+        """Whether `SAVE` writes the data (embedded store with a directory)."""
+        return self.directory is not None
+
+    async def start(self) -> None:
+        """Load what was kept and start keeping changes."""
+        from jshost.store import RemoteStore
+
+        host = self.host
+        if isinstance(host.store, RemoteStore):
+            archive = RedisArchive(host.session(0))
+            host.archive = archive
+            loaded = host.restore(archive.load_all())
+            self.follower = LibraryFollower(archive, host.store.open_session(), host.follow)
+            await self.follower.start()
+            log.info("%d libraries loaded from Redis; following changes on %s", loaded,
+                     CHANGES_CHANNEL.decode())
+        elif self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            keys = load_data(host.store, self.directory)
+            host.archive = DirectoryArchive(self.directory)
+            loaded = host.restore(host.archive.load_all())
+            log.info("%d keys and %d libraries loaded from %s", keys, loaded, self.directory)
+
+    def save(self) -> int:
+        """Snapshot the data (embedded store with a directory); returns the keys written."""
+        if self.directory is None:
+            return 0
+        count = save_data(self.host.store, self.directory)
+        log.info("saved %d keys to %s", count, self.directory / "data.jsonl")
+        return count
+
+    async def stop(self) -> None:
+        """At a graceful shutdown: a last snapshot."""
+        if self.follower is not None:
+            self.follower.subscriber.close()
+        self.save()

@@ -24,12 +24,14 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from jshost.commands.dispatch import Dispatcher, ServerContext
 from jshost.connection import Connection
 from jshost.host import Host
+from jshost.persistence import Persistence
 
 log = logging.getLogger("jshost.server")
 
@@ -167,10 +169,15 @@ async def run(
     port: int = 6379,
     requirepass: str | None = None,
     on_started: Callable[[Server], None] | None = None,
+    data_dir: Path | None = None,
 ) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully and close host and store."""
+    """Serve until SIGINT or SIGTERM, then shut down gracefully and close host and store.
+    Libraries (and, with `data_dir`, the embedded store's data) are loaded first and kept."""
     server = Server(host, bind=bind, port=port, requirepass=requirepass)
+    persistence = Persistence(host, data_dir)
+    server.ctx.persistence = persistence
     loop = asyncio.get_running_loop()
+    await persistence.start()
     await server.start()
     signals = (signal.SIGINT, signal.SIGTERM)
     for signum in signals:
@@ -183,6 +190,7 @@ async def run(
         for signum in signals:
             loop.remove_signal_handler(signum)
         await server.shutdown()
+        await persistence.stop()
         host.close()
         await host.store.aclose()
 

@@ -34,7 +34,7 @@ from jshost.server import Server
 from jshost.settings import Settings
 from jshost.store import EmbeddedStore
 
-STARTUP_LINE = re.compile(r"^jshost (\S+) listening on (\S+):(\d+) \(store: (\w+)\)$")
+STARTUP_LINE = re.compile(r"^jshost (\S+) listening on (\S+):(\d+) \(store: (\w+)[^)]*\)$")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ store."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -118,3 +118,62 @@ async def test_directory_keeps_libraries_and_data(tmp_path: Path) -> None:
     assert 0 < s2.call([b"PTTL", b"h"]) <= 100000
     host2.delete("lib")
     assert DirectoryArchive(tmp_path).load_all() == []
+
+
+# --- through `jshost serve` -----------------------------------------------------------------------
+
+
+def _client(port: int):  # noqa: ANN202 - a redis-py client
+    import redis
+
+    return redis.Redis(port=port, decode_responses=False)
+
+
+def test_serve_with_dir_keeps_libraries_and_data_across_restarts(tmp_path: Path) -> None:
+    from tests.server_fixture import JshostProcess
+
+    with JshostProcess("--dir", str(tmp_path)) as first:
+        c = _client(first.port)
+        c.execute_command("RG.FUNCTION", "LOAD", V1)
+        c.set("k", "v")
+        assert first.stop() == 0  # graceful: data written at shutdown
+    with JshostProcess("--dir", str(tmp_path)) as second:
+        c = _client(second.port)
+        assert c.execute_command("RG.FCALL", "lib", "v", "0") == 1
+        assert c.get("k") == b"v"
+        c.set("k", "w")
+        assert c.execute_command("SAVE") in (b"OK", True)
+        second.kill()  # no graceful shutdown: only what SAVE wrote survives
+    with JshostProcess("--dir", str(tmp_path)) as third:
+        assert _client(third.port).get("k") == b"w"
+
+
+@needs_redis
+def test_serve_with_backend_shares_libraries_between_instances(server: RedisServer) -> None:
+    from tests.server_fixture import JshostProcess
+
+    _client(server.port).function_flush()
+    with JshostProcess("--backend", server.url) as a, JshostProcess("--backend", server.url) as b:
+        ca, cb = _client(a.port), _client(b.port)
+        ca.execute_command("RG.FUNCTION", "LOAD", V1)
+        assert ca.execute_command("RG.FCALL", "lib", "v", "0") == 1
+        # b learns of it through pub/sub; poll its LIST (an event on another process).
+        _wait_for(lambda: cb.execute_command("RG.FUNCTION", "LIST") != [])
+        assert cb.execute_command("RG.FCALL", "lib", "v", "0") == 1
+        ca.execute_command("RG.FUNCTION", "LOAD", "UPGRADE", V2)
+        _wait_for(lambda: cb.execute_command("RG.FCALL", "lib", "v", "0") == 2)
+    _client(server.port).flushall()
+    with JshostProcess("--backend", server.url) as c:
+        assert _client(c.port).execute_command("RG.FCALL", "lib", "v", "0") == 2
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll a condition that another process makes true (there is no event to await across
+    processes); fails after `timeout`."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from jshost.commands import connection_cmds, gears, store_cmds, transactions
+from jshost.commands import connection_cmds, gears, persistence_cmds, store_cmds, transactions
 from jshost.connection import RawReply
 from jshost.errors import ReplyError, ServerErrors
 from jshost.replies import ErrorReply
@@ -38,6 +38,7 @@ from jshost.store.command_table import CommandTable
 if TYPE_CHECKING:
     from jshost.connection import ClientState
     from jshost.host import Host
+    from jshost.persistence import Persistence
 
 log = logging.getLogger("jshost.server")
 
@@ -76,6 +77,8 @@ class ServerContext:
     #: Asks the server to shut down (SHUTDOWN); set by `jshost.server.Server`.
     request_shutdown: Callable[[], None] = lambda: None
     dispatcher: Dispatcher | None = None
+    #: What the server keeps across restarts (`SAVE` writes the embedded store's data with it).
+    persistence: Persistence | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -176,7 +179,7 @@ def _internal_error(argv: list[bytes], exc: Exception) -> ErrorReply:
 def default_handlers() -> dict[bytes, Handler]:
     """Every command jshost answers itself, by lower-case name."""
     handlers: dict[bytes, Handler] = {}
-    for family in (connection_cmds, transactions, gears):
+    for family in (connection_cmds, transactions, gears, persistence_cmds):
         overlap = handlers.keys() & family.HANDLERS.keys()
         if overlap:
             raise RuntimeError(f"commands claimed twice: {sorted(overlap)}")
