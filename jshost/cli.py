@@ -26,6 +26,7 @@ from jshost.host import Host
 from jshost.server import Server, run
 from jshost.settings import Settings
 from jshost.store import EmbeddedStore, RemoteStore, Store
+from jshost.store.remote import BackendError
 
 
 @click.group()
@@ -93,7 +94,10 @@ def serve(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     store, store_label = _open_store(backend, data_dir)
-    host = Host(store, settings)
+    try:
+        host = Host(store, settings)
+    except BackendError as exc:
+        raise click.ClickException(str(exc)) from None
 
     def started(server: Server) -> None:
         click.echo(
