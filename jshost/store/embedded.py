@@ -16,15 +16,49 @@ test `test_fakeredis_internals_shape` fails loudly when they change). What is us
 * `Database.notify_watch(key)` is called for every key a command writes (and by FLUSHDB/MOVE):
   `_TrackedDatabase` uses it to learn which keys blocked clients wait on became ready.
 * `FakeServer.dbs` (a defaultdict of `Database`) gets our `_TrackedDatabase` as its factory.
+* Keyspace events (see below): `FakeSocket._run_command(func, sig, args, from_script)` runs each
+  command proper (also each command of EXEC and each `redis.call` of a script) and calls
+  `_keyspace_notifications(command_items, event)` after writing back; `CommandItem.key` and
+  `.is_modified`; `Database._dict` (the raw items), `Item.value` / `.expireat`,
+  `Database._expiry_heap` (soonest expiry first), `Database.expired(item)`, and the two places
+  fakeredis drops expired keys, `Database.__getitem__` and `Database._remove_expired`;
+  `XStream._groups` / `StreamGroup.consumers`; `FakeServer.config`, `.subscribers`,
+  `.psubscribers`.
 
 Replies come out typed as RESP3 types them (sessions are pinned to protocol 3); `_REPLY_FIXES`
 restores the types fakeredis flattens (sets sent as arrays, verbatim strings sent as bulk).
+
+Keyspace events
+---------------
+fakeredis names its notifications after the command (`incr`, `mset`, `setex`) and never sends
+`expired`, `evicted` or `keymiss`. The store replaces them with Redis 7's events, computed by
+`jshost.keyspace_events` from each command's arguments, reply, and the state of its keys before
+and after it ran (`_Socket._run_command`). They go, in order, to `EmbeddedStore.on_keyspace_event`
+as `(session, db, event, key)`, synchronously, once the command (a whole EXEC or script) has run
+and before its reply is returned -- so a listener is atomic with the write, as a sync keyspace
+trigger must be (SPEC §7.3). `session` is the session whose command caused the event (a client's,
+or the session JS calls through: the host mutes those, §7.4), or None for active expiry. The same
+events are published on `__keyspace@<db>__:<key>` / `__keyevent@<db>__:<event>` when
+`notify-keyspace-events` selects them, as Redis does (fakeredis' own names are not published).
+
+* `expired`: fakeredis drops an expired key when a command looks it up; the store reports that
+  (lazy expiry, attributed to the session whose command found it, before that command's events).
+  An active-expiry timer, armed on the running event loop for the soonest TTL of any database,
+  deletes due keys with no client access and reports `expired` (session None). Precision: the
+  timer fires ~1 ms after the key's expiry time (event-loop timer resolution), or as soon as the
+  loop is free if it is busy; without a running loop (plain synchronous use) expiry stays lazy.
+  Redis's own active expiry samples keys at 10 Hz, so it is never more precise than this.
+* `evicted`: never sent: the embedded store has no maxmemory, so nothing is evicted.
+* `keymiss`: from the commands that read keys (the `jshost.keyspace_events` table), for keys that
+  were missing before the command ran.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
+import math
 import os
 import platform
 import re
@@ -43,8 +77,17 @@ from fakeredis._core._database import CommandItem, Database
 from fakeredis._helpers import NoResponse, SimpleError, SimpleString, compile_pattern
 from fakeredis._msgs import FLAG_NO_SCRIPT, WRONGTYPE_MSG
 from fakeredis._socket import FakeSocket
-from fakeredis.model import get_all_commands_info
+from fakeredis.model import XStream, get_all_commands_info
 
+from jshost.keyspace_events import (
+    MISSING,
+    CommandFacts,
+    KeyEvent,
+    KeyState,
+    event_enabled,
+    notify_flags,
+    redis_events,
+)
 from jshost.replies import ErrorReply, Push, Reply, SetReply, Status, Verbatim
 from jshost.store.base import NO_REPLY, PushHandler, Session, Store
 from jshost.store.command_table import CommandTable, unknown_command_error
@@ -290,6 +333,31 @@ class _TrackedDatabase(Database):
         super().__init__(lock)
         self.waiters: dict[bytes, deque[_Waiter]] = {}
         self.store = store
+        self.index: int | None = None  # its number in `server.dbs`, found on first need
+
+    # -- expiry: fakeredis drops expired keys in these two places; we report each one ----------
+
+    def __getitem__(self, key: bytes) -> Any:
+        item = self._dict[key]
+        if self.expired(item):
+            del self._dict[key]
+            self.store._key_expired(self, key)
+            raise KeyError(key)
+        return item
+
+    def _remove_expired(self) -> None:
+        heap = self._expiry_heap  # (expiry, key), soonest first; stale entries are skipped
+        while heap and heap[0][0] < self.time:
+            _, key = heapq.heappop(heap)
+            item = self._dict.get(key)
+            if item is not None and self.expired(item):
+                del self._dict[key]
+                self.store._key_expired(self, key)
+
+    def schedule_expiry(self, key: bytes, expireat: float | None) -> None:
+        super().schedule_expiry(key, expireat)
+        if expireat is not None:
+            self.store._expiry_dirty = True  # the active-expiry timer may have to fire sooner
 
     def notify_watch(self, key: bytes) -> None:
         super().notify_watch(key)  # WATCH bookkeeping; fakeredis calls this for every write
@@ -302,6 +370,79 @@ class _TrackedDatabase(Database):
             if isinstance(db, _TrackedDatabase):
                 for key in list(db.waiters):
                     self.store._key_ready(db, key)
+
+
+# ------------------------------------------------------------------------------------------------
+# Keyspace events
+# ------------------------------------------------------------------------------------------------
+
+#: The listener of keyspace events: `(session or None, db, event, key)` (see the module doc).
+KeyspaceListener = Callable[["EmbeddedSession | None", int, bytes, bytes], None]
+
+#: Commands that only run other commands (each of which reports its own events).
+_RUNS_OTHERS = frozenset(("exec", "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"))
+
+#: Commands that delete their key when given an expiry time already past (checkAlreadyExpired);
+#: SET ... PXAT <past> keeps it until it is expired, in Redis too.
+_PAST_EXPIRY_DELETES = frozenset(("expire", "pexpire", "expireat", "pexpireat", "getex"))
+
+#: fakeredis error texts that differ from Redis' in a way that matters to keyspace events (the
+#: error says whether the command had looked its keys up): command → (fakeredis prefix, Redis).
+_EVENT_ERROR_FIXES: dict[str, tuple[str, str]] = {
+    "xreadgroup": ("ERR The XGROUP subcommand requires the key to exist", "NOGROUP"),
+}
+
+_FLUSHES = frozenset(("flushdb", "flushall"))
+
+_NOTIFY_CONFIG = b"notify-keyspace-events"
+_EXPIRY_SLACK = 0.001  # seconds after a key's expiry time that the expiry timer fires
+
+
+def _key_state(item: Any) -> KeyState:
+    """What `jshost.keyspace_events` needs to know of a stored item (None: no key)."""
+    if item is None:
+        return MISSING
+    value = item.value
+    try:
+        size = len(value)
+    except TypeError:
+        size = 0
+    if not size and not isinstance(value, (bytes, XStream)):
+        # fakeredis may leave an emptied container behind (LMPOP); to its commands, as to
+        # Redis, that key does not exist. (An empty stream does exist.)
+        return MISSING
+    consumers: frozenset[tuple[bytes, bytes]] = frozenset()
+    if isinstance(value, XStream):  # XREADGROUP / XCLAIM notify the consumers they create
+        consumers = frozenset(
+            (name, consumer)
+            for name, group in value._groups.items()
+            for consumer in group.consumers
+        )
+    return KeyState(True, size, item.expireat is not None, consumers)
+
+
+@dataclass(eq=False)
+class _CommandContext:
+    """The command being run: the keys of its database found expired while it runs."""
+
+    db: Database
+    expired: list[bytes] = field(default_factory=list)
+    silent: bool = False  # FLUSHDB / FLUSHALL: the keys they drop are not "expired"
+
+
+def _wire_args(args: Sequence[Any]) -> list[bytes]:
+    return [a if type(a) is bytes else str(a).encode() for a in args]
+
+
+_SIG_WORDS: dict[str, list[bytes]] = {}
+
+
+def _sig_words(name: str) -> list[bytes]:
+    """`xgroup create` → [b"xgroup", b"create"] (cached: it runs for every command)."""
+    words = _SIG_WORDS.get(name)
+    if words is None:
+        words = _SIG_WORDS[name] = name.encode().split(b" ")
+    return words
 
 
 # ------------------------------------------------------------------------------------------------
@@ -355,6 +496,7 @@ class _Socket(FakeSocket):
         self._reply: Any = _PENDING
         self._delivered = False
         self._would_block: float | None = None  # set by `_blocking` when a command would wait
+        self._x_items: list[CommandItem] = []  # the items of the last `_run_command`
 
     # -- the command path --------------------------------------------------------------------------
 
@@ -363,15 +505,89 @@ class _Socket(FakeSocket):
         self._reply = _PENDING
         self._delivered = False
         self._would_block = None
+        store = self._session.store
+        outer, store._sink = store._sink, []  # this command's keyspace events (runs may nest)
         try:
             self._process_command(args)
         except Exception as exc:  # a fakeredis bug must not take the client down
             LOG.exception("embedded store failed on %r", args[:1])
-            return ErrorReply(f"ERR internal error in the embedded store: {exc!r}"), None
-        # Not delivered: SUBSCRIBE and co. (NoResponse), or muted by CLIENT REPLY OFF|SKIP.
-        reply = self._reply if self._delivered else NO_REPLY
-        self._reply = _PENDING
-        return reply, self._would_block
+            reply: Reply = ErrorReply(f"ERR internal error in the embedded store: {exc!r}")
+            would_block = None
+        else:
+            # Not delivered: SUBSCRIBE and co. (NoResponse), or muted by CLIENT REPLY OFF|SKIP.
+            reply = self._reply if self._delivered else NO_REPLY
+            would_block = self._would_block
+        finally:
+            events, store._sink = store._sink, outer
+            self._reply = _PENDING
+        # Before the reply goes back: a listener (sync trigger) is atomic with the command.
+        if events:
+            store._deliver(self._session, events)
+        if store._expiry_dirty or store._expiry_loop is not None and store._expiry_loop.is_closed():
+            store._arm_expiry()
+        return reply, would_block
+
+    def _run_command(
+        self, func: Callable[..., Any] | None, sig: Signature, args: list[Any], from_script: bool
+    ) -> Any:
+        # One command proper (also each command of EXEC and each redis.call of a script): note
+        # the state of its keys before and after, and turn that into Redis' keyspace events.
+        store = self._session.store
+        if sig.name in _RUNS_OTHERS or not store._events_wanted():
+            result = super()._run_command(func, sig, args, from_script)
+            if sig.name in _PAST_EXPIRY_DELETES:
+                self._drop_if_expired(args)
+            return result
+        argv = [*_sig_words(sig.name), *_wire_args(args)]
+        db, index = self._db, self._db_num
+        keys = list(dict.fromkeys(store.command_info().keys_of(argv)))
+        context = _CommandContext(db, silent=sig.name in _FLUSHES)
+        outer, store._context = store._context, context
+        try:
+            # `db.get` drops the keys that have expired (lazy expiry), as Redis' lookups would.
+            before = {key: _key_state(db.get(key)) for key in keys}
+            self._x_items = []
+            result = super()._run_command(func, sig, args, from_script)
+            items, self._x_items = self._x_items, []
+            if sig.name in _PAST_EXPIRY_DELETES:
+                self._drop_if_expired(args)
+        finally:
+            store._context = outer
+        raw = db._dict  # after: read raw, so that looking expires (and notifies) nothing
+        failed = isinstance(result, SimpleError)
+        error = None
+        if failed:
+            error = result.value
+            fix = _EVENT_ERROR_FIXES.get(sig.name)
+            if fix is not None and error.startswith(fix[0]):
+                error = fix[1]
+        facts = CommandFacts(
+            args=argv,
+            db=index,
+            reply=None if failed else result,
+            error=error,
+            before=before,
+            after={key: _key_state(raw.get(key)) for key in keys},
+            modified=[item.key for item in items if item.is_modified],
+            expired=context.expired,
+            fallback=sig.name.encode(),
+        )
+        store._emit(redis_events(facts))
+        return result
+
+    def _drop_if_expired(self, args: list[Any]) -> None:
+        """EXPIRE / GETEX ... with a time already past: Redis deletes the key at once, fakeredis
+        keeps it until a lookup (which would then notify `expired` for it). Delete it now."""
+        if not args or type(args[0]) is not bytes:
+            return
+        item = self._db._dict.get(args[0])
+        if item is not None and item.expireat is not None and item.expireat <= self._db.time:
+            del self._db._dict[args[0]]
+
+    def _keyspace_notifications(self, command_items: list[CommandItem], event: bytes) -> None:
+        # fakeredis' notifications are named after the command: `_run_command` computes Redis'
+        # events instead, and needs the items the command touched for its fallback.
+        self._x_items = command_items
 
     def _decode_result(self, result: Any) -> Any:
         # Called once per command with the reply fakeredis built; unless the command sends none
@@ -714,9 +930,15 @@ def _fix_exec(queued: list[list[bytes]], reply: Reply) -> Reply:
 
 
 class EmbeddedStore(Store):
-    """An in-process Redis 7 (fakeredis) shared by all sessions, driven from one event loop."""
+    """An in-process Redis 7 (fakeredis) shared by all sessions, driven from one event loop.
+
+    `on_keyspace_event`, when set, receives every keyspace event as `(session, db, event, key)`
+    (see the module documentation): synchronously, in Redis' order, after the command that
+    caused it ran and before that command's reply is returned.
+    """
 
     def __init__(self, *, config: dict[bytes, bytes] | None = None) -> None:
+        self.on_keyspace_event: KeyspaceListener | None = None
         self.server = FakeServer(version=REDIS_VERSION, server_type="redis", config=config)
         # Every database is one of ours, so writes tell us which waited-on keys became ready.
         self.server.dbs.default_factory = lambda: _TrackedDatabase(self.server.lock, self)
@@ -730,6 +952,17 @@ class EmbeddedStore(Store):
         self._serve_scheduled = False
         self._serving = False
         self._started = time.time()
+        # Keyspace events: the events of the command being run (None between commands), and
+        # the command itself (for the keys it finds expired).
+        self._sink: list[KeyEvent] | None = None
+        self._context: _CommandContext | None = None
+        self._notify: tuple[bytes, frozenset[bytes]] = (b"", frozenset())  # parsed config
+        self._patterns: dict[bytes, re.Pattern[bytes]] = {}
+        # Active expiry: one timer, for the soonest expiry of any database.
+        self._expiry_dirty = False  # an expiry was stored since the timer was armed
+        self._expiry_timer: asyncio.TimerHandle | None = None
+        self._expiry_at = math.inf
+        self._expiry_loop: asyncio.AbstractEventLoop | None = None
 
     def open_session(self) -> EmbeddedSession:
         return EmbeddedSession(self)
@@ -742,6 +975,9 @@ class EmbeddedStore(Store):
     async def aclose(self) -> None:
         for session in list(self._sessions):
             session.close()
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+            self._expiry_timer = None
 
     def serve_blocked(self) -> None:
         """Retry the commands of clients blocked on keys written since the last call, oldest
@@ -757,6 +993,125 @@ class EmbeddedStore(Store):
                     self._serve_key(db, key)
         finally:
             self._serving = False
+
+    # -- keyspace events ---------------------------------------------------------------------------
+
+    def _notify_flags(self) -> frozenset[bytes]:
+        """`notify-keyspace-events` (CONFIG SET may change it), parsed."""
+        config = self.server.config
+        raw = config.get(_NOTIFY_CONFIG)
+        if raw is None:  # CONFIG SET keeps the name as the client spelt it
+            raw = next((v for k, v in config.items() if k.lower() == _NOTIFY_CONFIG), b"")
+        if raw != self._notify[0]:
+            self._notify = (raw, notify_flags(raw))
+        return self._notify[1]
+
+    def _events_wanted(self) -> bool:
+        """Whether anyone can see keyspace events (else the store does not compute them)."""
+        return self.on_keyspace_event is not None or bool(self._notify_flags())
+
+    def _db_index(self, db: _TrackedDatabase) -> int:
+        if db.index is None:  # SWAPDB swaps contents, not objects: the number never changes
+            db.index = next(i for i, d in self.server.dbs.items() if d is db)
+        return db.index
+
+    def _key_expired(self, db: _TrackedDatabase, key: bytes) -> None:
+        """`db` dropped `key` because it expired: report `expired` at the right place."""
+        if not self._events_wanted():
+            return
+        context = self._context
+        if context is not None:
+            if context.silent:
+                return  # flushed, not expired: Redis notifies nothing
+            if context.db is db:
+                context.expired.append(key)  # the command's own events place it (its lookup)
+                return
+        self._emit([KeyEvent(self._db_index(db), b"expired", key)])
+
+    def _emit(self, events: list[KeyEvent]) -> None:
+        """Events of the command being run, delivered when it is over."""
+        if not events:
+            return
+        if self._sink is not None:
+            self._sink.extend(events)
+        else:  # not inside a command: only expiry gets here
+            self._deliver(None, events)
+
+    def _deliver(self, session: EmbeddedSession | None, events: list[KeyEvent]) -> None:
+        listener = self.on_keyspace_event
+        flags = self._notify_flags()
+        publish = bool(flags) and bool(self.server.subscribers or self.server.psubscribers)
+        for event in events:
+            if listener is not None:
+                try:
+                    listener(session, event.db, event.event, event.key)
+                except Exception:  # the listener's failure must not lose the command's reply
+                    LOG.exception("keyspace event listener failed on %r", event)
+            if publish and event_enabled(flags, event.event):
+                self._publish(event, flags)
+
+    def _publish(self, event: KeyEvent, flags: frozenset[bytes]) -> None:
+        """Publish `event` as Redis does: keyspace channel (K), then keyevent channel (E)."""
+        messages = []
+        if b"K" in flags:
+            messages.append((b"__keyspace@%d__:%s" % (event.db, event.key), event.event))
+        if b"E" in flags:
+            messages.append((b"__keyevent@%d__:%s" % (event.db, event.event), event.key))
+        server = self.server
+        for channel, message in messages:
+            for sock in list(server.subscribers.get(channel, ())):
+                sock.put_response([b"message", channel, message])
+            for pattern, socks in list(server.psubscribers.items()):
+                regex = self._patterns.get(pattern)
+                if regex is None:
+                    regex = self._patterns[pattern] = compile_pattern(pattern)
+                if regex.match(channel):
+                    for sock in list(socks):
+                        sock.put_response([b"pmessage", pattern, channel, message])
+
+    # -- active expiry -----------------------------------------------------------------------------
+
+    def _arm_expiry(self) -> None:
+        """(Re)arm the expiry timer for the soonest expiry stored in any database. Without a
+        running event loop there is no timer: keys then expire lazily, on access."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._expiry_dirty = True  # armed by the first command run under a loop
+            return
+        self._expiry_dirty = False
+        heaps = [db._expiry_heap for db in list(self.server.dbs.values())]
+        earliest = min((heap[0][0] for heap in heaps if heap), default=None)
+        timer = self._expiry_timer
+        if timer is not None:
+            if earliest is not None and self._expiry_loop is loop and self._expiry_at <= earliest:
+                return  # it fires soon enough already
+            timer.cancel()  # too late, or on a loop that is gone
+            self._expiry_timer, self._expiry_loop, self._expiry_at = None, None, math.inf
+        if earliest is None:
+            return
+        # Redis expires a key once its time has passed; the slack makes sure it has.
+        delay = max(0.0, earliest - time.time()) + _EXPIRY_SLACK
+        self._expiry_at = earliest
+        self._expiry_loop = loop
+        self._expiry_timer = loop.call_later(delay, self._expire_due)
+
+    def _expire_due(self) -> None:
+        """The timer: delete every key whose time has come, report `expired` (no session)."""
+        self._expiry_timer = None
+        self._expiry_at = math.inf
+        now = time.time()
+        outer, self._sink = self._sink, []
+        try:
+            for db in list(self.server.dbs.values()):
+                db.time = now  # what `expired()` compares with (each command sets it too)
+                db._remove_expired()  # `_TrackedDatabase` reports each key it drops
+        finally:
+            events, self._sink = self._sink, outer
+        if events:
+            self._deliver(None, events)
+        self._expiry_dirty = True
+        self._arm_expiry()
 
     # -- blocked clients ---------------------------------------------------------------------------
 
@@ -896,4 +1251,4 @@ class EmbeddedStore(Store):
         return "\r\n".join(parts).encode()
 
 
-__all__ = ["REDIS_VERSION", "EmbeddedSession", "EmbeddedStore"]
+__all__ = ["REDIS_VERSION", "EmbeddedSession", "EmbeddedStore", "KeyspaceListener"]
