@@ -19,6 +19,9 @@ reply has been appended. Other connections are never held up: nothing here waits
 
 Malformed input gets Redis's protocol error reply, then the connection is closed once that reply
 is written; more than the query buffer limit of unprocessed input closes it without a reply.
+A pub/sub client that does not read what it is sent is closed once its unsent output passes
+Redis's ``client-output-buffer-limit pubsub`` (32mb hard; 8mb for 60 s soft), as Redis does;
+other clients have no output limit (Redis's default for normal clients).
 """
 
 from __future__ import annotations
@@ -32,7 +35,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from jshost.errors import ReplyError, ServerErrors
 from jshost.replies import ErrorReply, Push, Status
-from jshost.resp import ProtocolError, QueryBufferLimitExceeded, RequestParser, encode_into
+from jshost.resp import (
+    CLIENT_QUERY_BUFFER_LIMIT,
+    ProtocolError,
+    QueryBufferLimitExceeded,
+    RequestParser,
+    encode_into,
+)
 from jshost.store import NO_REPLY, CommandInfo, Session
 
 if TYPE_CHECKING:
@@ -50,6 +59,19 @@ class RawReply(bytes):
 
     __slots__ = ()
 
+
+@dataclass(frozen=True)
+class OutputBufferLimit:
+    """Redis's ``client-output-buffer-limit <class> <hard> <soft> <soft-seconds>``: a client is
+    closed when its unsent output passes `hard`, or stays above `soft` for `soft_seconds`."""
+
+    hard: int
+    soft: int
+    soft_seconds: float
+
+
+#: Redis's default for pub/sub clients (``client-output-buffer-limit pubsub 32mb 8mb 60``).
+PUBSUB_OUTPUT_BUFFER_LIMIT: Final = OutputBufferLimit(32 * 1024 * 1024, 8 * 1024 * 1024, 60.0)
 
 #: Push kinds that carry the client's subscription count as their third element.
 _SUBSCRIPTION_PUSHES: Final = {
@@ -120,12 +142,18 @@ class Connection(asyncio.Protocol):
         dispatcher: Dispatcher,
         on_open: Callable[[Connection], None],
         on_close: Callable[[Connection], None],
+        *,
+        query_buffer_limit: int = CLIENT_QUERY_BUFFER_LIMIT,
+        pubsub_output_limit: OutputBufferLimit = PUBSUB_OUTPUT_BUFFER_LIMIT,
     ) -> None:
         self._ctx = ctx
         self._dispatcher = dispatcher
         self._on_open = on_open
         self._on_close = on_close
-        self._parser = RequestParser()
+        # `query_buffer_limit`: Redis's client-query-buffer-limit (1 GiB by default).
+        self._parser = RequestParser(query_buffer_limit=query_buffer_limit)
+        self._pubsub_output_limit = pubsub_output_limit
+        self._over_soft_limit_since: float | None = None
         self._out = bytearray()
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
@@ -301,8 +329,31 @@ class Connection(asyncio.Protocol):
             data, self._out = self._out, bytearray()
             transport.write(data)
             self.writes += 1
+            if self.client is not None and self.client.subscribed:
+                self._check_output_limit(transport)
         if self._closing and self._waiting is None:
             transport.close()  # after the write: asyncio sends buffered data first
+
+    def _check_output_limit(self, transport: asyncio.Transport) -> None:
+        """A pub/sub client past its output buffer limit is closed at once (Redis's
+        ``freeClientAsync``): a subscriber that does not read cannot make the server hoard
+        every message for it."""
+        limit = self._pubsub_output_limit
+        pending = transport.get_write_buffer_size()
+        if pending <= limit.soft and pending <= limit.hard:
+            self._over_soft_limit_since = None
+            return
+        now = time.monotonic()
+        if pending > limit.soft and self._over_soft_limit_since is None:
+            self._over_soft_limit_since = now
+        since = self._over_soft_limit_since
+        if pending > limit.hard or (since is not None and now - since >= limit.soft_seconds):
+            log.warning(
+                "client %s closed for overcoming of output buffer limits (%d bytes unsent)",
+                self._client_id(),
+                pending,
+            )
+            self.abort()
 
     def _close_after_output(self) -> None:
         """Stop running commands; close once the replies so far are written."""

@@ -29,9 +29,10 @@ from types import TracebackType
 from typing import Self
 
 from jshost.commands.dispatch import Dispatcher, ServerContext
-from jshost.connection import Connection
+from jshost.connection import PUBSUB_OUTPUT_BUFFER_LIMIT, Connection, OutputBufferLimit
 from jshost.host import Host
 from jshost.persistence import Persistence
+from jshost.resp import CLIENT_QUERY_BUFFER_LIMIT
 
 log = logging.getLogger("jshost.server")
 
@@ -50,10 +51,19 @@ class Server:
         port: int = 6379,
         requirepass: str | None = None,
         redis_version: str = "7.2.4",
+        client_query_buffer_limit: int = CLIENT_QUERY_BUFFER_LIMIT,
+        pubsub_output_buffer_limit: OutputBufferLimit = PUBSUB_OUTPUT_BUFFER_LIMIT,
     ) -> None:
+        if client_query_buffer_limit < 1:
+            raise ValueError("client_query_buffer_limit must be positive")
         self.host = host
         self.bind = bind
         self.requested_port = port
+        #: Unprocessed request bytes one client may have buffered before it is disconnected
+        #: (Redis's client-query-buffer-limit): caps the memory a slow or hostile client holds.
+        self.client_query_buffer_limit = client_query_buffer_limit
+        #: Unsent output a pub/sub client may pile up (Redis's client-output-buffer-limit).
+        self.pubsub_output_buffer_limit = pubsub_output_buffer_limit
         self.ctx = ServerContext(
             host=host,
             requirepass=requirepass,
@@ -125,7 +135,14 @@ class Server:
     # --- internals -----------------------------------------------------------------------------
 
     def _new_connection(self) -> Connection:
-        return Connection(self.ctx, self.dispatcher, self._opened, self._closed)
+        return Connection(
+            self.ctx,
+            self.dispatcher,
+            self._opened,
+            self._closed,
+            query_buffer_limit=self.client_query_buffer_limit,
+            pubsub_output_limit=self.pubsub_output_buffer_limit,
+        )
 
     def _opened(self, conn: Connection) -> None:
         if self.stopping:  # accepted just before the listener closed
@@ -170,10 +187,17 @@ async def run(
     requirepass: str | None = None,
     on_started: Callable[[Server], None] | None = None,
     data_dir: Path | None = None,
+    client_query_buffer_limit: int = CLIENT_QUERY_BUFFER_LIMIT,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully and close host and store.
     Libraries (and, with `data_dir`, the embedded store's data) are loaded first and kept."""
-    server = Server(host, bind=bind, port=port, requirepass=requirepass)
+    server = Server(
+        host,
+        bind=bind,
+        port=port,
+        requirepass=requirepass,
+        client_query_buffer_limit=client_query_buffer_limit,
+    )
     persistence = Persistence(host, data_dir)
     server.ctx.persistence = persistence
     loop = asyncio.get_running_loop()
