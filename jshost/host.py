@@ -40,6 +40,7 @@ from jshost.prologue import check_api_version, parse_prologue
 from jshost.replies import ErrorReply, Reply
 from jshost.settings import Settings
 from jshost.store import EmbeddedStore, Session, Store
+from jshost.triggers import Triggers
 
 log = logging.getLogger("jshost")
 
@@ -63,6 +64,8 @@ class Host:
         # of it when a block() began; see _run_background, enter_block, exit_block.
         self._slice_end: float | None = None
         self._slice_left = 0.0
+        # Keyspace and stream triggers (jshost/triggers.py): the store's event listener.
+        self.triggers = Triggers(self)
 
     # --- settings -----------------------------------------------------------------------------
 
@@ -145,6 +148,7 @@ class Host:
         if old is not None:
             self._retire(old)
         self.libraries[lib.name] = lib
+        self.triggers.library_loaded(lib, old)
         log.info("loaded library %s (%s API, %d functions)", lib.name, era, len(lib.functions))
         if persist and self.archive is not None:
             self.archive.save(SavedLibrary(lib.name, era, code, config_text, user))
@@ -201,6 +205,7 @@ class Host:
         if lib is None:
             raise ReplyError(errors.LIBRARY_DOES_NOT_EXIST)
         self._retire(lib)
+        self.triggers.library_removed(lib)
         log.info("deleted library %s", name)
         if persist and self.archive is not None:
             self.archive.remove(name)
@@ -448,6 +453,7 @@ class Host:
         session = self._sessions.get(db)
         if session is None or session.closed:  # (another client may CLIENT KILL it)
             session = self._sessions[db] = self.store.open_session()
+            self.triggers.muted.add(session)  # JS writes fire no keyspace trigger (§7.4)
         if session.db != db:
             session.call([b"SELECT", str(db).encode()])
         return session
@@ -480,6 +486,7 @@ class Host:
         lib.inflight += 1
         # A connection waits on one command at a time: each waiting command gets its own.
         session = self.store.open_session()
+        self.triggers.muted.add(session)
 
         async def wait() -> None:
             try:
@@ -515,8 +522,16 @@ class Host:
 
     # --- shutdown -----------------------------------------------------------------------------
 
+    async def start_triggers(self) -> None:
+        """Start what triggers need beyond the store's own events: on a remote store, keyspace
+        notifications and the trigger lease (raises `BackendError` if Redis refuses). The
+        embedded store needs nothing. Also started on its own once a trigger is registered."""
+        if self.triggers.remote is not None:
+            await self.triggers.remote.start()
+
     def close(self) -> None:
         """Free every library's runtime."""
+        self.triggers.close()
         for lib in list(self.libraries.values()):
             lib.close()
         self.libraries.clear()

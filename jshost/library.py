@@ -42,6 +42,19 @@ class FunctionInfo:
     description: str | None = None
 
 
+@dataclass(frozen=True)
+class RecordedError:
+    """A trigger's failure, kept as the texts of both `error-verbosity` levels (§6.4): LIST picks
+    one when it runs. Worked out when the failure happens, while the runtime that threw is
+    alive (an upgrade closes it, but keeps the statistics)."""
+
+    text: str  # level 1
+    verbose: str  # level 2
+
+    def at(self, verbosity: int) -> str:
+        return self.verbose if verbosity >= 2 else self.text
+
+
 @dataclass
 class KeyspaceStats:
     """Counters of a keyspace trigger; kept across upgrades (§7.5)."""
@@ -50,7 +63,7 @@ class KeyspaceStats:
     num_finished: int = 0
     num_success: int = 0
     num_failed: int = 0
-    last_error: Any = None  # the thrown value; its text is worked out when LIST runs (§6.4)
+    last_error: RecordedError | None = None  # its text is chosen when LIST runs (§6.4)
     last_execution_ms: int = 0
     total_execution_ms: int = 0
 
@@ -65,6 +78,47 @@ class KeyspaceTrigger:
     stats: KeyspaceStats = field(default_factory=KeyspaceStats)
 
 
+StreamId = tuple[int, int]  # (ms, seq)
+
+
+def format_id(stream_id: StreamId) -> str:
+    return f"{stream_id[0]}-{stream_id[1]}"
+
+
+@dataclass
+class StreamState:
+    """One stream as one stream trigger reads it (§8.3); kept across upgrades (§8.5)."""
+
+    last_read: StreamId | None = None  # the id of the last entry read
+    next_id: StreamId = (0, 0)  # where the next read starts (inclusive)
+    # Entries read and not yet acknowledged, in the order read, with when each started
+    # (time.monotonic()).
+    pending: dict[StreamId, float] = field(default_factory=dict)
+    records_processed: int = 0
+    last_processed_ms: int = 0
+    total_processed_ms: int = 0
+    last_lag_ms: int = 0
+    total_lag_ms: int = 0
+    last_error: RecordedError | None = None
+    saved: bool = False  # its position is in the store (see jshost/streams.py)
+    dirty: bool = False  # its position changed since it was last saved
+
+    @property
+    def last_read_id(self) -> str | None:
+        return None if self.last_read is None else format_id(self.last_read)
+
+    @property
+    def pending_ids(self) -> list[str]:
+        return [format_id(i) for i in self.pending]
+
+    def resume_id(self) -> StreamId:
+        """Where reading starts again after a restart: the oldest entry still in flight, else
+        the one after the last read (also the `XTRIM … MINID` id of §8.4)."""
+        if self.pending:
+            return next(iter(self.pending))
+        return self.next_id
+
+
 @dataclass
 class StreamTrigger:
     name: str
@@ -73,7 +127,7 @@ class StreamTrigger:
     window: int = 1
     trim: bool = False
     description: str | None = None
-    streams: dict[bytes, Any] = field(default_factory=dict)  # per-stream state (§8)
+    streams: dict[bytes, StreamState] = field(default_factory=dict)  # per stream (§8)
 
 
 @dataclass
@@ -114,8 +168,8 @@ class Library:
         config_json = self.config_text if self.config_text is not None else "{}"
         entry = install(natives, texts, self.era, config_json, engine_version)
         self.entry = {name: entry.get(name) for name in
-                      ("invokeSync", "invokeAsync", "invokeTrigger", "syncClient", "asyncClient",
-                       "stringOf", "watch")}
+                      ("invokeSync", "invokeAsync", "invokeTrigger", "triggerRun", "syncClient",
+                       "asyncClient", "stringOf", "watch")}
         rt.globals.delete("eval")
 
     def has_registrations(self) -> bool:
@@ -205,5 +259,6 @@ def _prefix_bytes(prefix: Any) -> bytes:
     return bytes(prefix)
 
 
-__all__ = ["Library", "FunctionInfo", "KeyspaceTrigger", "StreamTrigger", "RemoteFunction",
-           "flag_names", "NO_WRITES", "ALLOW_OOM", "RAW_ARGUMENTS"]
+__all__ = ["ALLOW_OOM", "NO_WRITES", "RAW_ARGUMENTS", "FunctionInfo", "KeyspaceTrigger",
+           "Library", "RecordedError", "RemoteFunction", "StreamState", "StreamTrigger",
+           "flag_names", "format_id"]

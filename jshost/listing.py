@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 from jshost.commands.grammar import ListArgs
 from jshost.conversions import value_error_text
 from jshost.errors import Era
-from jshost.library import FunctionInfo, KeyspaceTrigger, Library, StreamTrigger, flag_names
+from jshost.library import (
+    FunctionInfo,
+    KeyspaceTrigger,
+    Library,
+    RecordedError,
+    StreamState,
+    StreamTrigger,
+    flag_names,
+)
 
 if TYPE_CHECKING:
     from jshost.host import Host
@@ -89,6 +97,8 @@ def _error(host: Host, lib: Library, value: Any) -> str | None:
     """A recorded failure as the text LIST shows (None when there was none)."""
     if value is None:
         return None
+    if isinstance(value, RecordedError):
+        return value.at(host.verbosity)
     return value_error_text(value, host.verbosity, lib.string_of)
 
 
@@ -146,7 +156,8 @@ def _tf_stream(host: Host, lib: Library, t: StreamTrigger, v: int) -> dict[str, 
     return out
 
 
-def _rg_stream_state(host: Host, lib: Library, name: bytes, st: Any, v: int) -> dict[str, Any]:
+def _rg_stream_state(host: Host, lib: Library, name: bytes, st: StreamState,
+                     v: int) -> dict[str, Any]:
     last_error = _error(host, lib, st.last_error)
     out: dict[str, Any] = {
         "name": name,
@@ -163,7 +174,7 @@ def _rg_stream_state(host: Host, lib: Library, name: bytes, st: Any, v: int) -> 
     return out
 
 
-def _tf_stream_state(host: Host, lib: Library, name: bytes, st: Any) -> dict[str, Any]:
+def _tf_stream_state(host: Host, lib: Library, name: bytes, st: StreamState) -> dict[str, Any]:
     return {
         "id_to_read_from": st.last_read_id,
         "last_error": _error(host, lib, st.last_error),

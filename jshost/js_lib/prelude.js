@@ -293,6 +293,11 @@
       invokeAsync: (fn, token, args) => fn(new AsyncClient(token), ...args),
       // A trigger callback: fn(client, data).
       invokeTrigger: (fn, client, data) => fn(client, data),
+      // One trigger run: a function that calls `fn(client, data)` with a new client for
+      // `token` (an async client when `isAsync`) and always the same `data` object, so that
+      // what tf `onTriggerFired` adds to it reaches the main callback (SPEC §7.3).
+      triggerRun: (data) => (fn, token, isAsync) =>
+        fn(isAsync ? new AsyncClient(token) : new SyncClient(token), data),
       syncClient: (token) => new SyncClient(token),
       asyncClient: (token) => new AsyncClient(token),
       stringOf: (v) => { try { return String(v); } catch (e) { return "[object]"; } },

@@ -46,6 +46,28 @@ dropped too, as Redis would drop it.
 
 Clients that talk to the backend Redis directly, bypassing jshost, are outside the atomicity
 guarantee.
+
+**Keyspace events (for triggers, SPEC §7/§8, §11 rows 7-8).** `start_keyspace_events()` makes
+sure `notify-keyspace-events` includes `E` (keyevent channels), `A` (every class) and `m`
+(keymiss) — with `CONFIG SET` if it does not, logging it, or raising `BackendError` with a clear
+text if Redis refuses — and opens one more connection that `PSUBSCRIBE`s to
+`__keyevent@*__:*` and `SUBSCRIBE`s to this store's *fence* channel `jshost:fence:<id>`. Every
+event is handed to `on_keyspace_event(tag, db, event, key)` in the order Redis sent it, where
+`tag` is `RemoteStore.SECTION` for the events caused inside an atomic section (the host's own
+JS writes, which it mutes) and None for the rest. Redis delivers a connection's pub/sub
+messages in the order the commands ran, so a `PUBLISH` on the fence channel marks a point in
+the stream of events:
+
+* `begin_atomic` publishes a fence (on the sync connection, after draining) and reads the
+  subscriber synchronously up to it: what came before is someone else's; `end_atomic` does the
+  same, and what came between the two fences is the section's own (tagged `SECTION`). Events
+  read meanwhile are queued and delivered once the section is over.
+* After a client's command through `execute` / `execute_raw` whose keys may interest a trigger
+  (`keyspace_filter(args)`), the session publishes a fence and awaits its return: by then every
+  event of that command has been delivered — sync keyspace triggers have run — before the
+  client gets its reply.
+* Events caused by clients that bypass jshost (or another jshost instance) are delivered as
+  they arrive, with no such guarantee.
 """
 
 from __future__ import annotations
@@ -89,6 +111,13 @@ ERR_CALL_STATEFUL: Final = (
     "ERR command '{name}' changes the connection state and can not be run from a function"
 )
 ERR_BAD_URL: Final = "invalid backend Redis URL {url!r}: {reason}"  # ValueError at startup
+ERR_NOTIFY_REFUSED: Final = (
+    "ERR jshost's triggers need keyspace notifications from the backend Redis at {address}: "
+    "notify-keyspace-events is '{current}' and setting it to '{wanted}' was refused ({reason}). "
+    "Set notify-keyspace-events to include E, A and m on that server (CONFIG SET or its "
+    "configuration file), or allow jshost to run CONFIG SET"
+)
+ERR_EVENTS_LOST: Final = "ERR jshost lost its keyspace notification connection: {reason}"
 # ------------------------------------------------------------------------------------------------
 
 DEFAULT_PORT: Final = 6379
@@ -820,6 +849,237 @@ def _complete(entry: _Entry, value: Reply, raw: bytes) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# Keyspace events
+# ------------------------------------------------------------------------------------------------
+
+_KEYEVENT_PATTERN: Final = b"__keyevent@*__:*"
+_KEYEVENT_PREFIX: Final = b"__keyevent@"
+_FENCE: Final = object()  # a queue item: (_FENCE, number)
+
+
+class _EventSubscriber:
+    """The connection that receives keyspace events and fences (see the module docstring).
+
+    Pushes are parsed into `queue` as `(tag, db, event, key)` or `(_FENCE, n)`, and delivered
+    in order by `deliver()`; `sync_fence` reads synchronously (inside `begin_atomic` /
+    `end_atomic`), `fence` waits asynchronously (after a client's command)."""
+
+    def __init__(self, store: RemoteStore, channel: bytes) -> None:
+        self.store = store
+        self.channel = channel
+        self.loop = store.loop()
+        self.sock: socket.socket | None = None
+        self.parser = ReplyParser()
+        self.queue: deque[tuple[Any, ...]] = deque()
+        self.fences: dict[int, asyncio.Future[None]] = {}
+        self.closed = False
+        self._number = 0
+        self._delivering = False
+        self._delivery_scheduled = False
+
+    async def open(self) -> None:
+        store = self.store
+        sock, parser = await self.loop.run_in_executor(
+            None,
+            functools.partial(
+                _connect, store.url, store.db, b"jshost-events", store.timeout,
+                store.connect_timeout,
+            ),
+        )
+        try:
+            sock.sendall(encode_command([b"PSUBSCRIBE", _KEYEVENT_PATTERN])
+                         + encode_command([b"SUBSCRIBE", self.channel]))
+            confirmed = 0
+            while confirmed < 2:  # the two confirmations (pushes; an error is a reply)
+                value = parser.get_reply()
+                if value is NEED_DATA:
+                    data = _receive(sock, store._buffer)
+                    if not data:
+                        raise ConnectionResetError(0, "connection closed by the server")
+                    parser.feed(data)
+                elif isinstance(value, ErrorReply):
+                    raise BackendError(ERR_EVENTS_LOST.format(reason=value))
+                elif type(value) is Push and value and value[0] in (b"psubscribe", b"subscribe"):
+                    confirmed += 1
+        except (OSError, ProtocolError) as exc:
+            sock.close()
+            raise BackendError(ERR_EVENTS_LOST.format(reason=_reason(exc))) from None
+        except BaseException:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self.sock, self.parser = sock, parser
+        self.loop.add_reader(sock.fileno(), self._on_readable)
+
+    def close(self, reason: str) -> None:
+        """Stop; waiting fences are released (their commands' replies must not hang)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.sock is not None:
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(self.sock.fileno())
+            with contextlib.suppress(OSError):
+                self.sock.close()
+        self.sock = None
+        fences, self.fences = self.fences, {}
+        for future in fences.values():
+            if not future.done():
+                future.set_result(None)
+        if self.store._events is self:
+            self.store._events = None
+        LOG.info("keyspace event connection closed: %s", reason)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        sock = self.sock
+        if sock is None:
+            return
+        try:
+            data = _receive(sock, self.store._buffer)
+            while isinstance(sock, ssl.SSLSocket) and sock.pending():
+                data += _receive(sock, self.store._buffer)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return
+        except OSError as exc:
+            self._lost(_reason(exc))
+            return
+        if not data:
+            self._lost("connection closed by the server")
+            return
+        self.parser.feed(data)
+        try:
+            self._parse(None)
+        except ProtocolError as exc:
+            self._lost(exc.message)
+            return
+        self.deliver()
+
+    def _lost(self, reason: str) -> None:
+        LOG.warning("lost the keyspace event connection to the backend Redis: %s", reason)
+        self.close(reason)
+
+    def _parse(self, tag: Any, until: int | None = None) -> bool:
+        """Queue every complete push in the parser; True if the sync fence `until` was among
+        them (it is consumed, not queued). Events before it are tagged `tag`, events after it
+        (already read) None: they happened after the fence was published."""
+        found = False
+        parser, queue = self.parser, self.queue
+        while True:
+            value = parser.get_reply()
+            if value is NEED_DATA:
+                return found
+            if type(value) is not Push or len(value) < 3:
+                continue
+            kind = value[0]
+            if kind == b"pmessage" and len(value) == 4:
+                channel, key = value[2], value[3]
+                if not channel.startswith(_KEYEVENT_PREFIX):
+                    continue
+                head, _, event = channel[len(_KEYEVENT_PREFIX):].partition(b"__:")
+                try:
+                    db = int(head)
+                except ValueError:
+                    continue
+                queue.append((tag, db, bytes(event), bytes(key)))
+            elif kind == b"message" and value[1] == self.channel:
+                try:
+                    number = int(value[2])
+                except ValueError:
+                    continue
+                if number == until:
+                    found, tag = True, None
+                elif number in self.fences:
+                    queue.append((_FENCE, number))
+
+    def _publish_number(self) -> int:
+        self._number += 1
+        return self._number
+
+    def sync_fence(self, tag: Any) -> None:
+        """Publish a fence now and read up to it, tagging what comes before it with `tag`."""
+        sock = self.sock
+        if self.closed or sock is None:
+            return
+        number = self._publish_number()
+        try:
+            self.store._sync.round_trip([[b"PUBLISH", self.channel, str(number).encode()]])
+        except BackendError as exc:
+            LOG.warning("keyspace event fence failed: %s", exc)
+            return
+        try:
+            if self._parse(tag, number):
+                return
+            sock.setblocking(True)  # reads bounded by SO_RCVTIMEO
+            try:
+                while True:
+                    data = _receive(sock, self.store._buffer)
+                    if not data:
+                        raise ConnectionResetError(0, "connection closed by the server")
+                    self.parser.feed(data)
+                    if self._parse(tag, number):
+                        return
+            finally:
+                if self.sock is not None:
+                    self.sock.setblocking(False)
+        except (OSError, ProtocolError) as exc:
+            self._lost(_reason(exc))
+
+    async def fence(self) -> None:
+        """Wait until every event Redis sent before now has been delivered."""
+        if self.closed:
+            return
+        number = self._publish_number()
+        future: asyncio.Future[None] = self.loop.create_future()
+        self.fences[number] = future
+        publish = self.store._shared_connection(0).submit(
+            [b"PUBLISH", self.channel, str(number).encode()], False)
+        try:
+            await future
+        finally:
+            self.fences.pop(number, None)
+            if not publish.done():
+                publish.cancel()
+
+    # -- delivering ----------------------------------------------------------------------------
+
+    def deliver_later(self) -> None:
+        if self.queue and not self._delivery_scheduled and not self._delivering:
+            self._delivery_scheduled = True
+            self.loop.call_soon(self._scheduled_delivery)
+
+    def _scheduled_delivery(self) -> None:
+        self._delivery_scheduled = False
+        self.deliver()
+
+    def deliver(self) -> None:
+        """Hand the queued events to the listener, in order (re-entry only queues)."""
+        if self._delivering or self.store._atomic:
+            return  # the delivery under way, or end_atomic, picks the queue up
+        self._delivering = True
+        try:
+            queue = self.queue
+            while queue:
+                item = queue.popleft()
+                if item[0] is _FENCE:
+                    future = self.fences.get(item[1])
+                    if future is not None and not future.done():
+                        future.set_result(None)
+                    continue
+                listener = self.store.on_keyspace_event
+                if listener is None:
+                    continue
+                tag, db, event, key = item
+                try:
+                    listener(tag, db, event, key)
+                except Exception:
+                    LOG.exception("keyspace event listener failed on %r", item)
+        finally:
+            self._delivering = False
+
+
+# ------------------------------------------------------------------------------------------------
 # Sessions
 # ------------------------------------------------------------------------------------------------
 
@@ -860,7 +1120,10 @@ class RemoteSession(Session):
 
     async def execute(self, args: Sequence[bytes]) -> Reply:
         result = self._submit(args, raw=False)
-        return await result if isinstance(result, asyncio.Future) else result
+        reply = await result if isinstance(result, asyncio.Future) else result
+        if self.store._events is not None:
+            await self.store._after_command(args)
+        return reply
 
     async def execute_raw(self, args: Sequence[bytes]) -> bytes:
         """Like `execute`, but the exact RESP3 bytes of the reply as Redis sent them (b"" when
@@ -868,8 +1131,12 @@ class RemoteSession(Session):
         get `execute`'s typed reply re-encoded instead."""
         result = self._submit(args, raw=True)
         if isinstance(result, asyncio.Future):
-            return await result
-        return b"" if result is NO_REPLY else encode(result, 3)
+            raw = await result
+        else:
+            raw = b"" if result is NO_REPLY else encode(result, 3)
+        if self.store._events is not None:
+            await self.store._after_command(args)
+        return raw
 
     def close(self) -> None:
         if self._closed:
@@ -945,6 +1212,11 @@ class RemoteStore(Store):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._oom: tuple[float, bool] | None = None  # (checked at, answer)
         self._buffer = memoryview(bytearray(_READ_SIZE))  # every read on the loop thread
+        # Keyspace events (see the module docstring): the listener, which commands of a client
+        # wait for their events, and the subscriber connection while it runs.
+        self.on_keyspace_event: Callable[[Any, int, bytes, bytes], None] | None = None
+        self.keyspace_filter: Callable[[Sequence[bytes]], bool] | None = None
+        self._events: _EventSubscriber | None = None
 
     def __repr__(self) -> str:
         return f"RemoteStore({self.url.address}, db={self.db})"
@@ -1005,11 +1277,15 @@ class RemoteStore(Store):
 
     def begin_atomic(self) -> None:
         """Start an atomic section (SPEC §0.4): drain every async connection, and hold back new
-        async commands until `end_atomic`. Sections nest."""
+        async commands until `end_atomic`. Sections nest. With keyspace events on, the events
+        so far are read (a fence): the ones after it are the section's own."""
         self._atomic += 1
         if self._atomic == 1:
             for conn in list(self._conns):
                 conn.drain()
+            events = self._events
+            if events is not None:
+                events.sync_fence(None)
 
     def end_atomic(self) -> None:
         """End an atomic section: write the async commands submitted during it."""
@@ -1017,6 +1293,10 @@ class RemoteStore(Store):
             raise RuntimeError("end_atomic() without begin_atomic()")
         self._atomic -= 1
         if self._atomic == 0:
+            events = self._events
+            if events is not None:
+                events.sync_fence(self.SECTION)
+                events.deliver_later()
             for conn in list(self._conns):
                 if conn.out:
                     conn.schedule_flush()
@@ -1029,6 +1309,81 @@ class RemoteStore(Store):
             yield
         finally:
             self.end_atomic()
+
+    # -- keyspace events (triggers) ----------------------------------------------------------------
+
+    #: The tag of events caused inside an atomic section (see the module docstring).
+    SECTION: Final[Any] = type("AtomicSection", (), {"__repr__": lambda self: "SECTION"})()
+
+    @property
+    def keyspace_events_running(self) -> bool:
+        return self._events is not None and not self._events.closed
+
+    def round_trip(self, commands: Sequence[Sequence[bytes]]) -> list[Reply]:
+        """Send `commands` on the sync connection and read their replies (errors returned);
+        raises `BackendError` when the backend cannot be reached."""
+        return self._sync.round_trip(commands)
+
+    async def start_keyspace_events(self, instance: bytes) -> None:
+        """Turn keyspace notifications on (if needed) and start delivering events to
+        `on_keyspace_event`; `instance` names this store's fence channel. Raises
+        `BackendError` if notifications cannot be turned on or the connection fails."""
+        if self.keyspace_events_running:
+            return
+        self._ensure_notifications()
+        events = _EventSubscriber(self, b"jshost:fence:" + instance)
+        await events.open()
+        self._events = events
+
+    def stop_keyspace_events(self) -> None:
+        events, self._events = self._events, None
+        if events is not None:
+            events.close("stopped")
+
+    def _ensure_notifications(self) -> None:
+        """`notify-keyspace-events` must include E, A (all classes) and m (keymiss)."""
+        (reply,) = self._sync.round_trip([[b"CONFIG", b"GET", b"notify-keyspace-events"]])
+        current = b""
+        if isinstance(reply, dict):
+            current = bytes(next(iter(reply.values()), b""))
+        elif isinstance(reply, list) and len(reply) == 2:
+            current = bytes(reply[1])
+        flags = set(current.decode("ascii", "replace"))
+        if "A" not in flags and set("g$lshzxetd") <= flags:
+            flags |= {"A"}  # every class spelt out
+        if {"A", "E", "m"} <= flags:
+            return
+        wanted = "".join(sorted((flags - set("g$lshzxetd")) | {"A", "E", "m"}))
+        (answer,) = self._sync.round_trip(
+            [[b"CONFIG", b"SET", b"notify-keyspace-events", wanted.encode()]])
+        if isinstance(answer, ErrorReply):
+            raise BackendError(ERR_NOTIFY_REFUSED.format(
+                address=self.url.address, current=current.decode("ascii", "replace"),
+                wanted=wanted, reason=str(answer)))
+        LOG.warning("jshost set notify-keyspace-events on %s to '%s' (was '%s') for its triggers",
+                    self.url.address, wanted, current.decode("ascii", "replace"))
+
+    async def keyspace_fence(self) -> None:
+        """Wait until every keyspace event Redis has sent so far has been delivered (at once
+        when events are off)."""
+        events = self._events
+        if events is not None and not events.closed:
+            await events.fence()
+
+    async def _after_command(self, args: Sequence[bytes]) -> None:
+        """A client's command has been answered: if a trigger may care, wait until all of its
+        keyspace events have been delivered (fence), before the client gets the reply."""
+        events = self._events
+        wants = self.keyspace_filter
+        if events is None or events.closed or wants is None or not args:
+            return
+        try:
+            interesting = wants(args)
+        except Exception:  # a bad filter must not cost the client its reply
+            LOG.exception("keyspace filter failed on %r", args[:1])
+            return
+        if interesting:
+            await events.fence()
 
     def loop(self) -> asyncio.AbstractEventLoop:
         """The event loop the async connections live on (the running one, when first needed)."""
