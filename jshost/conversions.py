@@ -286,8 +286,12 @@ def value_error_text(value: Any, verbosity: int, string_of: Callable[[Any], str]
     return _text(string_of(value), value, stack if isinstance(stack, str) else None, verbosity)
 
 
+# What QuickJS (or the binding) throws when it stops JS for memory or time (§11 row 4).
+_TERMINATIONS = frozenset({"InternalError: out of memory", "InternalError: interrupted"})
+
+
 def _text(text: str, value: Any, stack: str | None, verbosity: int) -> str:
-    if text == "InternalError: out of memory":
+    if text in _TERMINATIONS:
         return errors.EXECUTION_TERMINATED
     if text == "InternalError: stack overflow":
         text = errors.STACK_OVERFLOW

@@ -56,6 +56,10 @@ LEASE_KEY = b"jshost:triggers:lease"  # remote store: who runs triggers (jshost/
 INTERNAL_KEYS = frozenset((POSITIONS_KEY, LEASE_KEY))
 #: Entries one trigger reads from one stream in one pass before the pump yields to the loop.
 PUMP_BUDGET = 1000
+#: Seconds of callbacks one pass may run before it yields to the loop: RedisGears takes the lock
+#: for each record, and clients are served in between, so a slow consumer must not hold the
+#: loop for a whole batch.
+PUMP_SLICE = 0.005
 #: Entries read by one XRANGE (for callbacks that finish at once: sync ones, mostly).
 READ_AHEAD = 64
 #: Events that can make a matching key a stream with entries to read.
@@ -273,12 +277,13 @@ class StreamConsumers:
         state = self._state(lib, trigger, key)
         window = max(1, trigger.window)
         budget = PUMP_BUDGET
+        started = time.monotonic()
         batch: list[Any] = []
         at_end = False  # the last read reached the end of the stream
         while len(state.pending) < window:
             if trigger.streams.get(key) is not state:
                 return False  # dropped by the callback (it deleted the stream)
-            if budget == 0:
+            if budget == 0 or time.monotonic() - started > PUMP_SLICE:
                 return True
             if key in self._touched:
                 self._touched.discard(key)
