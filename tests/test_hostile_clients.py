@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -23,7 +22,6 @@ from server_fixture import RawClient, library, running_server, wait_until
 
 from jshost import errors
 from jshost.connection import OutputBufferLimit
-from jshost.engine import JSTerminated, Runtime
 from jshost.errors import ServerErrors
 from jshost.host import Host
 from jshost.replies import ErrorReply, Status
