@@ -24,7 +24,7 @@ from jshost import __version__
 from jshost.errors import ServerErrors
 from jshost.host import Host
 from jshost.server import Server, run
-from jshost.settings import Settings
+from jshost.settings import Settings, parse_size
 from jshost.store import EmbeddedStore, RemoteStore, Store
 from jshost.store.remote import BackendError
 
@@ -72,6 +72,14 @@ def main() -> None:
     help="Embedded store only: keep libraries and data in this directory (data is written on "
     "SAVE and at shutdown). Without it, everything is in memory.",
 )
+@click.option(
+    "--client-query-buffer-limit",
+    "query_buffer_limit",
+    default="1gb",
+    show_default=True,
+    metavar="SIZE",
+    help="Unparsed input one client may buffer before it is disconnected (as in Redis).",
+)
 @click.option("-v", "--verbose", count=True, help="More logging (-v: debug).")
 def serve(
     bind: str,
@@ -81,6 +89,7 @@ def serve(
     overrides: tuple[str, ...],
     backend: str | None,
     data_dir: Path | None,
+    query_buffer_limit: str,
     verbose: int,
 ) -> None:
     """Serve the Redis protocol (RESP2 and RESP3) with the RG.* / TFUNCTION commands."""
@@ -93,6 +102,10 @@ def serve(
         settings = Settings(_read_settings(config_file, overrides))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    try:
+        buffer_limit = parse_size(query_buffer_limit)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--client-query-buffer-limit") from None
     store, store_label = _open_store(backend, data_dir)
     try:
         host = Host(store, settings)
@@ -107,7 +120,9 @@ def serve(
 
     try:
         asyncio.run(run(host, bind=bind, port=port, requirepass=requirepass, on_started=started,
-                        data_dir=data_dir))
+                        data_dir=data_dir, client_query_buffer_limit=buffer_limit))
+    except BackendError as exc:
+        raise click.ClickException(str(exc)) from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise click.ClickException(

@@ -202,6 +202,7 @@ async def run(
     server.ctx.persistence = persistence
     loop = asyncio.get_running_loop()
     await persistence.start()
+    await host.start_triggers()  # a real Redis: keyspace notifications and the trigger lease
     await server.start()
     signals = (signal.SIGINT, signal.SIGTERM)
     for signum in signals:
