@@ -348,14 +348,8 @@ function grab() {
 }
 """
 
-_PREPARE_STACK_TRACE_LEAK = (
-    "host/engine bug: QuickJS-ng's Error.prepareStackTrace CallSite.getFunction() returns the "
-    "function of every frame, including the prelude's strict-mode closures (invokeSync, ...) "
-    "and the native trampolines; V8 returns undefined for strict frames (see the report)"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=_PREPARE_STACK_TRACE_LEAK)
 async def test_prepare_stack_trace_hands_out_no_host_function(jh: HostDriver) -> None:
     """`Error.prepareStackTrace` call sites may name the frames, but `getFunction()` must not
     hand the library a function it did not make (the prelude's invokeSync called it)."""
@@ -371,14 +365,8 @@ redis.{jh.api.register}('f', probe);"""
     assert await jh.fcall("f") == b"nothing"
 
 
-_NATIVE_LEAK = (
-    "host bug: the prelude's isArrayBuffer uses the live global ArrayBuffer (replaceable, "
-    "Symbol.hasInstance), so any object reaches a native call; its getters then run (engine "
-    "forIn helper) with the native trampoline on the stack, and prepareStackTrace hands it out"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=_NATIVE_LEAK)
 async def test_native_callable_not_reachable_through_a_getter_at_the_boundary(
     jh: HostDriver,
 ) -> None:

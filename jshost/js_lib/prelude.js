@@ -21,7 +21,13 @@
     if (typeof v !== "object" || v === null) return false;
     try { StringValueOf.call(v); return true; } catch (e) { return false; }
   };
-  const isArrayBuffer = (v) => v instanceof ArrayBuffer;
+  // Captured now: library code may replace the global `ArrayBuffer` (or its hasInstance) later.
+  const arrayBufferByteLength =
+    Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "byteLength").get;
+  const isArrayBuffer = (v) => {
+    if (typeof v !== "object" || v === null) return false;
+    try { arrayBufferByteLength.call(v); return true; } catch (e) { return false; }
+  };
 
   // SPEC §3.7: the only globals a library sees (plus `redis`).
   const ALLOWED = new Set(("Object Function Array Number parseFloat parseInt Infinity NaN undefined " +
@@ -40,6 +46,9 @@
     for (const name of Object.getOwnPropertyNames(globalThis)) {
       if (!ALLOWED.has(name)) delete globalThis[name];
     }
+    // QuickJS's V8-style stack hook hands out every frame's function (the prelude's too): keep
+    // it unset for good.
+    defineProperty(Error, "prepareStackTrace", { value: undefined, writable: false, configurable: false });
     const noop = function () {};
     const console = {};
     for (const m of ["log", "info", "warn", "error", "debug", "trace", "dir", "table", "assert",
