@@ -28,7 +28,7 @@ from jshost.connection import RawReply
 from jshost.errors import CAN_NOT_BLOCK_CLIENT, ReplyError, ServerErrors
 from jshost.replies import OK, ErrorReply
 from jshost.resp import encode
-from jshost.store import NO_REPLY
+from jshost.store import NO_REPLY, EmbeddedSession
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import Handler
@@ -54,10 +54,19 @@ def discard(client: ClientState, argv: list[bytes]) -> Any:
 
 
 def watch(client: ClientState, argv: list[bytes]) -> Any:
-    """``WATCH key ...``: recorded by the store session (refused inside MULTI)."""
+    """``WATCH key ...``: recorded by the store session (refused inside MULTI). A remote
+    session keeps watches on its own backend connection, so it is awaited."""
     if client.multi is not None:
         raise ReplyError(ServerErrors.WATCH_IN_MULTI)
+    if _remote(client):
+        return asyncio.ensure_future(_watch_remote(client, argv))
     reply = client.session.call(argv)
+    client.watching = client.watching or reply == OK
+    return reply
+
+
+async def _watch_remote(client: ClientState, argv: list[bytes]) -> Any:
+    reply = await client.session.execute(argv)
     client.watching = client.watching or reply == OK
     return reply
 
@@ -65,7 +74,14 @@ def watch(client: ClientState, argv: list[bytes]) -> Any:
 def unwatch(client: ClientState, argv: list[bytes]) -> Any:
     """``UNWATCH``: forget the watched keys (queued like any command inside MULTI)."""
     client.watching = False
+    if _remote(client):
+        return asyncio.ensure_future(client.session.execute(argv))
     return client.session.call(argv)
+
+
+def _remote(client: ClientState) -> bool:
+    """Whether the client's session is on a real Redis (not the in-process store)."""
+    return not isinstance(client.session, EmbeddedSession)
 
 
 def exec_(client: ClientState, argv: list[bytes]) -> Any:
@@ -81,11 +97,29 @@ def exec_(client: ClientState, argv: list[bytes]) -> Any:
         raise ReplyError(ServerErrors.EXECABORT)
     if client.watching:
         client.watching = False
+        if _remote(client):
+            return asyncio.ensure_future(_exec_watched_remote(client, queued))
         began = session.call([b"MULTI"])
         if isinstance(began, ErrorReply):
             return began
         if session.call([b"EXEC"]) is None:  # a watched key was touched
             return NULL_ARRAY_RESP2 if client.protocol == 2 else None
+    return _run_queue(client, queued)
+
+
+async def _exec_watched_remote(client: ClientState, queued: list[list[bytes]]) -> Any:
+    """EXEC after WATCH on a real Redis: the watch check is a round trip on the client's own
+    backend connection; then the queue runs as on the embedded store."""
+    session = client.session
+    began = await session.execute([b"MULTI"])
+    if isinstance(began, ErrorReply):
+        return began
+    if await session.execute([b"EXEC"]) is None:  # a watched key was touched
+        return NULL_ARRAY_RESP2 if client.protocol == 2 else None
+    return _run_queue(client, queued)
+
+
+def _run_queue(client: ClientState, queued: list[list[bytes]]) -> Any:
     dispatcher = client.ctx.dispatcher
     assert dispatcher is not None
     client.in_exec = True
@@ -107,7 +141,10 @@ def _end(client: ClientState) -> None:
 def _unwatch(client: ClientState) -> None:
     if client.watching:
         client.watching = False
-        client.session.call([b"UNWATCH"])
+        if _remote(client):
+            asyncio.ensure_future(client.session.execute([b"UNWATCH"]))
+        else:
+            client.session.call([b"UNWATCH"])
 
 
 def _settled(reply: Any) -> Any:
