@@ -24,7 +24,9 @@ How a command runs depends on the store:
   (BLPOP, ...) that finds its data is answered the same way; one that has to wait (and WAIT,
   XREAD BLOCK) is awaited (`Session.execute`) in a task, and only its own connection waits;
 * remote: every command is awaited; its connection waits for each reply in turn (correct
-  ordering, lower pipeline throughput until the remote store offers a pipelined path).
+  ordering, lower pipeline throughput until the remote store offers a pipelined path). A RESP3
+  client gets Redis's reply bytes unchanged (`execute_raw`); a RESP2 client gets the typed reply
+  re-encoded (and reshaped as above).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from jshost.connection import RawReply
 from jshost.resp import encode
+from jshost.store import NO_REPLY
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import ServerContext
@@ -74,6 +77,11 @@ class Forwarder:
         return asyncio.ensure_future(self._execute(client, argv))
 
     async def _execute(self, client: ClientState, argv: list[bytes]) -> Any:
+        if client.protocol == 3 and not self._in_process:
+            # A real Redis speaks RESP3 to jshost too: its reply bytes go to a RESP3 client
+            # unchanged.
+            raw = await client.session.execute_raw(argv)  # type: ignore[attr-defined]
+            return RawReply(raw) if raw else NO_REPLY
         reply = await client.session.execute(argv)
         return self._shaped(client, argv, reply)
 
