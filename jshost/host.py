@@ -190,6 +190,7 @@ class Host:
             script.run()
             rt.run_jobs()
         except JSTerminated:
+            lib.terminations += 1
             raise ReplyError(errors.failed_loading_library(errors.EXECUTION_TERMINATED)) from None
         except JSError as exc:
             text = error_text(exc, self.verbosity)
@@ -265,6 +266,7 @@ class Host:
                 return self._promise_reply(lib, value, allow_block)
             return js_to_reply(value)
         except JSTerminated:
+            lib.terminations += 1
             rt.gc()
             raise ReplyError(errors.EXECUTION_TERMINATED) from None
         except JSError as exc:
@@ -315,6 +317,7 @@ class Host:
             except ReplyError as exc:
                 future.set_exception(exc)
             except JSTerminated:  # converting the value ran out of time
+                lib.terminations += 1
                 future.set_exception(ReplyError(errors.EXECUTION_TERMINATED))
                 raise
 
@@ -411,6 +414,7 @@ class Host:
             fn()
             _log_job_errors(lib, rt.run_jobs())
         except JSTerminated:
+            lib.terminations += 1
             self.lock.exit()  # a block() cut short leaves no lock behind
             log.warning("library %s: background work stopped after %.0f ms", lib.name,
                         self.background_timeout * 1000)

@@ -156,6 +156,7 @@ class Library:
         self.retired = False  # no longer in the registry; closed once its work is done
         self.previous: Library | None = None  # the library an upgrade replaces
         self.pending_jobs = 0  # background jobs queued and not yet started
+        self.terminations = 0  # runs stopped for time or memory (INFO)
         self.inflight = 0  # replies waiting on this runtime's promises
         self.pending_async_calls: list[str] = []  # tf callAsync commands still waiting
         self.runtime = Runtime(memory_limit=memory_limit)

@@ -348,6 +348,7 @@ class StreamConsumers:
             else:
                 done(None)
         except JSTerminated:
+            lib.terminations += 1
             rt.set_deadline(None)
             rt.gc()
             done(TERMINATED)

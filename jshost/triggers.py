@@ -163,6 +163,7 @@ class Triggers:
             else:
                 done(None)
         except JSTerminated:
+            lib.terminations += 1
             rt.set_deadline(None)
             rt.gc()
             done(TERMINATED)
@@ -188,6 +189,7 @@ class Triggers:
             return RecordedError(value_error_text(value, 1, lib.string_of),
                                  value_error_text(value, 2, lib.string_of))
         except JSTerminated:
+            lib.terminations += 1
             return TERMINATED
         except Exception as exc:  # noqa: BLE001 - a reason nested too deep, a closed runtime
             text = getattr(exc, "text", None) or str(exc)

@@ -28,7 +28,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from jshost.commands import connection_cmds, gears, persistence_cmds, store_cmds, transactions
+from jshost.commands import (
+    connection_cmds,
+    gears,
+    info_cmd,
+    persistence_cmds,
+    store_cmds,
+    transactions,
+)
 from jshost.connection import RawReply
 from jshost.errors import ReplyError, ServerErrors
 from jshost.replies import ErrorReply
@@ -179,7 +186,7 @@ def _internal_error(argv: list[bytes], exc: Exception) -> ErrorReply:
 def default_handlers() -> dict[bytes, Handler]:
     """Every command jshost answers itself, by lower-case name."""
     handlers: dict[bytes, Handler] = {}
-    for family in (connection_cmds, transactions, gears, persistence_cmds):
+    for family in (connection_cmds, transactions, gears, persistence_cmds, info_cmd):
         overlap = handlers.keys() & family.HANDLERS.keys()
         if overlap:
             raise RuntimeError(f"commands claimed twice: {sorted(overlap)}")

@@ -1,0 +1,97 @@
+"""``INFO``: the store's sections plus a ``# jshost`` section — what an operator looks at.
+
+``INFO`` / ``INFO default`` / ``INFO all`` / ``INFO everything`` add the jshost section to the
+store's reply; ``INFO jshost`` gives it alone. Fields::
+
+    # jshost
+    jshost_version:0.1.0
+    engine:quickjs-ng 0.16.2
+    store:embedded
+    libraries:2
+    functions:5
+    keyspace_triggers:1
+    stream_triggers:0
+    pending_jobs:0            (background jobs queued, all libraries)
+    pending_async_calls:3     (replies waiting on promises, and tf callAsync commands)
+    terminations:1            (runs stopped by lock-redis-timeout or the memory limit)
+    library_<name>:functions=2,pending_jobs=0,pending_async_calls=3,terminations=1,memory=123456
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from jshost import __version__
+from jshost.replies import ErrorReply, Verbatim
+
+if TYPE_CHECKING:
+    from jshost.commands.dispatch import Handler
+    from jshost.connection import ClientState
+    from jshost.host import Host
+
+_WITH_JSHOST = {b"default", b"all", b"everything"}
+
+
+def jshost_section(host: Host) -> str:
+    """The ``# jshost`` section text."""
+    from jshost.host import ENGINE_VERSION
+    from jshost.store import EmbeddedStore
+
+    libs = list(host.libraries.values())
+    lines = [
+        "# jshost",
+        f"jshost_version:{__version__}",
+        f"engine:{ENGINE_VERSION}",
+        f"store:{'embedded' if isinstance(host.store, EmbeddedStore) else 'redis'}",
+        f"libraries:{len(libs)}",
+        f"functions:{sum(len(lib.functions) for lib in libs)}",
+        f"keyspace_triggers:{sum(len(lib.keyspace_triggers) for lib in libs)}",
+        f"stream_triggers:{sum(len(lib.stream_triggers) for lib in libs)}",
+        f"pending_jobs:{sum(lib.pending_jobs for lib in libs)}",
+        f"pending_async_calls:{sum(_pending(lib) for lib in libs)}",
+        f"terminations:{sum(lib.terminations for lib in libs)}",
+    ]
+    for lib in libs:
+        memory = 0 if lib.runtime.closed else lib.runtime.memory_usage()["memory_used_size"]
+        lines.append(
+            f"library_{lib.name}:functions={len(lib.functions)},pending_jobs={lib.pending_jobs},"
+            f"pending_async_calls={_pending(lib)},terminations={lib.terminations},"
+            f"memory={memory}"
+        )
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _pending(lib: Any) -> int:
+    return lib.inflight + len(lib.pending_async_calls)
+
+
+def info(client: ClientState, argv: list[bytes]) -> Any:
+    """``INFO [section ...]``."""
+    host = client.ctx.host
+    sections = [a.lower() for a in argv[1:]]
+    ours = not sections or bool(_WITH_JSHOST & set(sections)) or b"jshost" in sections
+    theirs = [a for a in argv[1:] if a.lower() != b"jshost"]
+    if sections and not theirs:
+        return Verbatim(jshost_section(host).encode(), "txt")
+    reply = client.ctx.dispatcher.forward(client, [argv[0], *theirs])  # type: ignore[union-attr]
+    if not ours:
+        return reply
+    if isinstance(reply, asyncio.Future):
+        return asyncio.ensure_future(_joined_later(host, reply))
+    return _joined(host, reply)
+
+
+async def _joined_later(host: Host, reply: asyncio.Future[Any]) -> Any:
+    return _joined(host, await reply)
+
+
+def _joined(host: Host, reply: Any) -> Any:
+    """The store's INFO text with the jshost section appended (same reply type)."""
+    if isinstance(reply, ErrorReply) or not isinstance(reply, bytes):
+        return reply
+    text = bytes(reply).rstrip(b"\r\n") + b"\r\n\r\n" + jshost_section(host).encode()
+    return Verbatim(text, reply.format) if isinstance(reply, Verbatim) else text
+
+
+HANDLERS: dict[bytes, Handler] = {b"info": info}
