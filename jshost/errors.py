@@ -685,3 +685,30 @@ class ServerErrors:
             f"ERR Can't execute '{fullname}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING /"
             " QUIT / RESET are allowed in this context"
         )
+
+
+# --- the command line (jshost load/call/list/check/run, serve --load/--watch) ----------------
+
+
+class CliErrors:
+    """Texts of the `jshost` command-line tools (`jshost.cli`, `jshost.cli_client`,
+    `jshost.watch`). jshost's own wording; grouped in a class, like `ServerErrors`, so that the
+    spec-text checks over this module's constants leave them alone."""
+
+    CANNOT_CONNECT = "cannot reach jshost at {url}: {reason}"
+    BAD_URL = "invalid --url {url!r}: {reason}"
+    CANNOT_READ = "cannot read {path}: {reason}"
+    NOT_UTF8 = "{path} is not UTF-8 text"
+    BAD_TARGET = "expected LIBRARY.FUNCTION, got {target!r}"
+    EMBEDDED_WITH_URL = "--embedded runs without a server: leave out --url"
+    TIMED_OUT = "ERR no reply within {seconds:g}s (--timeout)"
+    TRY_TF = " (the file uses the tf API: add --tf)"
+    TRY_RG = " (the file uses the rg API: leave out --tf)"
+    NO_RUN_LINES = (
+        "{path}: no commands to run: add header lines like '// run: RG.FCALL lib fn 0 arg'"
+    )
+    RUN_LINE = "{path}:{line}: cannot parse {text!r}: {reason}"
+    RUN_FAILED = "{failed} of {total} commands replied with an error"
+    WATCH_WITHOUT_LOAD = "--watch needs --load DIR"
+    UNBALANCED_QUOTES = "unbalanced quotes"
+    LOAD_DIR_EMPTY = "no *.js file in {path}"

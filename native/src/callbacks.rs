@@ -6,55 +6,140 @@
 //! uncatchable termination; any other exception becomes a catchable JS `Error` with the Python
 //! message, remembered so that if it leaves JS untouched, the original Python exception is
 //! raised again.
+//!
+//! Each such function is a C function (`JS_NewCFunctionData`) whose data is an object of the
+//! runtime's `PyCallable` class; that object owns the Python reference, and its finalizer hands
+//! it to `Shared::dead_callables`, released once JS is no longer running.
 
-use std::ptr::NonNull;
+use std::ffi::c_int;
 use std::rc::Rc;
 
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use rquickjs::function::Rest;
-use rquickjs::{qjs, Ctx, Function, Value};
+use rquickjs::qjs;
 
 use crate::convert::{call_helper, dup, from_py, new_js_string, to_py};
 use crate::errors::{throw_terminated, JSTerminated, JSThrow};
 use crate::shared::{Helper, Shared};
 
+/// What a `PyCallable` object owns.
+struct Payload {
+    shared: Rc<Shared>,
+    callable: Py<PyAny>,
+}
+
+unsafe extern "C" fn finalize_payload(rt: *mut qjs::JSRuntime, val: qjs::JSValue) {
+    let _ = rt;
+    let p = qjs::JS_GetOpaque(val, qjs::JS_GetClassID(val)) as *mut Payload;
+    if !p.is_null() {
+        let Payload { shared, callable } = *Box::from_raw(p);
+        // Released later, outside JS (see `Shared::dead_callables`). JS only runs while Python
+        // holds the thread, so the move itself needs nothing more.
+        match shared.dead_callables.try_borrow_mut() {
+            Ok(mut dead) => dead.push(callable),
+            Err(_) => drop(callable),
+        };
+    }
+}
+
+/// Register the `PyCallable` class in a new runtime.
+pub fn register_class(shared: &Shared) -> PyResult<()> {
+    let rt = shared.rt.get();
+    let mut id: qjs::JSClassID = 0;
+    let def = qjs::JSClassDef {
+        class_name: c"PyCallable".as_ptr(),
+        finalizer: Some(finalize_payload),
+        gc_mark: None,
+        call: None,
+        exotic: std::ptr::null_mut(),
+    };
+    unsafe {
+        qjs::JS_NewClassID(rt, &mut id);
+        if qjs::JS_NewClass(rt, id, &def) < 0 {
+            return Err(PyRuntimeError::new_err("could not register the PyCallable class"));
+        }
+    }
+    shared.py_class.set(id);
+    Ok(())
+}
+
+/// A new JS function (owned) that calls `callable`.
 pub fn new_py_function(py: Python<'_>, shared: &Rc<Shared>, callable: Py<PyAny>) -> PyResult<qjs::JSValue> {
-    let _ = py;
-    let ctx = unsafe { Ctx::from_raw(NonNull::new(shared.ctx.get()).expect("live context")) };
-    let f = make_function(ctx, shared.clone(), callable)
-        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("could not create a JS function: {e}")))?;
-    let v = f.into_value();
-    let raw = dup(shared.ctx.get(), v.as_raw());
-    Ok(raw)
+    let ctx = shared.ctx.get();
+    let holder = unsafe { qjs::JS_NewObjectClass(ctx, shared.py_class.get()) };
+    if unsafe { qjs::JS_IsException(holder) } {
+        return Err(crate::errors::take_exception(py, shared));
+    }
+    let payload = Box::new(Payload { shared: shared.clone(), callable });
+    unsafe { qjs::JS_SetOpaque(holder, Box::into_raw(payload) as *mut _) };
+    let mut data = [holder];
+    let f = unsafe { qjs::JS_NewCFunctionData(ctx, Some(trampoline), 0, 0, 1, data.as_mut_ptr()) };
+    unsafe { qjs::JS_FreeValue(ctx, holder) };
+    if unsafe { qjs::JS_IsException(f) } {
+        return Err(crate::errors::take_exception(py, shared));
+    }
+    Ok(f)
 }
 
-fn make_function<'js>(ctx: Ctx<'js>, s: Rc<Shared>, callable: Py<PyAny>) -> rquickjs::Result<Function<'js>> {
-    Function::new(ctx, move |ctx: Ctx<'js>, args: Rest<Value<'js>>| -> rquickjs::Result<Value<'js>> {
-        Python::attach(|py| invoke(py, &s, &callable, &ctx, &args.0))
-    })
+unsafe extern "C" fn trampoline(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: c_int,
+    argv: *mut qjs::JSValue,
+    _magic: c_int,
+    data: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    let holder = *data;
+    let payload = qjs::JS_GetOpaque(holder, qjs::JS_GetClassID(holder)) as *const Payload;
+    if payload.is_null() {
+        return qjs::JS_ThrowInternalError(ctx, c"a Python function outlived its callable".as_ptr());
+    }
+    let args: &[qjs::JSValue] =
+        if argc <= 0 || argv.is_null() { &[] } else { std::slice::from_raw_parts(argv, argc as usize) };
+    // The payload lives as long as the function object, which JS holds while calling it.
+    let payload = &*payload;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Python::attach(|py| invoke(py, &payload.shared, &payload.callable, args))
+    }));
+    match r {
+        Ok(v) => v,
+        Err(_) => qjs::JS_ThrowInternalError(ctx, c"the Python callback panicked".as_ptr()),
+    }
 }
 
-fn invoke<'js>(
-    py: Python<'_>,
-    shared: &Rc<Shared>,
-    callable: &Py<PyAny>,
-    ctx: &Ctx<'js>,
-    args: &[Value<'js>],
-) -> rquickjs::Result<Value<'js>> {
-    let converted: PyResult<Vec<Py<PyAny>>> =
-        args.iter().map(|a| to_py(py, shared, a.as_raw(), 0)).collect();
-    let result = converted.and_then(|a| callable.call1(py, PyTuple::new(py, a)?));
+/// Call the Python callable with borrowed JS arguments; returns an owned value or
+/// `JS_EXCEPTION` with the exception thrown.
+fn invoke(py: Python<'_>, shared: &Rc<Shared>, callable: &Py<PyAny>, args: &[qjs::JSValue]) -> qjs::JSValue {
+    let result = convert_args(py, shared, args).and_then(|a| callable.call1(py, a));
     if shared.interrupted.get() {
         throw_terminated(shared);
-        return Err(rquickjs::Error::Exception);
+        return EXCEPTION;
     }
-    let result = result.and_then(|r| from_py(py, shared, r.bind(py), 0));
-    match result {
-        Ok(v) => Ok(unsafe { Value::from_raw(ctx.clone(), v) }),
+    match result.and_then(|r| from_py(py, shared, r.bind(py), 0)) {
+        Ok(v) => v,
         Err(err) => {
             throw_py_error(py, shared, err);
-            Err(rquickjs::Error::Exception)
+            EXCEPTION
+        }
+    }
+}
+
+const EXCEPTION: qjs::JSValue = qjs::JSValue {
+    u: qjs::JSValueUnion { int32: 0 },
+    tag: qjs::JS_TAG_EXCEPTION as i64,
+};
+
+fn convert_args<'py>(py: Python<'py>, shared: &Rc<Shared>, args: &[qjs::JSValue]) -> PyResult<Bound<'py, PyTuple>> {
+    match args {
+        [] => Ok(PyTuple::empty(py)),
+        [a] => PyTuple::new(py, [to_py(py, shared, *a, 0)?]),
+        _ => {
+            let mut out = Vec::with_capacity(args.len());
+            for a in args {
+                out.push(to_py(py, shared, *a, 0)?);
+            }
+            PyTuple::new(py, out)
         }
     }
 }
@@ -82,17 +167,24 @@ fn throw_py_error(py: Python<'_>, shared: &Rc<Shared>, err: PyErr) {
     }
     let message = err.value(py).str().map(|s| s.unbind());
     let message = match message {
-        Ok(m) => new_js_string(py, ctx, m.bind(py)),
+        Ok(m) => new_js_string(py, shared, m.bind(py)),
         Err(e) => Err(e),
     };
-    let error = match message.and_then(|mut m| {
-        let r = call_helper(py, shared, Helper::MakeError, std::slice::from_mut(&mut m));
-        unsafe { qjs::JS_FreeValue(ctx, m) };
-        r
-    }) {
+    // At the stack limit even the helper call would overflow: allow it a little more stack.
+    let error = shared.with_stack_reserve(|| {
+        message.and_then(|mut m| {
+            let r = call_helper(py, shared, Helper::MakeError, std::slice::from_mut(&mut m));
+            unsafe { qjs::JS_FreeValue(ctx, m) };
+            r
+        })
+    });
+    let error = match error {
         Ok(e) => e,
         Err(_) => unsafe { qjs::JS_NewError(ctx) },
     };
+    if unsafe { qjs::JS_IsException(error) } {
+        return; // out of memory: QuickJS has thrown that instead
+    }
     shared.forget_py_error();
     *shared.py_error.borrow_mut() = Some((err, dup(ctx, error)));
     unsafe { qjs::JS_Throw(ctx, error) };

@@ -21,6 +21,9 @@ use crate::shared::{Helper, Shared, NULL, UNDEFINED};
 /// Deeper values are refused: a cycle (`a.self = a`) would otherwise recurse forever.
 pub const MAX_DEPTH: usize = 512;
 
+/// Longer arrays are refused rather than turned into lists.
+pub const MAX_ARRAY_LENGTH: i64 = 1 << 26;
+
 struct PyTypes {
     undefined: Py<PyAny>,
     typed_array: Py<PyAny>,
@@ -68,22 +71,32 @@ pub fn call_helper(
     Ok(r)
 }
 
-/// A JS string (borrowed) as a Python `str`.
+/// A JS string (borrowed) as a Python `str`. On failure (out of memory) the JS exception is
+/// dropped: error paths use this; conversions use `string_to_py`, which reports it.
 pub fn js_string_to_py(py: Python<'_>, ctx: *mut qjs::JSContext, v: qjs::JSValue) -> PyResult<Py<PyAny>> {
     let mut len: usize = 0;
     let p = unsafe { qjs::JS_ToCStringLen2(ctx, &mut len as *mut usize as *mut _, v, false) };
     if p.is_null() {
+        let e = unsafe { qjs::JS_GetException(ctx) };
+        unsafe { qjs::JS_FreeValue(ctx, e) };
         return Err(PyValueError::new_err("could not read a JS string (out of memory?)"));
     }
     let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, len) };
-    let out = match std::str::from_utf8(bytes) {
-        Ok(s) => Ok(PyString::new(py, s).into_any().unbind()),
-        // QuickJS writes a lone surrogate as its 3-byte (WTF-8) form: Python's surrogatepass
-        // reads those back as the same lone surrogate.
-        Err(_) => PyBytes::new(py, bytes)
-            .call_method1("decode", ("utf-8", "surrogatepass"))
-            .map(|s| s.unbind()),
-    };
+    let out = utf8_to_py(py, bytes);
+    unsafe { qjs::JS_FreeCString(ctx, p) };
+    out
+}
+
+/// A JS string (borrowed) as a Python `str`; failing to read it (out of memory) is a JSError.
+fn string_to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue) -> PyResult<Py<PyAny>> {
+    let ctx = shared.ctx.get();
+    let mut len: usize = 0;
+    let p = unsafe { qjs::JS_ToCStringLen2(ctx, &mut len as *mut usize as *mut _, v, false) };
+    if p.is_null() {
+        return Err(take_exception(py, shared));
+    }
+    let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, len) };
+    let out = utf8_to_py(py, bytes);
     unsafe { qjs::JS_FreeCString(ctx, p) };
     out
 }
@@ -104,7 +117,13 @@ fn array_to_vec(py: Python<'_>, shared: &Rc<Shared>, arr: qjs::JSValue, depth: u
     if unsafe { qjs::JS_GetLength(ctx, arr, &mut len) } < 0 {
         return Err(take_exception(py, shared));
     }
-    let mut out = Vec::with_capacity(len.max(0) as usize);
+    if len > MAX_ARRAY_LENGTH {
+        // A sparse array costs JS nothing (`a.length = 2**32 - 1`), its list would not fit.
+        return Err(PyValueError::new_err(format!(
+            "JS array too long to convert (length {len}, at most {MAX_ARRAY_LENGTH})"
+        )));
+    }
+    let mut out = Vec::with_capacity(len.clamp(0, 1024) as usize);
     for i in 0..len {
         let item = unsafe { qjs::JS_GetPropertyUint32(ctx, arr, i as u32) };
         if unsafe { qjs::JS_IsException(item) } {
@@ -130,7 +149,7 @@ pub fn to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth: usize)
         qjs::JS_TAG_BOOL => Ok(PyBool::new(py, unsafe { qjs::JS_VALUE_GET_BOOL(v) }).to_owned().into_any().unbind()),
         qjs::JS_TAG_NULL => Ok(py.None()),
         qjs::JS_TAG_UNDEFINED | qjs::JS_TAG_UNINITIALIZED => undefined(py),
-        qjs::JS_TAG_STRING | qjs::JS_TAG_STRING_ROPE => js_string_to_py(py, ctx, v),
+        qjs::JS_TAG_STRING | qjs::JS_TAG_STRING_ROPE => string_to_py(py, shared, v),
         qjs::JS_TAG_SHORT_BIG_INT => {
             let mut n: i64 = 0;
             unsafe { qjs::JS_ToBigInt64(ctx, &mut n, v) };
@@ -138,7 +157,7 @@ pub fn to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth: usize)
         }
         qjs::JS_TAG_BIG_INT => {
             let hex = call_helper(py, shared, Helper::BigToHex, &mut [v])?;
-            let s = js_string_to_py(py, ctx, hex);
+            let s = string_to_py(py, shared, hex);
             unsafe { qjs::JS_FreeValue(ctx, hex) };
             let int_type = py.get_type::<PyInt>();
             Ok(int_type.call1((s?, 16))?.unbind())
@@ -147,6 +166,37 @@ pub fn to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth: usize)
         qjs::JS_TAG_OBJECT => object_to_py(py, shared, v, depth),
         _ => Err(PyTypeError::new_err(format!("unsupported JS value tag {tag}"))),
     }
+}
+
+/// Indexed by `JSTypedArrayEnum`.
+const TYPED_ARRAY_KINDS: [&str; 12] = [
+    "Uint8ClampedArray", "Int8Array", "Uint8Array", "Int16Array", "Uint16Array", "Int32Array",
+    "Uint32Array", "BigInt64Array", "BigUint64Array", "Float16Array", "Float32Array", "Float64Array",
+];
+
+/// A copy of `length` bytes (default: all) at `offset` in an ArrayBuffer (borrowed). A detached
+/// buffer or a view out of its bounds has no bytes.
+fn view_bytes(py: Python<'_>, shared: &Shared, buf: qjs::JSValue, offset: usize, length: Option<usize>) -> PyResult<Py<PyAny>> {
+    let ctx = shared.ctx.get();
+    let mut size: qjs::size_t = 0;
+    let p = if unsafe { qjs::JS_IsException(buf) } {
+        std::ptr::null_mut()
+    } else {
+        unsafe { qjs::JS_GetArrayBuffer(ctx, &mut size, buf) }
+    };
+    if p.is_null() {
+        // JS_GetTypedArrayBuffer / JS_GetArrayBuffer threw (detached or out of bounds).
+        let e = unsafe { qjs::JS_GetException(ctx) };
+        unsafe { qjs::JS_FreeValue(ctx, e) };
+        return Ok(PyBytes::new(py, &[]).into_any().unbind());
+    }
+    let size = size as usize;
+    let length = length.unwrap_or(size);
+    let data: &[u8] = match offset.checked_add(length) {
+        Some(end) if end <= size => unsafe { std::slice::from_raw_parts(p.add(offset), length) },
+        _ => &[],
+    };
+    Ok(PyBytes::new(py, data).into_any().unbind())
 }
 
 pub fn dup(ctx: *mut qjs::JSContext, v: qjs::JSValue) -> qjs::JSValue {
@@ -164,17 +214,29 @@ fn object_to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth: usi
             return new_handle(py, shared, dup(ctx, v));
         }
         if qjs::JS_IsArrayBuffer(v) {
-            let mut size: usize = 0;
-            let p = qjs::JS_GetArrayBuffer(ctx, &mut size as *mut usize as *mut _, v);
-            let data: &[u8] = if p.is_null() { &[] } else { std::slice::from_raw_parts(p, size) };
-            return Ok(PyBytes::new(py, data).into_any().unbind());
+            return view_bytes(py, shared, v, 0, None);
         }
-        if qjs::JS_GetTypedArrayType(v) >= 0 || qjs::JS_IsDataView(v) {
+        let ta = qjs::JS_GetTypedArrayType(v);
+        if ta >= 0 {
+            let kind = TYPED_ARRAY_KINDS.get(ta as usize).copied().unwrap_or("Uint8Array");
+            let (mut offset, mut length): (qjs::size_t, qjs::size_t) = (0, 0);
+            let buf = qjs::JS_GetTypedArrayBuffer(ctx, v, &mut offset, &mut length, std::ptr::null_mut());
+            let data = view_bytes(py, shared, buf, offset as usize, Some(length as usize));
+            qjs::JS_FreeValue(ctx, buf);
+            return Ok(t.typed_array.call1(py, (kind, data?))?);
+        }
+        if qjs::JS_IsDataView(v) {
             let info = call_helper(py, shared, Helper::ViewInfo, &mut [v])?;
-            let parts = array_to_vec(py, shared, info, depth);
+            let parts = [0, 1, 2].map(|i| qjs::JS_GetPropertyUint32(ctx, info, i));
             qjs::JS_FreeValue(ctx, info);
-            let parts = parts?;
-            return Ok(t.typed_array.call1(py, (parts[0].clone_ref(py), parts[1].clone_ref(py)))?);
+            let (mut offset, mut length) = (0.0f64, 0.0f64);
+            qjs::JS_ToFloat64(ctx, &mut offset, parts[1]);
+            qjs::JS_ToFloat64(ctx, &mut length, parts[2]);
+            let data = view_bytes(py, shared, parts[0], offset as usize, Some(length as usize));
+            for p in parts {
+                qjs::JS_FreeValue(ctx, p);
+            }
+            return Ok(t.typed_array.call1(py, ("DataView", data?))?);
         }
         if qjs::JS_IsMap(v) || qjs::JS_IsSet(v) {
             let is_map = qjs::JS_IsMap(v);
@@ -192,14 +254,16 @@ fn object_to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth: usi
             }
             return Ok(t.js_set.call1(py, (PyList::new(py, list)?,))?);
         }
-        let proto = qjs::JS_GetPrototype(ctx, v);
-        if qjs::JS_IsException(proto) {
-            return Err(take_exception(py, shared));
+        if qjs::JS_IsError(v) {
+            return new_handle(py, shared, dup(ctx, v));
         }
-        let plain = qjs::JS_IsNull(proto)
-            || qjs::JS_VALUE_GET_PTR(proto) == qjs::JS_VALUE_GET_PTR(shared.object_proto.get());
-        qjs::JS_FreeValue(ctx, proto);
-        if plain {
+        let plain = is_plain(py, shared, v)?;
+        if plain != Plain::No {
+            if plain == Plain::Direct {
+                if let Some(d) = own_data_to_dict(py, shared, v, depth)? {
+                    return Ok(d);
+                }
+            }
             let pairs = call_helper(py, shared, Helper::ForIn, &mut [v])?;
             let d = flat_pairs_to_dict(py, shared, pairs, depth);
             qjs::JS_FreeValue(ctx, pairs);
@@ -225,6 +289,177 @@ fn object_to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth: usi
     }
 }
 
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Plain {
+    No,
+    /// Its prototype is `Object.prototype` or `null`.
+    Direct,
+    /// Other plain objects come between.
+    Inherits,
+}
+
+/// Whether `v` is a plain object: an ordinary object (not an array, function, Date, Error,
+/// wrapper, Proxy, …) whose prototypes up to `Object.prototype` (or `null`) are ordinary objects
+/// that are no constructor's `prototype` (they have no own `constructor`). So `{}`,
+/// `Object.create(null)` and `Object.create({inherited: 1})` are plain; an instance of a class
+/// or of a constructor function is not. Runs no JS (a Proxy is not ordinary, so no trap runs).
+fn is_plain(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue) -> PyResult<Plain> {
+    let ctx = shared.ctx.get();
+    let object_class = shared.object_class.get();
+    let object_proto = unsafe { qjs::JS_VALUE_GET_PTR(shared.object_proto.get()) };
+    if unsafe { qjs::JS_GetClassID(v) } != object_class {
+        return Ok(Plain::No);
+    }
+    let mut p = unsafe { qjs::JS_GetPrototype(ctx, v) };
+    let mut found = Plain::Direct;
+    loop {
+        unsafe {
+            if qjs::JS_IsException(p) {
+                return Err(take_exception(py, shared));
+            }
+            if qjs::JS_IsNull(p) {
+                return Ok(found);
+            }
+            if qjs::JS_VALUE_GET_PTR(p) == object_proto {
+                qjs::JS_FreeValue(ctx, p);
+                return Ok(found);
+            }
+            found = Plain::Inherits;
+            let own_constructor = if qjs::JS_GetClassID(p) == object_class {
+                qjs::JS_GetOwnProperty(ctx, std::ptr::null_mut(), p, shared.constructor_atom.get())
+            } else {
+                1
+            };
+            if own_constructor != 0 {
+                qjs::JS_FreeValue(ctx, p);
+                if own_constructor < 0 {
+                    return Err(take_exception(py, shared));
+                }
+                return Ok(Plain::No);
+            }
+            let next = qjs::JS_GetPrototype(ctx, p);
+            qjs::JS_FreeValue(ctx, p);
+            p = next;
+        }
+    }
+}
+
+/// The own enumerable string keys of `v`, in order (integer-like keys first), or None.
+fn own_enumerable(shared: &Shared, v: qjs::JSValue) -> Option<(*mut qjs::JSPropertyEnum, u32)> {
+    let ctx = shared.ctx.get();
+    let flags = (qjs::JS_GPN_STRING_MASK | qjs::JS_GPN_ENUM_ONLY) as i32;
+    let mut tab: *mut qjs::JSPropertyEnum = std::ptr::null_mut();
+    let mut len: u32 = 0;
+    if unsafe { qjs::JS_GetOwnPropertyNames(ctx, &mut tab, &mut len, v, flags) } < 0 {
+        let e = unsafe { qjs::JS_GetException(ctx) };
+        unsafe { qjs::JS_FreeValue(ctx, e) };
+        return None;
+    }
+    Some((tab, len))
+}
+
+/// The `for…in` dict of a plain object whose prototype is `Object.prototype` or `null`, made
+/// without running JS: its own enumerable string-keyed properties, each looked up once. With an
+/// accessor among them (its getter must run in `for…in` order) or an enumerable property on
+/// `Object.prototype` (which `for…in` visits too), None: the caller uses the `for…in` helper.
+fn own_data_to_dict(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth: usize) -> PyResult<Option<Py<PyAny>>> {
+    let ctx = shared.ctx.get();
+    // `for…in` also visits enumerable properties inherited from Object.prototype.
+    let proto = shared.object_proto.get();
+    let direct_proto = unsafe { qjs::JS_GetPrototype(ctx, v) };
+    let inherits = !unsafe { qjs::JS_IsNull(direct_proto) };
+    unsafe { qjs::JS_FreeValue(ctx, direct_proto) };
+    if inherits {
+        match own_enumerable(shared, proto) {
+            Some((tab, len)) => {
+                unsafe { qjs::JS_FreePropertyEnum(ctx, tab, len) };
+                if len != 0 {
+                    return Ok(None);
+                }
+            }
+            None => return Ok(None),
+        }
+    }
+    let Some((tab, len)) = own_enumerable(shared, v) else { return Ok(None) };
+    let props: &[qjs::JSPropertyEnum] =
+        if len == 0 { &[] } else { unsafe { std::slice::from_raw_parts(tab, len as usize) } };
+    // Read every value first: bail out before converting anything if one is an accessor.
+    let mut values: Vec<qjs::JSValue> = Vec::with_capacity(props.len());
+    let mut accessor = false;
+    for prop in props {
+        let mut desc = std::mem::MaybeUninit::<qjs::JSPropertyDescriptor>::uninit();
+        let rc = unsafe { qjs::JS_GetOwnProperty(ctx, desc.as_mut_ptr(), v, prop.atom) };
+        if rc < 0 {
+            let e = unsafe { qjs::JS_GetException(ctx) };
+            unsafe { qjs::JS_FreeValue(ctx, e) };
+            accessor = true;
+            break;
+        }
+        if rc == 0 {
+            // Gone (cannot happen without running JS); let the helper decide.
+            accessor = true;
+            break;
+        }
+        let desc = unsafe { desc.assume_init() };
+        if desc.flags & qjs::JS_PROP_GETSET as i32 != 0 {
+            unsafe {
+                qjs::JS_FreeValue(ctx, desc.getter);
+                qjs::JS_FreeValue(ctx, desc.setter);
+                qjs::JS_FreeValue(ctx, desc.value);
+            }
+            accessor = true;
+            break;
+        }
+        unsafe {
+            qjs::JS_FreeValue(ctx, desc.getter);
+            qjs::JS_FreeValue(ctx, desc.setter);
+        }
+        values.push(desc.value);
+    }
+    let out = if accessor {
+        Ok(None)
+    } else {
+        (|| -> PyResult<Option<Py<PyAny>>> {
+            let d = PyDict::new(py);
+            for (prop, val) in props.iter().zip(values.iter()) {
+                let key = atom_to_py(py, ctx, prop.atom)?;
+                let val = to_py(py, shared, *val, depth + 1)?;
+                d.set_item(key, val)?;
+            }
+            Ok(Some(d.into_any().unbind()))
+        })()
+    };
+    for val in values {
+        unsafe { qjs::JS_FreeValue(ctx, val) };
+    }
+    unsafe { qjs::JS_FreePropertyEnum(ctx, tab, len) };
+    out
+}
+
+/// A property key (atom) as a Python `str`.
+fn atom_to_py(py: Python<'_>, ctx: *mut qjs::JSContext, atom: qjs::JSAtom) -> PyResult<Py<PyAny>> {
+    let mut len: qjs::size_t = 0;
+    let p = unsafe { qjs::JS_AtomToCStringLen(ctx, &mut len, atom) };
+    if p.is_null() {
+        let e = unsafe { qjs::JS_GetException(ctx) };
+        unsafe { qjs::JS_FreeValue(ctx, e) };
+        return Err(PyValueError::new_err("could not read a JS property name (out of memory?)"));
+    }
+    let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, len as usize) };
+    let out = utf8_to_py(py, bytes);
+    unsafe { qjs::JS_FreeCString(ctx, p) };
+    out
+}
+
+/// UTF-8 from QuickJS as `str`; QuickJS writes a lone surrogate as its 3-byte (WTF-8) form,
+/// which Python's surrogatepass reads back as the same lone surrogate.
+fn utf8_to_py(py: Python<'_>, bytes: &[u8]) -> PyResult<Py<PyAny>> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(PyString::new(py, s).into_any().unbind()),
+        Err(_) => PyBytes::new(py, bytes).call_method1("decode", ("utf-8", "surrogatepass")).map(|s| s.unbind()),
+    }
+}
+
 /// Convert a Python value to an owned JS value.
 pub fn from_py(py: Python<'_>, shared: &Rc<Shared>, obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<qjs::JSValue> {
     if depth > MAX_DEPTH {
@@ -235,7 +470,7 @@ pub fn from_py(py: Python<'_>, shared: &Rc<Shared>, obj: &Bound<'_, PyAny>, dept
         return Ok(NULL);
     }
     if let Ok(s) = obj.cast_exact::<PyString>() {
-        return new_js_string(py, ctx, s);
+        return new_js_string(py, shared, s);
     }
     if let Ok(f) = obj.cast_exact::<PyFloat>() {
         return Ok(qjs::JS_NewFloat64(f.value()));
@@ -245,16 +480,19 @@ pub fn from_py(py: Python<'_>, shared: &Rc<Shared>, obj: &Bound<'_, PyAny>, dept
     }
     if obj.cast::<PyInt>().is_ok() {
         if let Ok(n) = obj.extract::<i64>() {
-            return Ok(unsafe { qjs::JS_NewBigInt64(ctx, n) });
+            return owned(py, shared, unsafe { qjs::JS_NewBigInt64(ctx, n) });
         }
-        let text = PyString::new(py, &obj.str()?.to_cow()?);
-        let mut arg = new_js_string(py, ctx, &text)?;
-        let r = call_helper(py, shared, Helper::BigFromText, std::slice::from_mut(&mut arg));
-        unsafe { qjs::JS_FreeValue(ctx, arg) };
-        return r;
+        // Beyond 64 bits: through hexadecimal text, which (unlike decimal) Python converts at
+        // any size (`sys.get_int_max_str_digits` limits decimal only).
+        let negative = obj.lt(0)?;
+        let magnitude = if negative { obj.neg()? } else { obj.clone() };
+        let hex = magnitude.call_method1("__format__", ("x",))?;
+        let hex = new_js_string(py, shared, hex.cast::<PyString>()?)?;
+        let sign = qjs::JSValue { u: qjs::JSValueUnion { int32: negative as i32 }, tag: qjs::JS_TAG_BOOL as i64 };
+        return call_with_owned(py, shared, Helper::BigFromHex, vec![hex, sign]);
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return new_js_string(py, ctx, s);
+        return new_js_string(py, shared, s);
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
         return Ok(qjs::JS_NewFloat64(f.value()));
@@ -269,11 +507,12 @@ pub fn from_py(py: Python<'_>, shared: &Rc<Shared>, obj: &Bound<'_, PyAny>, dept
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
         let data = b.as_bytes();
-        return Ok(unsafe { qjs::JS_NewArrayBufferCopy(ctx, data.as_ptr(), data.len() as _) });
+        return owned(py, shared, unsafe { qjs::JS_NewArrayBufferCopy(ctx, data.as_ptr(), data.len() as _) });
     }
     if obj.cast::<PyByteArray>().is_ok() || obj.cast::<PyMemoryView>().is_ok() {
-        let data: Vec<u8> = PyBytes::new(py, &[]).get_type().call1((obj,))?.extract()?;
-        return Ok(unsafe { qjs::JS_NewArrayBufferCopy(ctx, data.as_ptr(), data.len() as _) });
+        let data = py.get_type::<PyBytes>().call1((obj,))?;
+        let data = data.cast::<PyBytes>()?.as_bytes();
+        return owned(py, shared, unsafe { qjs::JS_NewArrayBufferCopy(ctx, data.as_ptr(), data.len() as _) });
     }
     if obj.cast::<PyList>().is_ok() || obj.cast::<PyTuple>().is_ok() {
         return seq_to_js(py, shared, obj.try_iter()?, depth);
@@ -287,7 +526,13 @@ pub fn from_py(py: Python<'_>, shared: &Rc<Shared>, obj: &Bound<'_, PyAny>, dept
     }
     if obj.is_instance(t.typed_array.bind(py))? {
         let kind = from_py(py, shared, &obj.getattr("kind")?, depth + 1)?;
-        let data = from_py(py, shared, &obj.getattr("data")?, depth + 1)?;
+        let data = match obj.getattr("data").and_then(|d| from_py(py, shared, &d, depth + 1)) {
+            Ok(d) => d,
+            Err(e) => {
+                unsafe { qjs::JS_FreeValue(ctx, kind) };
+                return Err(e);
+            }
+        };
         return call_with_owned(py, shared, Helper::MakeView, vec![kind, data]);
     }
     if obj.is_instance(t.js_map.bind(py))? {
@@ -307,19 +552,22 @@ pub fn from_py(py: Python<'_>, shared: &Rc<Shared>, obj: &Bound<'_, PyAny>, dept
     }
     if obj.is_instance(t.boxed.bind(py))? {
         let kind = from_py(py, shared, &obj.getattr("kind")?, depth + 1)?;
-        let value = match from_py(py, shared, &obj.getattr("value")?, depth + 1) {
+        let value = match obj.getattr("value").and_then(|v| from_py(py, shared, &v, depth + 1)) {
             Ok(v) => v,
             Err(e) => {
                 unsafe { qjs::JS_FreeValue(ctx, kind) };
                 return Err(e);
             }
         };
-        let flat = PyList::empty(py);
-        for (k, v) in obj.getattr("props")?.cast::<PyDict>()?.iter() {
-            flat.append(k)?;
-            flat.append(v)?;
-        }
-        let props = match from_py(py, shared, flat.as_any(), depth + 1) {
+        let flat = (|| -> PyResult<Bound<'_, PyList>> {
+            let flat = PyList::empty(py);
+            for (k, v) in obj.getattr("props")?.cast::<PyDict>()?.iter() {
+                flat.append(k)?;
+                flat.append(v)?;
+            }
+            Ok(flat)
+        })();
+        let props = match flat.and_then(|flat| from_py(py, shared, flat.as_any(), depth + 1)) {
             Ok(p) => p,
             Err(e) => {
                 unsafe { qjs::JS_FreeValue(ctx, kind) };
@@ -346,7 +594,8 @@ fn call_with_owned(py: Python<'_>, shared: &Rc<Shared>, h: Helper, mut args: Vec
     r
 }
 
-pub fn new_js_string(py: Python<'_>, ctx: *mut qjs::JSContext, s: &Bound<'_, PyString>) -> PyResult<qjs::JSValue> {
+pub fn new_js_string(py: Python<'_>, shared: &Rc<Shared>, s: &Bound<'_, PyString>) -> PyResult<qjs::JSValue> {
+    let ctx = shared.ctx.get();
     let v = match s.to_str() {
         Ok(text) => unsafe { qjs::JS_NewStringLen(ctx, text.as_ptr() as *const _, text.len() as _) },
         Err(_) => {
@@ -356,56 +605,77 @@ pub fn new_js_string(py: Python<'_>, ctx: *mut qjs::JSContext, s: &Bound<'_, PyS
             unsafe { qjs::JS_NewStringLen(ctx, b.as_ptr() as *const _, b.len() as _) }
         }
     };
-    let _ = py;
-    if unsafe { qjs::JS_IsException(v) } {
-        return Err(PyValueError::new_err("could not create a JS string (out of memory?)"));
-    }
-    Ok(v)
+    owned(py, shared, v)
 }
 
 fn seq_to_js(py: Python<'_>, shared: &Rc<Shared>, items: Bound<'_, pyo3::types::PyIterator>, depth: usize) -> PyResult<qjs::JSValue> {
     let ctx = shared.ctx.get();
-    let arr = unsafe { qjs::JS_NewArray(ctx) };
+    let arr = owned(py, shared, unsafe { qjs::JS_NewArray(ctx) })?;
     for (i, item) in items.enumerate() {
-        let v = item.and_then(|item| from_py(py, shared, &item, depth + 1));
-        match v {
-            Ok(v) => unsafe {
-                qjs::JS_SetPropertyUint32(ctx, arr, i as u32, v);
-            },
-            Err(e) => {
-                unsafe { qjs::JS_FreeValue(ctx, arr) };
-                return Err(e);
+        let r = item.and_then(|item| from_py(py, shared, &item, depth + 1)).and_then(|v| {
+            // Consumes `v`, even on failure.
+            if unsafe { qjs::JS_SetPropertyUint32(ctx, arr, i as u32, v) } < 0 {
+                return Err(take_exception(py, shared));
             }
+            Ok(())
+        });
+        if let Err(e) = r {
+            unsafe { qjs::JS_FreeValue(ctx, arr) };
+            return Err(e);
         }
     }
     Ok(arr)
 }
 
+/// A key for `dict_to_js`: UTF-8 (WTF-8 for lone surrogates), as QuickJS reads it.
+fn key_bytes<'a>(k: &'a Bound<'_, PyAny>) -> PyResult<std::borrow::Cow<'a, [u8]>> {
+    if let Ok(s) = k.cast::<PyString>() {
+        return Ok(match s.to_str() {
+            Ok(text) => std::borrow::Cow::Borrowed(text.as_bytes()),
+            Err(_) => std::borrow::Cow::Owned(
+                s.call_method1("encode", ("utf-8", "surrogatepass"))?.cast::<PyBytes>()?.as_bytes().to_vec(),
+            ),
+        });
+    }
+    if k.cast::<PyInt>().is_ok() && k.cast::<PyBool>().is_err() {
+        return Ok(std::borrow::Cow::Owned(k.str()?.to_str()?.as_bytes().to_vec()));
+    }
+    Err(PyTypeError::new_err("JS object keys must be str or int"))
+}
+
 fn dict_to_js(py: Python<'_>, shared: &Rc<Shared>, d: &Bound<'_, PyDict>, depth: usize) -> PyResult<qjs::JSValue> {
     let ctx = shared.ctx.get();
-    let o = unsafe { qjs::JS_NewObject(ctx) };
+    let o = owned(py, shared, unsafe { qjs::JS_NewObject(ctx) })?;
     for (k, v) in d.iter() {
-        let key: String = if let Ok(s) = k.cast::<PyString>() {
-            s.to_cow()?.into_owned()
-        } else if k.cast::<PyInt>().is_ok() && k.cast::<PyBool>().is_err() {
-            k.str()?.to_cow()?.into_owned()
-        } else {
-            unsafe { qjs::JS_FreeValue(ctx, o) };
-            return Err(PyTypeError::new_err("JS object keys must be str or int"));
-        };
-        let val = match from_py(py, shared, &v, depth + 1) {
-            Ok(val) => val,
-            Err(e) => {
-                unsafe { qjs::JS_FreeValue(ctx, o) };
-                return Err(e);
+        let r = key_bytes(&k).and_then(|key| {
+            let val = from_py(py, shared, &v, depth + 1)?;
+            unsafe {
+                let atom = qjs::JS_NewAtomLen(ctx, key.as_ptr() as *const _, key.len() as _);
+                if atom == 0 {
+                    qjs::JS_FreeValue(ctx, val);
+                    return Err(take_exception(py, shared));
+                }
+                // Define (not set): a key such as "__proto__" must become an own data property.
+                let rc = qjs::JS_DefinePropertyValue(ctx, o, atom, val, qjs::JS_PROP_C_W_E as i32);
+                qjs::JS_FreeAtom(ctx, atom);
+                if rc < 0 {
+                    return Err(take_exception(py, shared));
+                }
             }
-        };
-        unsafe {
-            // Define (not set): a key such as "__proto__" must become an own data property.
-            let atom = qjs::JS_NewAtomLen(ctx, key.as_ptr() as *const _, key.len() as _);
-            qjs::JS_DefinePropertyValue(ctx, o, atom, val, qjs::JS_PROP_C_W_E as i32);
-            qjs::JS_FreeAtom(ctx, atom);
+            Ok(())
+        });
+        if let Err(e) = r {
+            unsafe { qjs::JS_FreeValue(ctx, o) };
+            return Err(e);
         }
     }
     Ok(o)
+}
+
+/// A value QuickJS just made (owned), or the exception it threw making it (out of memory).
+fn owned(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue) -> PyResult<qjs::JSValue> {
+    if unsafe { qjs::JS_IsException(v) } {
+        return Err(take_exception(py, shared));
+    }
+    Ok(v)
 }

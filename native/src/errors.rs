@@ -12,6 +12,7 @@ use std::rc::Rc;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyBaseException, PyException};
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 use rquickjs::qjs;
 
 use crate::convert::{call_helper, js_string_to_py, to_py};
@@ -32,6 +33,12 @@ pub fn take_exception(py: Python<'_>, shared: &Rc<Shared>) -> PyErr {
 
 /// Convert a thrown value (borrowed) to the Python exception that stands for it.
 pub fn exception_to_pyerr(py: Python<'_>, shared: &Rc<Shared>, exc: qjs::JSValue) -> PyErr {
+    if shared.heap.refused.get() {
+        let tag = unsafe { qjs::JS_VALUE_GET_TAG(exc) };
+        if tag == qjs::JS_TAG_UNINITIALIZED || tag == qjs::JS_TAG_NULL {
+            return missing_out_of_memory(py, shared);
+        }
+    }
     if shared.interrupted.get() && unsafe { qjs::JS_IsUncatchableError(exc) } {
         if shared.depth.get() <= 1 {
             shared.interrupted.set(false);
@@ -49,10 +56,115 @@ pub fn exception_to_pyerr(py: Python<'_>, shared: &Rc<Shared>, exc: qjs::JSValue
         unsafe { qjs::JS_FreeValue(shared.ctx.get(), v) };
         return err;
     }
-    match build_js_error(py, shared, exc) {
-        Ok(e) => e,
-        Err(e) => e,
+    if shared.converting_error.get() {
+        // An exception thrown while another one is being converted (say, by a getter): report
+        // it without running any JS, which could fail the same way again and again.
+        let text = describe(py, shared, exc);
+        return js_error(py, text.clone_ref(py), text, [py.None(), py.None(), py.None()]);
     }
+    shared.converting_error.set(true);
+    // A stack overflow is reported at the stack limit: give the conversion some room.
+    let err = shared.with_stack_reserve(|| build_js_error(py, shared, exc));
+    shared.converting_error.set(false);
+    err
+}
+
+/// After an allocation was refused, QuickJS threw `null` (what it throws when it cannot
+/// allocate its out-of-memory error) or signalled an exception without throwing any (it does
+/// that when it cannot allocate an atom: "XXX: should generate an exception" in
+/// `JS_NewAtomStr`). Report the out-of-memory it is.
+fn missing_out_of_memory(py: Python<'_>, shared: &Rc<Shared>) -> PyErr {
+    let ctx = shared.ctx.get();
+    unsafe { qjs::JS_ThrowOutOfMemory(ctx) };
+    let oom = unsafe { qjs::JS_GetException(ctx) };
+    if unsafe { qjs::JS_VALUE_GET_TAG(oom) } != qjs::JS_TAG_UNINITIALIZED {
+        let err = exception_to_pyerr(py, shared, oom);
+        unsafe { qjs::JS_FreeValue(ctx, oom) };
+        return err;
+    }
+    let text = PyString::new(py, "InternalError: out of memory").into_any().unbind();
+    let parts = [PyString::new(py, "InternalError").into_any().unbind(), PyString::new(py, "out of memory").into_any().unbind(), py.None()];
+    js_error(py, text.clone_ref(py), text, parts)
+}
+
+/// A JSError with its attributes.
+fn js_error(py: Python<'_>, text: Py<PyAny>, value: Py<PyAny>, name_message_stack: [Py<PyAny>; 3]) -> PyErr {
+    let err = JSError::new_err(text.clone_ref(py));
+    let inst = err.value(py);
+    let _ = inst.setattr("value", value);
+    let _ = inst.setattr("text", text);
+    for (attr, v) in ["name", "message", "stack"].into_iter().zip(name_message_stack) {
+        let _ = inst.setattr(attr, v);
+    }
+    err
+}
+
+/// `String(exc)` without running JS: a string as it is, an error as "name: message".
+fn describe(py: Python<'_>, shared: &Rc<Shared>, exc: qjs::JSValue) -> Py<PyAny> {
+    let ctx = shared.ctx.get();
+    if unsafe { qjs::JS_IsString(exc) } {
+        if let Ok(s) = js_string_to_py(py, ctx, exc) {
+            return s;
+        }
+    }
+    if unsafe { qjs::JS_IsError(exc) } {
+        let name = own_data_string(py, shared, exc, "name");
+        let message = own_data_string(py, shared, exc, "message");
+        if let (Some(n), Some(m)) = (name, message) {
+            let text = if m.is_empty() { n } else { format!("{n}: {m}") };
+            return PyString::new(py, &text).into_any().unbind();
+        }
+    }
+    PyString::new(py, "[a JS exception that could not be converted]").into_any().unbind()
+}
+
+/// A string property read without running JS (no getter, no proxy): own or inherited data.
+fn own_data_string(py: Python<'_>, shared: &Rc<Shared>, obj: qjs::JSValue, name: &str) -> Option<String> {
+    let ctx = shared.ctx.get();
+    let cname = std::ffi::CString::new(name).ok()?;
+    let atom = unsafe { qjs::JS_NewAtom(ctx, cname.as_ptr()) };
+    if atom == 0 {
+        return None;
+    }
+    let mut cur = unsafe { qjs::JS_DupValue(ctx, obj) };
+    let mut out = None;
+    // Errors and their prototypes are ordinary objects: walking the chain runs no JS.
+    for _ in 0..16 {
+        let mut desc = std::mem::MaybeUninit::<qjs::JSPropertyDescriptor>::uninit();
+        let rc = unsafe { qjs::JS_GetOwnProperty(ctx, desc.as_mut_ptr(), cur, atom) };
+        if rc < 0 {
+            let e = unsafe { qjs::JS_GetException(ctx) };
+            unsafe { qjs::JS_FreeValue(ctx, e) };
+            break;
+        }
+        if rc > 0 {
+            let desc = unsafe { desc.assume_init() };
+            if unsafe { qjs::JS_IsString(desc.value) } {
+                out = js_string_to_py(py, ctx, desc.value).ok().and_then(|s| s.extract::<String>(py).ok());
+            }
+            unsafe {
+                qjs::JS_FreeValue(ctx, desc.value);
+                qjs::JS_FreeValue(ctx, desc.getter);
+                qjs::JS_FreeValue(ctx, desc.setter);
+            }
+            break;
+        }
+        let next = unsafe { qjs::JS_GetPrototype(ctx, cur) };
+        unsafe { qjs::JS_FreeValue(ctx, cur) };
+        cur = next;
+        if unsafe { qjs::JS_IsException(cur) } {
+            let e = unsafe { qjs::JS_GetException(ctx) };
+            unsafe { qjs::JS_FreeValue(ctx, e) };
+            cur = crate::shared::UNDEFINED;
+            break;
+        }
+        if unsafe { qjs::JS_VALUE_GET_TAG(cur) } != qjs::JS_TAG_OBJECT || unsafe { qjs::JS_GetClassID(cur) } != shared.object_class.get() && !unsafe { qjs::JS_IsError(cur) } {
+            break;
+        }
+    }
+    unsafe { qjs::JS_FreeValue(ctx, cur) };
+    unsafe { qjs::JS_FreeAtom(ctx, atom) };
+    out
 }
 
 fn same_object(a: qjs::JSValue, b: qjs::JSValue) -> bool {
@@ -63,36 +175,49 @@ fn same_object(a: qjs::JSValue, b: qjs::JSValue) -> bool {
     }
 }
 
-fn build_js_error(py: Python<'_>, shared: &Rc<Shared>, exc: qjs::JSValue) -> PyResult<PyErr> {
+fn build_js_error(py: Python<'_>, shared: &Rc<Shared>, exc: qjs::JSValue) -> PyErr {
     let ctx = shared.ctx.get();
-    let text_js = call_helper(py, shared, Helper::SafeString, &mut [exc])?;
-    let text = js_string_to_py(py, ctx, text_js);
-    unsafe { qjs::JS_FreeValue(ctx, text_js) };
-    let text = text?;
-    let value = to_py(py, shared, exc, 0).unwrap_or_else(|_| text.clone_ref(py));
-    let err = JSError::new_err(text.clone_ref(py));
-    let inst = err.value(py);
-    inst.setattr("value", value)?;
-    inst.setattr("text", text)?;
-    for name in ["name", "message", "stack"] {
-        inst.setattr(name, string_property(py, shared, exc, name))?;
+    // `String(value)`; if even that fails (out of memory, say), a description made without JS.
+    // A `toString` stopped at the deadline stops the whole call.
+    let text = match call_helper(py, shared, Helper::SafeString, &mut [exc]).and_then(|t| {
+        let s = js_string_to_py(py, ctx, t);
+        unsafe { qjs::JS_FreeValue(ctx, t) };
+        s
+    }) {
+        Ok(text) => text,
+        Err(e) if e.is_instance_of::<JSTerminated>(py) => return e,
+        Err(_) => describe(py, shared, exc),
+    };
+    let value = match to_py(py, shared, exc, 0) {
+        Ok(v) => v,
+        Err(e) if e.is_instance_of::<JSTerminated>(py) => return e,
+        Err(_) => text.clone_ref(py),
+    };
+    let mut parts = [py.None(), py.None(), py.None()];
+    for (part, name) in parts.iter_mut().zip(["name", "message", "stack"]) {
+        match string_property(py, shared, exc, name) {
+            Ok(v) => *part = v,
+            Err(e) => return e,
+        }
     }
-    Ok(err)
+    js_error(py, text, value, parts)
 }
 
-/// A string-valued property of an object, or None.
-fn string_property(py: Python<'_>, shared: &Rc<Shared>, obj: qjs::JSValue, name: &str) -> Py<PyAny> {
+/// A string-valued property of an object, or None. A throwing getter gives None too, unless it
+/// was stopped at the deadline: that is JSTerminated.
+fn string_property(py: Python<'_>, shared: &Rc<Shared>, obj: qjs::JSValue, name: &str) -> Result<Py<PyAny>, PyErr> {
     let ctx = shared.ctx.get();
     if unsafe { qjs::JS_VALUE_GET_TAG(obj) } != qjs::JS_TAG_OBJECT {
-        return py.None();
+        return Ok(py.None());
     }
     let cname = std::ffi::CString::new(name).expect("property names have no NUL");
     let v = unsafe { qjs::JS_GetPropertyStr(ctx, obj, cname.as_ptr()) };
     if unsafe { qjs::JS_IsException(v) } {
-        // A throwing getter: drop its exception, report no value.
-        let e = unsafe { qjs::JS_GetException(ctx) };
-        unsafe { qjs::JS_FreeValue(ctx, e) };
-        return py.None();
+        let err = take_exception(py, shared);
+        if err.is_instance_of::<JSTerminated>(py) {
+            return Err(err);
+        }
+        return Ok(py.None());
     }
     let out = if unsafe { qjs::JS_IsString(v) } {
         js_string_to_py(py, ctx, v).unwrap_or_else(|_| py.None())
@@ -100,7 +225,7 @@ fn string_property(py: Python<'_>, shared: &Rc<Shared>, obj: qjs::JSValue, name:
         py.None()
     };
     unsafe { qjs::JS_FreeValue(ctx, v) };
-    out
+    Ok(out)
 }
 
 /// Throw an uncatchable error into JS (the deadline passed, or a callback raised JSTerminated).
@@ -109,8 +234,13 @@ pub fn throw_terminated(shared: &Shared) -> qjs::JSValue {
     shared.interrupted.set(true);
     unsafe {
         let e = qjs::JS_NewError(ctx);
+        if qjs::JS_IsException(e) {
+            return e; // out of memory, thrown instead
+        }
         let msg = qjs::JS_NewStringLen(ctx, b"interrupted".as_ptr() as *const _, 11);
-        qjs::JS_SetPropertyStr(ctx, e, c"message".as_ptr(), msg);
+        if !qjs::JS_IsException(msg) {
+            qjs::JS_SetPropertyStr(ctx, e, c"message".as_ptr(), msg);
+        }
         qjs::JS_SetUncatchableError(ctx, e);
         qjs::JS_Throw(ctx, e)
     }

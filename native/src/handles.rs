@@ -122,8 +122,12 @@ impl JSObject {
         Ok(self.shared.get(self.slot))
     }
 
-    fn key_atom(&self, key: &str) -> qjs::JSAtom {
-        unsafe { qjs::JS_NewAtomLen(self.shared.ctx.get(), key.as_ptr() as *const _, key.len() as _) }
+    fn key_atom(&self, py: Python<'_>, key: &str) -> PyResult<qjs::JSAtom> {
+        let atom = unsafe { qjs::JS_NewAtomLen(self.shared.ctx.get(), key.as_ptr() as *const _, key.len() as _) };
+        if atom == 0 {
+            return Err(take_exception(py, &self.shared)); // out of memory
+        }
+        Ok(atom)
     }
 }
 
@@ -148,7 +152,7 @@ impl JSObject {
     fn get(&self, py: Python<'_>, key: &str) -> PyResult<Py<PyAny>> {
         let v = self.value()?;
         let _entry = Entry::new(&self.shared)?;
-        let atom = self.key_atom(key);
+        let atom = self.key_atom(py, key)?;
         let r = unsafe { qjs::JS_GetProperty(self.shared.ctx.get(), v, atom) };
         unsafe { qjs::JS_FreeAtom(self.shared.ctx.get(), atom) };
         finish(py, &self.shared, r)
@@ -158,9 +162,15 @@ impl JSObject {
     fn set(&self, py: Python<'_>, key: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = self.value()?;
         let _entry = Entry::new(&self.shared)?;
-        let val = from_py(py, &self.shared, value, 0)?;
         let ctx = self.shared.ctx.get();
-        let atom = self.key_atom(key);
+        let atom = self.key_atom(py, key)?;
+        let val = match from_py(py, &self.shared, value, 0) {
+            Ok(val) => val,
+            Err(e) => {
+                unsafe { qjs::JS_FreeAtom(ctx, atom) };
+                return Err(e);
+            }
+        };
         let rc = unsafe { qjs::JS_SetProperty(ctx, v, atom, val) };
         unsafe { qjs::JS_FreeAtom(ctx, atom) };
         if rc < 0 {
@@ -174,7 +184,7 @@ impl JSObject {
         let v = self.value()?;
         let _entry = Entry::new(&self.shared)?;
         let ctx = self.shared.ctx.get();
-        let atom = self.key_atom(key);
+        let atom = self.key_atom(py, key)?;
         let rc = unsafe { qjs::JS_DeleteProperty(ctx, v, atom, 0) };
         unsafe { qjs::JS_FreeAtom(ctx, atom) };
         if rc < 0 {
@@ -206,7 +216,7 @@ impl JSObject {
         let v = self.value()?;
         let _entry = Entry::new(&self.shared)?;
         let ctx = self.shared.ctx.get();
-        let atom = self.key_atom(name);
+        let atom = self.key_atom(py, name)?;
         let f = unsafe { qjs::JS_GetProperty(ctx, v, atom) };
         unsafe { qjs::JS_FreeAtom(ctx, atom) };
         if unsafe { qjs::JS_IsException(f) } {

@@ -103,8 +103,8 @@
     for (let i = 0; i < items.length; i++) apply(setAdd, s, [items[i]]);
     return s;
   }
-  // 9, 10: BigInt <-> text, for values beyond 64 bits
-  const bigFromText = (s) => bigint(s);
+  // 9, 10: BigInt <-> hexadecimal text, for values beyond 64 bits
+  const bigFromHex = (hex, negative) => (negative ? -bigint("0x" + hex) : bigint("0x" + hex));
   const bigToHex = (b) => apply(bigToString, b, [16]);
   // 11: String(v) that cannot throw
   function safeString(v) {
@@ -118,5 +118,5 @@
   const then = Promise.prototype.then;
   const promiseThen = (p, ok, err) => apply(then, p, [ok, err]);
   return [forIn, mapItems, setItems, unbox, box, makeView, viewInfo, makeMap, makeSet,
-    bigFromText, bigToHex, safeString, makeError, promiseThen];
+    bigFromHex, bigToHex, safeString, makeError, promiseThen];
 })()

@@ -1,7 +1,11 @@
 //! `Runtime`: one QuickJS runtime and its single context (one per library).
+//!
+//! The runtime is made with QuickJS's C API directly (`JS_NewRuntime2`): its memory goes through
+//! the malloc functions below, which keep the heap account in `Shared` and enforce the memory
+//! limit themselves (see `shared::Heap`), so that running out of memory throws a real
+//! `InternalError: out of memory`.
 
-use std::ffi::CString;
-use std::ptr::NonNull;
+use std::ffi::{c_void, CString};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -20,13 +24,116 @@ const HELPERS_JS: &str = include_str!("helpers.js");
 #[pyclass(unsendable, module = "jshost._engine")]
 pub struct Runtime {
     shared: Rc<Shared>,
-    // Dropped in this order: the context before the runtime.
-    context: Option<rquickjs::Context>,
-    runtime: Option<rquickjs::Runtime>,
 }
 
-fn engine_error(what: &str, e: rquickjs::Error) -> PyErr {
-    PyRuntimeError::new_err(format!("{what}: {e}"))
+// --- the heap ---------------------------------------------------------------------------------
+
+extern "C" {
+    fn malloc(size: usize) -> *mut c_void;
+    fn calloc(count: usize, size: usize) -> *mut c_void;
+    fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void;
+    fn free(ptr: *mut c_void);
+    #[cfg(target_os = "macos")]
+    #[link_name = "malloc_size"]
+    fn malloc_usable_size(ptr: *const c_void) -> usize;
+    #[cfg(not(target_os = "macos"))]
+    fn malloc_usable_size(ptr: *const c_void) -> usize;
+}
+
+/// The `Shared` an allocation belongs to (the malloc functions' opaque pointer; it outlives the
+/// JSRuntime, which is freed in `Runtime::shutdown`).
+unsafe fn shared_of<'a>(opaque: *mut c_void) -> &'a Shared {
+    &*(opaque as *const Shared)
+}
+
+/// Whether the heap may grow by `extra` bytes (see `shared::Heap`).
+#[inline]
+fn admit(shared: &Shared, extra: usize) -> bool {
+    if shared.heap.admit(extra) {
+        return true;
+    }
+    shared.refused();
+    false
+}
+
+unsafe extern "C" fn js_calloc(opaque: *mut c_void, count: qjs::size_t, size: qjs::size_t) -> *mut c_void {
+    let shared = shared_of(opaque);
+    let heap = &shared.heap;
+    let Some(total) = (count as usize).checked_mul(size as usize) else { return std::ptr::null_mut() };
+    if !admit(shared, total) {
+        return std::ptr::null_mut();
+    }
+    let p = calloc(count as usize, size as usize);
+    if !p.is_null() {
+        heap.used.set(heap.used.get() + malloc_usable_size(p));
+    }
+    p
+}
+
+unsafe extern "C" fn js_malloc(opaque: *mut c_void, size: qjs::size_t) -> *mut c_void {
+    let shared = shared_of(opaque);
+    let heap = &shared.heap;
+    if !admit(shared, size as usize) {
+        return std::ptr::null_mut();
+    }
+    let p = malloc(size as usize);
+    if !p.is_null() {
+        heap.used.set(heap.used.get() + malloc_usable_size(p));
+    }
+    p
+}
+
+unsafe extern "C" fn js_free(opaque: *mut c_void, ptr: *mut c_void) {
+    if ptr.is_null() {
+        return;
+    }
+    let heap = &shared_of(opaque).heap;
+    heap.used.set(heap.used.get().saturating_sub(malloc_usable_size(ptr)));
+    free(ptr);
+}
+
+unsafe extern "C" fn js_realloc(opaque: *mut c_void, ptr: *mut c_void, size: qjs::size_t) -> *mut c_void {
+    let shared = shared_of(opaque);
+    let heap = &shared.heap;
+    let old = if ptr.is_null() { 0 } else { malloc_usable_size(ptr) };
+    if size as usize > old && !admit(shared, size as usize - old) {
+        return std::ptr::null_mut();
+    }
+    let p = realloc(ptr, size as usize);
+    if !p.is_null() {
+        heap.used.set(heap.used.get().saturating_sub(old) + malloc_usable_size(p));
+    } else if size == 0 {
+        heap.used.set(heap.used.get().saturating_sub(old));
+    }
+    p
+}
+
+unsafe extern "C" fn js_usable_size(ptr: *const c_void) -> qjs::size_t {
+    if ptr.is_null() {
+        0
+    } else {
+        malloc_usable_size(ptr) as qjs::size_t
+    }
+}
+
+static MALLOC_FUNCTIONS: qjs::JSMallocFunctions = qjs::JSMallocFunctions {
+    js_calloc: Some(js_calloc),
+    js_malloc: Some(js_malloc),
+    js_free: Some(js_free),
+    js_realloc: Some(js_realloc),
+    js_malloc_usable_size: Some(js_usable_size),
+};
+
+/// QuickJS asks this every so often while JS runs: true stops it (uncatchably).
+unsafe extern "C" fn interrupt_handler(_rt: *mut qjs::JSRuntime, opaque: *mut c_void) -> std::ffi::c_int {
+    let shared = &*(opaque as *const Shared);
+    match shared.deadline.get() {
+        Some(d) if Instant::now() >= d => {
+            shared.interrupted.set(true);
+            1
+        }
+        _ => 0,
+    }
 }
 
 impl Runtime {
@@ -62,43 +169,53 @@ impl Runtime {
             helpers.push(unsafe { qjs::JS_GetPropertyUint32(ctx, arr, i as u32) });
         }
         unsafe { qjs::JS_FreeValue(ctx, arr) };
-        let object_proto = unsafe {
+        unsafe {
             let probe = qjs::JS_NewObject(ctx);
-            let proto = qjs::JS_GetPrototype(ctx, probe);
+            if qjs::JS_IsException(probe) {
+                return Err(take_exception(py, &self.shared));
+            }
+            self.shared.object_class.set(qjs::JS_GetClassID(probe));
+            self.shared.object_proto.set(qjs::JS_GetPrototype(ctx, probe));
             qjs::JS_FreeValue(ctx, probe);
-            proto
-        };
-        self.shared.object_proto.set(object_proto);
+            self.shared.constructor_atom.set(qjs::JS_NewAtom(ctx, c"constructor".as_ptr()));
+        }
         Ok(())
     }
 }
 
 #[pymethods]
 impl Runtime {
-    /// A new runtime with one context holding the ECMAScript built-ins only (no I/O, no
-    /// module loader, no timers). `memory_limit` in bytes (0 = none); `max_stack_size` in bytes.
+    /// A new runtime with one context holding QuickJS-ng's standard built-ins: ECMAScript,
+    /// plus `InternalError`, `queueMicrotask`, `DOMException`, `atob`, `btoa` and `performance`
+    /// (no I/O, no module loader, no timers). `memory_limit` in bytes (0 = none; see
+    /// `set_memory_limit`); `max_stack_size` in bytes of C stack (0 = none; keep it well below
+    /// the thread's real stack, or deep recursion crashes the process).
     #[new]
     #[pyo3(signature = (memory_limit=0, max_stack_size=1024 * 1024))]
     fn new(py: Python<'_>, memory_limit: usize, max_stack_size: usize) -> PyResult<Self> {
-        let rt = rquickjs::Runtime::new().map_err(|e| engine_error("could not create a runtime", e))?;
-        if memory_limit > 0 {
-            rt.set_memory_limit(memory_limit);
-        }
-        rt.set_max_stack_size(max_stack_size);
-        let context = rquickjs::Context::full(&rt).map_err(|e| engine_error("could not create a context", e))?;
         let shared = Rc::new(Shared::new());
-        let ctx_ptr: NonNull<qjs::JSContext> = context.with(|ctx| ctx.as_raw());
-        shared.ctx.set(ctx_ptr.as_ptr());
-        shared.rt.set(unsafe { qjs::JS_GetRuntime(ctx_ptr.as_ptr()) });
-        let watch = shared.clone();
-        rt.set_interrupt_handler(Some(Box::new(move || match watch.deadline.get() {
-            Some(d) if Instant::now() >= d => {
-                watch.interrupted.set(true);
-                true
-            }
-            _ => false,
-        })));
-        let this = Runtime { shared, context: Some(context), runtime: Some(rt) };
+        let opaque = Rc::as_ptr(&shared) as *mut c_void;
+        let rt = unsafe { qjs::JS_NewRuntime2(&MALLOC_FUNCTIONS, opaque) };
+        if rt.is_null() {
+            return Err(PyRuntimeError::new_err("could not create a JS runtime"));
+        }
+        shared.rt.set(rt);
+        // From here on `Runtime::drop` frees whatever was made.
+        let this = Runtime { shared };
+        let shared = &this.shared;
+        shared.heap.limit.set(memory_limit);
+        shared.max_stack.set(max_stack_size);
+        unsafe {
+            qjs::JS_SetMaxStackSize(rt, max_stack_size as _);
+            qjs::JS_SetInterruptHandler(rt, Some(interrupt_handler), opaque);
+        }
+        // The ECMAScript built-ins (QuickJS-ng's standard set; no I/O, modules or timers).
+        let ctx = unsafe { qjs::JS_NewContext(rt) };
+        if ctx.is_null() {
+            return Err(PyRuntimeError::new_err("could not create a JS context"));
+        }
+        shared.ctx.set(ctx);
+        crate::callbacks::register_class(&this.shared)?;
         this.init_helpers(py)?;
         Ok(this)
     }
@@ -126,8 +243,8 @@ impl Runtime {
     /// `globalThis[name]`.
     fn get_global(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
         let _entry = Entry::new(&self.shared)?;
-        let g = self.global();
         let cname = CString::new(name).map_err(|_| PyValueError::new_err("name holds NUL"))?;
+        let g = self.global();
         let r = unsafe { qjs::JS_GetPropertyStr(self.shared.ctx.get(), g, cname.as_ptr()) };
         unsafe { qjs::JS_FreeValue(self.shared.ctx.get(), g) };
         finish(py, &self.shared, r)
@@ -136,9 +253,9 @@ impl Runtime {
     /// `globalThis[name] = value`.
     fn set_global(&self, py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let _entry = Entry::new(&self.shared)?;
+        let cname = CString::new(name).map_err(|_| PyValueError::new_err("name holds NUL"))?;
         let v = from_py(py, &self.shared, value, 0)?;
         let g = self.global();
-        let cname = CString::new(name).map_err(|_| PyValueError::new_err("name holds NUL"))?;
         let rc = unsafe { qjs::JS_SetPropertyStr(self.shared.ctx.get(), g, cname.as_ptr(), v) };
         unsafe { qjs::JS_FreeValue(self.shared.ctx.get(), g) };
         if rc < 0 {
@@ -163,11 +280,19 @@ impl Runtime {
         if unsafe { qjs::JS_IsException(p) } {
             return Err(take_exception(py, &self.shared));
         }
-        let items = [
-            new_handle(py, &self.shared, p)?,
-            new_handle(py, &self.shared, funcs[0])?,
-            new_handle(py, &self.shared, funcs[1])?,
-        ];
+        let values = [p, funcs[0], funcs[1]];
+        let mut items = Vec::with_capacity(3);
+        for (i, v) in values.iter().enumerate() {
+            match new_handle(py, &self.shared, *v) {
+                Ok(h) => items.push(h),
+                Err(e) => {
+                    for rest in &values[i + 1..] {
+                        unsafe { qjs::JS_FreeValue(ctx, *rest) };
+                    }
+                    return Err(e);
+                }
+            }
+        }
         Ok(PyTuple::new(py, items)?.unbind())
     }
 
@@ -213,24 +338,26 @@ impl Runtime {
         Ok(())
     }
 
-    /// Heap limit in bytes (0 = none).
+    /// Heap limit in bytes (0 = none). Once an allocation has been refused, a call into JS may
+    /// use up to 256 KiB more, so that the `InternalError: out of memory` can be thrown.
     fn set_memory_limit(&self, limit: usize) -> PyResult<()> {
         self.shared.check_open()?;
-        if let Some(rt) = &self.runtime {
-            rt.set_memory_limit(limit);
-        }
+        self.shared.heap.limit.set(limit);
         Ok(())
     }
 
-    /// QuickJS's own account of its heap (`JS_ComputeMemoryUsage`), as a dict.
+    /// The heap: `heap_size` (bytes held from the system allocator, what the limit applies to),
+    /// `malloc_limit`, and QuickJS's own account (`JS_ComputeMemoryUsage`): `malloc_size`,
+    /// `memory_used_size`, `obj_count`.
     fn memory_usage(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
         self.shared.check_open()?;
         let mut u = std::mem::MaybeUninit::<qjs::JSMemoryUsage>::zeroed();
         unsafe { qjs::JS_ComputeMemoryUsage(self.shared.rt.get(), u.as_mut_ptr()) };
         let u = unsafe { u.assume_init() };
         let d = PyDict::new(py);
+        d.set_item("heap_size", self.shared.heap.used.get())?;
+        d.set_item("malloc_limit", self.shared.heap.limit.get())?;
         d.set_item("malloc_size", u.malloc_size)?;
-        d.set_item("malloc_limit", u.malloc_limit)?;
         d.set_item("memory_used_size", u.memory_used_size)?;
         d.set_item("obj_count", u.obj_count)?;
         Ok(d.unbind())
@@ -241,13 +368,14 @@ impl Runtime {
         self.shared.check_open()?;
         if self.shared.depth.get() == 0 {
             unsafe { qjs::JS_RunGC(self.shared.rt.get()) };
+            self.shared.release_dead_callables();
         }
         Ok(())
     }
 
     /// Free the runtime now. Handles still held by Python are released first and fail cleanly
     /// afterwards. Not allowed while JS is running.
-    fn close(&mut self) -> PyResult<()> {
+    fn close(&self) -> PyResult<()> {
         if self.shared.depth.get() > 0 {
             return Err(PyRuntimeError::new_err("cannot close a JS runtime while JS is running"));
         }
@@ -271,17 +399,29 @@ impl Runtime {
 }
 
 impl Runtime {
-    fn shutdown(&mut self) {
-        if self.shared.closed.get() {
+    fn shutdown(&self) {
+        let shared = &self.shared;
+        if shared.closed.get() {
             return;
         }
-        self.shared.free_all();
-        self.shared.closed.set(true);
-        if let Some(rt) = &self.runtime {
-            rt.set_interrupt_handler(None);
+        shared.closed.set(true);
+        let (rt, ctx) = (shared.rt.get(), shared.ctx.get());
+        if rt.is_null() {
+            return;
         }
-        self.context.take();
-        self.runtime.take();
+        shared.free_all();
+        unsafe {
+            qjs::JS_SetInterruptHandler(rt, None, std::ptr::null_mut());
+            if !ctx.is_null() {
+                qjs::JS_FreeContext(ctx);
+            }
+            // Frees every remaining object; the finalizers of Python callables hand their
+            // Python references to `dead_callables`.
+            qjs::JS_FreeRuntime(rt);
+        }
+        shared.ctx.set(std::ptr::null_mut());
+        shared.rt.set(std::ptr::null_mut());
+        shared.release_dead_callables();
     }
 }
 

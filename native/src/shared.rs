@@ -4,6 +4,9 @@
 //! "closed" flag) live here, behind an `Rc`, so that arming a deadline or dropping a handle never
 //! needs the runtime, and a handle that outlives `close()` fails cleanly instead of touching freed
 //! memory. Everything is single-threaded: the pyclasses are `unsendable`.
+//!
+//! `Shared` also keeps the heap account: the runtime allocates through `runtime.rs`'s malloc
+//! functions, which enforce the memory limit here (see `Heap`).
 
 use std::cell::{Cell, RefCell};
 use std::time::Instant;
@@ -24,13 +27,70 @@ pub enum Helper {
     ViewInfo = 6,
     MakeMap = 7,
     MakeSet = 8,
-    BigFromText = 9,
+    BigFromHex = 9,
     BigToHex = 10,
     SafeString = 11,
     MakeError = 12,
     PromiseThen = 13,
 }
 pub const HELPER_COUNT: usize = 14;
+
+/// Beyond its limit, a runtime may hold at most this much more: the room QuickJS needs to build
+/// the `InternalError: out of memory` it throws after a refused allocation (with no room at all,
+/// it throws `null`), and the binding to report it.
+pub const OOM_RESERVE: usize = 256 * 1024;
+
+/// After each refused allocation, this many allocations may use `OOM_RESERVE`. QuickJS ignores
+/// some failures (a stack trace it could not build, say) and carries on: the next refusal then
+/// grants its own allowance instead of finding the reserve used up.
+pub const OOM_GRACE_ALLOCATIONS: u32 = 32;
+
+/// Extra C stack the binding allows itself while it turns an exception into a Python error (or
+/// a Python error into a JS one): a stack overflow is reported at the stack limit, where any JS
+/// call — even the binding's own `String(e)` — would overflow again.
+pub const ERROR_STACK_RESERVE: usize = 64 * 1024;
+
+/// The heap account of one runtime, kept by its malloc functions (`runtime.rs`), which enforce
+/// the memory limit themselves: QuickJS's own limit is left off, for when it refuses an
+/// allocation QuickJS cannot allocate the error it throws either.
+pub struct Heap {
+    /// Bytes held (usable sizes of the live blocks, as the system allocator reports them; small
+    /// blocks come from QuickJS's 4 KiB arenas).
+    pub used: Cell<usize>,
+    /// 0 = no limit.
+    pub limit: Cell<usize>,
+    /// Allocations still allowed into `OOM_RESERVE` since the last refusal.
+    grace: Cell<u32>,
+    /// An allocation was refused during the current outermost entry into JS.
+    pub refused: Cell<bool>,
+    /// QuickJS's GC threshold, saved while automatic GC is held off after a refusal (see
+    /// `Shared::refused`).
+    saved_gc_threshold: Cell<Option<qjs::size_t>>,
+}
+
+impl Heap {
+    /// Whether the heap may grow by `extra` bytes. A refusal grants the next
+    /// `OOM_GRACE_ALLOCATIONS` allocations room in `OOM_RESERVE`.
+    #[inline]
+    pub fn admit(&self, extra: usize) -> bool {
+        let limit = self.limit.get();
+        if limit == 0 {
+            return true;
+        }
+        let want = self.used.get().saturating_add(extra);
+        if want <= limit {
+            return true;
+        }
+        let grace = self.grace.get();
+        if grace > 0 && want <= limit.saturating_add(OOM_RESERVE) {
+            self.grace.set(grace - 1);
+            return true;
+        }
+        self.grace.set(OOM_GRACE_ALLOCATIONS);
+        self.refused.set(true);
+        false
+    }
+}
 
 pub struct Shared {
     pub rt: Cell<*mut qjs::JSRuntime>,
@@ -52,6 +112,22 @@ pub struct Shared {
     /// A Python exception raised by a callback, and the JS error thrown in its place: if that
     /// very error comes back out of JS, the original Python exception is raised again.
     pub py_error: RefCell<Option<(PyErr, qjs::JSValue)>>,
+    pub heap: Heap,
+    /// The stack limit given to QuickJS (0 = none), and how many error conversions currently
+    /// run with `ERROR_STACK_RESERVE` added to it.
+    pub max_stack: Cell<usize>,
+    stack_reserve_users: Cell<u32>,
+    /// Set while an exception is being converted to Python: a failure inside that conversion
+    /// must not start another one (that recursion overflowed the C stack).
+    pub converting_error: Cell<bool>,
+    /// The class of ordinary objects (`{}`), of Python callables, and the atom "constructor".
+    pub object_class: Cell<qjs::JSClassID>,
+    pub py_class: Cell<qjs::JSClassID>,
+    pub constructor_atom: Cell<qjs::JSAtom>,
+    /// Python callables whose JS functions were finalized. They are released once JS is no
+    /// longer running: releasing one may run Python code (`__del__`) that calls back into JS,
+    /// which QuickJS does not allow from inside a finalizer.
+    pub dead_callables: RefCell<Vec<Py<PyAny>>>,
 }
 
 pub const UNDEFINED: qjs::JSValue = qjs::JSValue {
@@ -78,7 +154,68 @@ impl Shared {
             helpers: RefCell::new(Vec::new()),
             object_proto: Cell::new(UNDEFINED),
             py_error: RefCell::new(None),
+            heap: Heap {
+                used: Cell::new(0),
+                limit: Cell::new(0),
+                grace: Cell::new(0),
+                refused: Cell::new(false),
+                saved_gc_threshold: Cell::new(None),
+            },
+            max_stack: Cell::new(0),
+            stack_reserve_users: Cell::new(0),
+            converting_error: Cell::new(false),
+            object_class: Cell::new(0),
+            py_class: Cell::new(0),
+            constructor_atom: Cell::new(0),
+            dead_callables: RefCell::new(Vec::new()),
         }
+    }
+
+    /// An allocation was just refused. QuickJS is about to throw its out-of-memory error, and
+    /// allocating that error may start a GC — which crashes when the refusal happened halfway
+    /// through an update (`resize_properties` unlinks a shape from the GC list around its
+    /// realloc). So automatic GC is held off until the outermost entry into JS ends.
+    pub fn refused(&self) {
+        let rt = self.rt.get();
+        if rt.is_null() || self.heap.saved_gc_threshold.get().is_some() {
+            return;
+        }
+        unsafe {
+            self.heap.saved_gc_threshold.set(Some(qjs::JS_GetGCThreshold(rt)));
+            qjs::JS_SetGCThreshold(rt, qjs::size_t::MAX);
+        }
+    }
+
+    /// End the out-of-memory grace (at the edges of an outermost entry into JS).
+    fn end_grace(&self) {
+        self.heap.grace.set(0);
+        self.heap.refused.set(false);
+        if let Some(t) = self.heap.saved_gc_threshold.take() {
+            let rt = self.rt.get();
+            if !rt.is_null() {
+                unsafe { qjs::JS_SetGCThreshold(rt, t) };
+            }
+        }
+    }
+
+    /// Run `f` with `ERROR_STACK_RESERVE` more C stack allowed to JS (error conversions only).
+    pub fn with_stack_reserve<T>(&self, f: impl FnOnce() -> T) -> T {
+        let max = self.max_stack.get();
+        let rt = self.rt.get();
+        if max == 0 || rt.is_null() {
+            return f();
+        }
+        let users = self.stack_reserve_users.get();
+        if users == 0 {
+            unsafe { qjs::JS_SetMaxStackSize(rt, (max + ERROR_STACK_RESERVE) as _) };
+        }
+        self.stack_reserve_users.set(users + 1);
+        let out = f();
+        self.stack_reserve_users.set(users);
+        if users == 0 {
+            unsafe { qjs::JS_SetMaxStackSize(rt, max as _) };
+        }
+        out
     }
 
     pub fn check_open(&self) -> PyResult<()> {
@@ -137,6 +274,7 @@ impl Shared {
             unsafe { qjs::JS_FreeValueRT(rt, v) };
         }
         unsafe { qjs::JS_FreeValueRT(rt, self.object_proto.replace(UNDEFINED)) };
+        unsafe { qjs::JS_FreeAtomRT(rt, self.constructor_atom.replace(0)) };
         if let Some((_, v)) = self.py_error.borrow_mut().take() {
             unsafe { qjs::JS_FreeValueRT(rt, v) };
         }
@@ -144,6 +282,17 @@ impl Shared {
 
     pub fn helper(&self, h: Helper) -> qjs::JSValue {
         self.helpers.borrow()[h as usize]
+    }
+
+    /// Release the Python callables of finalized JS functions (outside JS only).
+    pub fn release_dead_callables(&self) {
+        loop {
+            let dead = match self.dead_callables.try_borrow_mut() {
+                Ok(mut d) if !d.is_empty() => std::mem::take(&mut *d),
+                _ => return,
+            };
+            drop(dead); // may run Python code, which may finalize more
+        }
     }
 
     /// Drop a remembered Python error (its JS twin is freed).
@@ -154,7 +303,8 @@ impl Shared {
     }
 }
 
-/// An active entry into JS. The outermost entry frees dropped handles first and records the
+/// An active entry into JS. The outermost entry frees dropped handles first, clears what an
+/// earlier entry may have left behind (an interruption, the out-of-memory grace) and records the
 /// C stack top, so QuickJS measures recursion from the caller's frame.
 pub struct Entry<'a> {
     pub shared: &'a Shared,
@@ -164,6 +314,8 @@ impl<'a> Entry<'a> {
     pub fn new(shared: &'a Shared) -> PyResult<Self> {
         shared.check_open()?;
         if shared.depth.get() == 0 {
+            shared.interrupted.set(false);
+            shared.end_grace();
             shared.collect_garbage();
             shared.forget_py_error();
             unsafe { qjs::JS_UpdateStackTop(shared.rt.get()) };
@@ -175,6 +327,11 @@ impl<'a> Entry<'a> {
 
 impl Drop for Entry<'_> {
     fn drop(&mut self) {
-        self.shared.depth.set(self.shared.depth.get() - 1);
+        let depth = self.shared.depth.get() - 1;
+        self.shared.depth.set(depth);
+        if depth == 0 {
+            self.shared.end_grace();
+            self.shared.release_dead_callables();
+        }
     }
 }
