@@ -3,6 +3,7 @@ talking to Redis directly changing a watched key."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -88,3 +89,52 @@ async def test_resp3_replies_are_redis_bytes_unchanged(
             await raw.close()
     await direct.aclose()
     assert seen[0] == seen[1]
+
+
+RMW = r"""#!js api_version=1.0 name=rmw
+// Read-modify-write in two commands: exact only if nothing else runs in between.
+redis.register_function('bump', (c, k) => {
+  const n = Number(c.call('get', k) || '0');
+  c.call('set', k, String(n + 1));
+  return n + 1;
+});
+"""
+
+
+@pytest.mark.parametrize("kind", ["embedded", "redis"])
+async def test_atomic_functions_under_load_through_the_server(
+    kind: str, backend: RedisServer
+) -> None:
+    """Clients pipelining INCRs and clients calling a two-step read-modify-write function on
+    the same counter, all through jshost: the final count is exact on both stores."""
+    from jshost.store import EmbeddedStore
+
+    store = EmbeddedStore() if kind == "embedded" else RemoteStore(backend.url)
+    if kind == "redis":
+        await store.open_session().execute([b"FLUSHALL"])
+    host = Host(store)
+    host.load(RMW)
+    srv = Server(host, port=0)
+    await srv.start()
+    clients = [aioredis.Redis(port=srv.port) for _ in range(6)]
+    rounds = 200
+    try:
+        async def incrs(c: aioredis.Redis) -> None:
+            for _ in range(rounds // 20):
+                async with c.pipeline(transaction=False) as pipe:
+                    for _ in range(20):
+                        pipe.incr("counter")
+                    await pipe.execute()
+
+        async def bumps(c: aioredis.Redis) -> None:
+            for _ in range(rounds):
+                await c.execute_command("RG.FCALL", "rmw", "bump", "1", "counter")
+
+        await asyncio.gather(*(incrs(c) for c in clients[:3]), *(bumps(c) for c in clients[3:]))
+        assert int(await clients[0].get("counter")) == 6 * rounds
+    finally:
+        for c in clients:
+            await c.aclose()
+        await srv.shutdown()
+        host.close()
+        await store.aclose()
