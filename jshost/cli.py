@@ -21,12 +21,14 @@ from pathlib import Path
 import click
 
 from jshost import __version__
-from jshost.errors import ServerErrors
+from jshost.cli_client import COMMANDS
+from jshost.errors import CliErrors, ServerErrors
 from jshost.host import Host
 from jshost.server import Server, run
 from jshost.settings import Settings, parse_size
 from jshost.store import EmbeddedStore, RemoteStore, Store
 from jshost.store.remote import BackendError
+from jshost.watch import LibraryFolder
 
 
 @click.group()
@@ -80,6 +82,20 @@ def main() -> None:
     metavar="SIZE",
     help="Unparsed input one client may buffer before it is disconnected (as in Redis).",
 )
+@click.option(
+    "--load",
+    "load_dir",
+    default=None,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Load every *.js file of this directory at start (as upgrades; a library that fails "
+    "is logged and skipped).",
+)
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="With --load: reload a file of the directory when it changes (polled every 0.5 s); a "
+    "failed reload is logged and the old library keeps serving.",
+)
 @click.option("-v", "--verbose", count=True, help="More logging (-v: debug).")
 def serve(
     bind: str,
@@ -90,6 +106,8 @@ def serve(
     backend: str | None,
     data_dir: Path | None,
     query_buffer_limit: str,
+    load_dir: Path | None,
+    watch: bool,
     verbose: int,
 ) -> None:
     """Serve the Redis protocol (RESP2 and RESP3) with the RG.* / TFUNCTION commands."""
@@ -98,6 +116,8 @@ def serve(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if watch and load_dir is None:
+        raise click.UsageError(CliErrors.WATCH_WITHOUT_LOAD)
     try:
         settings = Settings(_read_settings(config_file, overrides))
     except ValueError as exc:
@@ -112,15 +132,31 @@ def serve(
     except BackendError as exc:
         raise click.ClickException(str(exc)) from None
 
+    folder = LibraryFolder(host, load_dir) if load_dir is not None else None
+    watcher: list[asyncio.Task[None]] = []
+
     def started(server: Server) -> None:
+        # Runs on the event loop before any client command is handled: the folder's libraries
+        # are there (after those the store keeps) before the startup line says we listen.
+        if folder is not None:
+            folder.load_all()
+            if watch:
+                watcher.append(asyncio.get_running_loop().create_task(folder.watch()))
         click.echo(
             f"jshost {__version__} listening on {server.bind}:{server.port} (store: {store_label})"
         )
         sys.stdout.flush()
 
+    async def serve_and_watch() -> None:
+        try:
+            await run(host, bind=bind, port=port, requirepass=requirepass, on_started=started,
+                      data_dir=data_dir, client_query_buffer_limit=buffer_limit)
+        finally:
+            for task in watcher:
+                task.cancel()
+
     try:
-        asyncio.run(run(host, bind=bind, port=port, requirepass=requirepass, on_started=started,
-                        data_dir=data_dir, client_query_buffer_limit=buffer_limit))
+        asyncio.run(serve_and_watch())
     except BackendError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -163,6 +199,10 @@ def _read_settings(config_file: Path | None, overrides: tuple[str, ...]) -> dict
             raise ValueError(ServerErrors.SET_OPTION.format(text=item))
         values[name.strip()] = value.strip()
     return values
+
+
+for _command in COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
