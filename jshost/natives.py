@@ -49,6 +49,11 @@ def prelude_texts(era: errors.Era) -> dict[str, Any]:
         "windowNotPositive": errors.WINDOW_NOT_POSITIVE,
         "remoteCallbackNotFunction": errors.remote_callback_not_function(era),
         "remoteMustBeAsync": errors.REMOTE_FUNCTION_MUST_BE_ASYNC,
+        "failedSerializingArguments": errors.FAILED_SERIALIZING_ARGUMENTS,
+        "failedSerializingResult": errors.FAILED_SERIALIZING_RESULT,
+        "failedSerializingResultWith": errors.failed_serializing_result,
+        "failedDeserializingArgument": errors.FAILED_DESERIALIZING_ARGUMENT,
+        "failedDeserializingResult": errors.FAILED_DESERIALIZING_RESULT,
         "logNotString": errors.LOG_NOT_STRING,
     }
 
@@ -98,6 +103,7 @@ class Natives:
             "registerKeyspace": lib.register_keyspace,
             "registerStream": lib.register_stream,
             "registerRemote": lib.register_remote,
+            "remoteFunction": self.remote_function,
         }
 
     # --- clients (§4.10, §4.11) ---------------------------------------------------------------
@@ -141,6 +147,15 @@ class Natives:
     def background(self, job: JSFunction, on_terminated: JSFunction | None) -> None:
         """Queue a background job (`run_on_background`, a host `Promise` settling)."""
         self.host.schedule(self.lib, job, on_terminated)
+
+    def remote_function(self, name: str) -> JSFunction:
+        """A remote function of this library (§10: the one shard is this one)."""
+        if self.lib.deleted:
+            raise JSThrow(errors.FUNCTION_WERE_UNREGISTERED)
+        remote = self.lib.remote_functions.get(name)
+        if remote is None:
+            raise JSThrow(errors.remote_function_not_in_library(name, self.lib.name))
+        return remote.fn
 
     # --- block() (§4.8) -----------------------------------------------------------------------
 

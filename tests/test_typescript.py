@@ -121,10 +121,7 @@ DTS_INTERFACES = {
 
 # Declared (SPEC §10) but not in the prelude yet: remote/cluster calls come with cluster support.
 # When the prelude gains them, this test fails until they are removed from here.
-NOT_YET_IN_PRELUDE = {
-    ("rg", "async client"): {"run_on_key", "run_on_all_shards"},
-    ("tf", "async client"): {"runOnKey", "runOnShards"},
-}
+NOT_YET_IN_PRELUDE: dict[tuple[str, str], set[str]] = {}
 
 SURFACE_PROBE = """\
 #!js api_version=1.0 name=surface_{era}

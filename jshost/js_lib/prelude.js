@@ -131,6 +131,57 @@
           native.exitBlock(token);
         }
       }
+      // Remote (cluster) functions, SPEC §10: a standalone jshost is the only shard, so they
+      // run here, in the background, with the serialisation round trip of the original.
+      run_on_key(key, name, ...args) { return runRemote(this.#token, name, args); }
+      run_on_all_shards(name, ...args) { return runOnShards(this.#token, name, args); }
+      runOnKey(key, name, ...args) { return runRemote(this.#token, name, args); }
+      runOnShards(name, ...args) { return runOnShards(this.#token, name, args); }
+    }
+    if (tf) {
+      delete AsyncClient.prototype.run_on_key;
+      delete AsyncClient.prototype.run_on_all_shards;
+    } else {
+      delete AsyncClient.prototype.runOnKey;
+      delete AsyncClient.prototype.runOnShards;
+    }
+
+    const stringify = JSON.stringify;
+    const parse = JSON.parse;
+    function serialize(value, error) {
+      if (isArrayBuffer(value)) return value;
+      let text;
+      try { text = stringify(value); } catch (e) { throw error(e); }
+      if (text === undefined) throw error(undefined);
+      return text;
+    }
+    const deserialize = (value, error) => {
+      if (isArrayBuffer(value)) return value;
+      try { return parse(value); } catch (e) { throw error; }
+    };
+    // Remote functions always run with `no-writes` (an async token is a BigInt from Python,
+    // db << 8 | flags).
+    const noWritesToken = (token) => token - (token % 256n) + 1n;
+    function runRemote(token, name, args) {
+      const payload = args.map((a) => serialize(a, () => T.failedSerializingArguments));
+      const fn = native.remoteFunction(name);
+      let resolve, reject;
+      const p = new IntrinsicPromise((res, rej) => { resolve = res; reject = rej; });
+      native.background(async () => {
+        try {
+          const input = payload.map((a) => deserialize(a, T.failedDeserializingArgument));
+          const result = await fn(new AsyncClient(noWritesToken(token)), ...input);
+          const text = serialize(result, (e) => e === undefined
+            ? T.failedSerializingResult : T.failedSerializingResultWith(String(e)));
+          resolve(deserialize(text, T.failedDeserializingResult));
+        } catch (e) {
+          reject(typeof e === "string" ? e : String(e));
+        }
+      }, reject);
+      return p;
+    }
+    function runOnShards(token, name, args) {
+      return runRemote(token, name, args).then((r) => [[r], []], (e) => [[], [e]]);
     }
 
     function runOnBackground(token, fn) {
