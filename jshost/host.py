@@ -45,6 +45,9 @@ from jshost.triggers import Triggers
 log = logging.getLogger("jshost")
 
 ENGINE_VERSION = f"quickjs-ng {QUICKJS_VERSION}"
+#: Under the `kill` policy, a background slice still stops at this many times the lock's limit:
+#: it runs on the event loop, where running forever would stop every client.
+KILL_POLICY_CEILING = 20
 
 
 class Host:
@@ -77,8 +80,31 @@ class Host:
     @property
     def background_timeout(self) -> float:
         """The limit of one background slice. RedisGears ran background code on its own thread
-        with no limit; jshost runs it on the event loop, so it gets the lock's limit too."""
+        with no limit; jshost runs it on the event loop, so it gets the lock's limit too (under
+        the `kill` policy: a hard ceiling, `KILL_POLICY_CEILING` times the lock's limit)."""
+        if self.kill_policy:
+            return self.lock_timeout * KILL_POLICY_CEILING
         return self.lock_timeout
+
+    @property
+    def kill_policy(self) -> bool:
+        """`library-fatal-failure-policy kill`: locked code that runs too long is only logged."""
+        return self.settings["library-fatal-failure-policy"] == "kill"
+
+    @property
+    def lock_deadline(self) -> float | None:
+        """The deadline of a locked section: `lock-redis-timeout` (`abort`), or none (`kill`,
+        where RedisGears logs and lets it run)."""
+        return None if self.kill_policy else self.lock_timeout
+
+    def check_overrun(self, lib: Library, started: float) -> None:
+        """Under `kill`, log a locked section that ran past `lock-redis-timeout`."""
+        if self.kill_policy:
+            elapsed = time.monotonic() - started
+            if elapsed > self.lock_timeout:
+                log.warning("library %s: locked code ran %.0f ms, over lock-redis-timeout "
+                            "(%.0f ms); policy kill: not stopped", lib.name, elapsed * 1000,
+                            self.lock_timeout * 1000)
 
     @property
     def verbosity(self) -> int:
@@ -185,7 +211,7 @@ class Host:
         rt = lib.runtime
         lib.loading = True
         self.lock.enter(0, 0, allow_block=False)
-        rt.set_deadline(self.lock_timeout)
+        rt.set_deadline(self.lock_deadline)
         try:
             script.run()
             rt.run_jobs()
@@ -257,7 +283,8 @@ class Host:
                      allow_block: bool) -> Reply | asyncio.Future[Reply]:
         rt = lib.runtime
         token = self.lock.enter(fn.flags, db, allow_block)
-        rt.set_deadline(self.lock_timeout)
+        rt.set_deadline(self.lock_deadline)
+        started = time.monotonic()
         try:
             value = lib.entry["invokeSync"](fn.fn, token, args)
             if rt.has_pending_jobs:
@@ -280,6 +307,7 @@ class Host:
         finally:
             rt.set_deadline(None)
             self.lock.exit()
+            self.check_overrun(lib, started)
 
     def _promise_reply(self, lib: Library, promise: JSPromise,
                        allow_block: bool) -> Reply | asyncio.Future[Reply]:
@@ -434,7 +462,7 @@ class Host:
         token = self.lock.enter(flags, db, allow_block=True)
         if self._slice_end is not None:
             self._slice_left = self._slice_end - time.monotonic()
-        lib.runtime.set_deadline(self.lock_timeout)
+        lib.runtime.set_deadline(self.lock_deadline)
         return token
 
     def exit_block(self, lib: Library, token: int) -> None:

@@ -335,7 +335,7 @@ class StreamConsumers:
         host = self.host
         rt = lib.runtime
         fn = trigger.fn
-        rt.set_deadline(host.lock_timeout)
+        rt.set_deadline(host.lock_deadline)
         try:
             invoke = lib.entry["triggerRun"](data)
             if fn.is_async:

@@ -146,7 +146,7 @@ class Triggers:
         fn = trigger.fn
         lock = host.lock
         lock.enter(NO_WRITES, db, allow_block=True)
-        rt.set_deadline(host.lock_timeout)
+        rt.set_deadline(host.lock_deadline)
         try:
             invoke = lib.entry["triggerRun"](data)
             if trigger.on_fired is not None:
