@@ -7,9 +7,6 @@
 // locked and atomically with the write that fired it. Writes made by JS never fire triggers
 // (SPEC §7.4), so the stamp does not fire the trigger again.
 //
-// Note: jshost registers triggers (RG.FUNCTION LIST shows them) but does not fire them yet;
-// that comes with trigger support. The `last_updated` function works today.
-//
 //   HSET user:1 name alice                  -> the trigger sets user:1 __last_updated__ <ms>
 //   RG.FCALL last_updated last_updated 1 user:1   -> <ms> as an integer, or null
 

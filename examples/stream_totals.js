@@ -7,9 +7,6 @@
 // `totals:<stream>`. The callback is sync: entries are handled one at a time, in order, each
 // locked. A stream entry may repeat a field, so `data.record` is a list of [field, value] pairs.
 //
-// Note: jshost registers stream consumers (RG.FUNCTION LIST shows them) but does not run them
-// yet; that comes with trigger support. The `totals` function works today.
-//
 //   XADD orders:eu * amount 10.5 item pen
 //   RG.FCALL stream_totals totals 1 orders:eu   -> {amount: "10.5", entries: 1, last_id: "..."}
 

@@ -16,7 +16,7 @@ from jshost.host import Host
 from jshost.listing import list_libraries
 from jshost.replies import Reply
 from jshost.settings import Settings
-from jshost.store import Store
+from jshost.store import Session, Store
 
 
 class SyncHost:
@@ -26,6 +26,7 @@ class SyncHost:
         self.loop = asyncio.new_event_loop()
         self.host = Host(store, settings)
         self.host._loop = self.loop
+        self._client: Session | None = None
 
     def load(self, code: str, config_text: str | None = None, replace: bool = False,
              era: Era = "rg") -> str:
@@ -55,9 +56,12 @@ class SyncHost:
         return list_libraries(self.host, era, ListArgs(with_code, verbosity, library))
 
     def execute(self, *args: bytes | str) -> Reply:
-        """A plain command against the store (db 0)."""
+        """A plain command against the store, as a client would send it (so its writes fire
+        keyspace triggers; the host's own JS sessions are muted)."""
+        if self._client is None:
+            self._client = self.host.store.open_session()
         words = [a.encode() if isinstance(a, str) else a for a in args]
-        return self.loop.run_until_complete(self.host.session(0).execute(words))
+        return self.loop.run_until_complete(self._client.execute(words))
 
     def run_pending(self) -> None:
         """Let queued background work run (one pass of the loop)."""

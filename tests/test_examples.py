@@ -153,11 +153,23 @@ def test_cache_needs_the_async_command(host: SyncHost) -> None:
     assert host.execute("EXISTS", "cache:apple") == 0
 
 
-# --- last_updated.js (registration only: triggers do not fire yet) -------------------------------
+# --- last_updated.js --------------------------------------------------------------------------------
+
+
+def test_last_updated_stamps_every_hash_write(host: SyncHost) -> None:
+    load(host, "last_updated.js")
+    host.execute("HSET", "user:1", "name", "alice")
+    stamp = host.fcall("last_updated", "last_updated", ["user:1"])
+    assert isinstance(stamp, int) and stamp > 1_600_000_000_000  # ms since the epoch
+    host.execute("HSET", "other:1", "name", "bob")  # outside the prefix: no stamp
+    assert host.execute("HGET", "other:1", "__last_updated__") is None
+    [listing] = host.list(verbosity=1)
+    [trigger] = listing["notifications_consumers"]
+    # One run for the client's HSET; the trigger's own HSET does not fire it again (§7.4).
+    assert (trigger["num_triggered"], trigger["num_success"]) == (1, 1)
 
 
 def test_last_updated_registers_its_trigger(host: SyncHost) -> None:
-    # Firing comes with the triggers issue; until then: registration, LIST and the function.
     load(host, "last_updated.js")
     [listing] = host.list(verbosity=1)
     assert listing["name"] == "last_updated"
@@ -173,21 +185,30 @@ def test_last_updated_registers_its_trigger(host: SyncHost) -> None:
 
 def test_last_updated_function_reads_the_stamp(host: SyncHost) -> None:
     load(host, "last_updated.js")
-    host.execute("HSET", "user:1", "name", "alice", "__last_updated__", "1700000000123")
-    assert host.fcall("last_updated", "last_updated", ["user:1"]) == 1700000000123
-    assert host.fcall("last_updated", "last_updated", ["user:2"]) is None
+    # Outside the trigger's `user:` prefix, so the stamp written here is the one read back.
+    host.execute("HSET", "member:1", "name", "alice", "__last_updated__", "1700000000123")
+    assert host.fcall("last_updated", "last_updated", ["member:1"]) == 1700000000123
+    assert host.fcall("last_updated", "last_updated", ["member:2"]) is None
 
 
-# --- stream_totals.js (registration only: stream triggers do not run yet) ------------------------
+# --- stream_totals.js -------------------------------------------------------------------------------
+
+
+def test_stream_totals_aggregates_every_entry(host: SyncHost) -> None:
+    load(host, "stream_totals.js")
+    ids = [host.execute("XADD", "orders:eu", "*", "amount", amount, "item", "pen")
+           for amount in ("10.5", "20", "1")]
+    host.run_pending()
+    totals = host.fcall("stream_totals", "totals", [], ["orders:eu"])
+    assert totals == {b"amount": b"31.5", b"entries": 3, b"last_id": ids[-1]}
 
 
 def test_stream_totals_registers_its_consumer(host: SyncHost) -> None:
-    # Processing entries comes with the triggers issue; until then: registration and LIST.
     load(host, "stream_totals.js")
     [listing] = host.list(verbosity=1)
     [consumer] = listing["stream_consumers"]
     assert consumer == {"name": "totals", "prefix": b"orders:", "window": 1, "trim": "disabled",
-                        "num_streams": 0}
+                        "num_streams": 0}  # no stream yet
     [tf_listing] = host.list(era="tf", verbosity=1)
     [trigger] = tf_listing["stream_triggers"]
     assert (trigger["name"], trigger["prefix"], trigger["trim"]) == ("totals", b"orders:", False)
