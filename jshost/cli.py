@@ -6,14 +6,16 @@
 The one line on stdout says where it listens (the real port, also with ``--port 0``) and which
 store it serves; logs go to stderr. SIGINT or SIGTERM shut it down gracefully; it exits 0.
 
-Settings of SPEC §9 (the `redisgears_2.*` names, prefix optional) come from ``--config-file``
-(one ``<name> <value>`` per line, ``#`` comments) and then ``--set NAME=VALUE`` options.
+Settings of SPEC §9 (the `redisgears_2.*` names, prefix optional) come from ``JSHOST_<NAME>``
+environment variables (``JSHOST_LOCK_REDIS_TIMEOUT=1000``), then ``--config-file`` (one
+``<name> <value>`` per line, ``#`` comments), then ``--set NAME=VALUE`` options.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -179,9 +181,26 @@ def _open_store(backend: str | None, data_dir: Path | None) -> tuple[Store, str]
     return store, f"redis at {store.url.address}/{store.db}"
 
 
+#: Environment variables that set settings: JSHOST_LOCK_REDIS_TIMEOUT=1000 sets
+#: lock-redis-timeout (the name upper-cased, `-` as `_`).
+ENV_PREFIX = "JSHOST_"
+
+
+def _environment_settings() -> dict[str, str]:
+    """Settings given as `JSHOST_<NAME>` environment variables (known setting names only)."""
+    from jshost.settings import SETTINGS
+
+    values = {}
+    for spec in SETTINGS:
+        text = os.environ.get(ENV_PREFIX + spec.name.upper().replace("-", "_"))
+        if text is not None:
+            values[spec.name] = text
+    return values
+
+
 def _read_settings(config_file: Path | None, overrides: tuple[str, ...]) -> dict[str, str]:
-    """Settings from the file, then from `--set` (a later value wins)."""
-    values: dict[str, str] = {}
+    """Settings from the environment, then the file, then `--set` (a later value wins)."""
+    values: dict[str, str] = _environment_settings()
     if config_file is not None:
         text = config_file.read_text(encoding="utf-8")
         for number, line in enumerate(text.splitlines(), start=1):

@@ -86,6 +86,13 @@ class Host:
             return self.lock_timeout * KILL_POLICY_CEILING
         return self.lock_timeout
 
+    def memory_limit(self, era: Era) -> int:
+        """A library's heap limit: `library-maxmemory` (rg). tf libraries grew from
+        `v8-library-initial-memory-limit` while all together stayed under `v8-maxmemory`;
+        jshost gives each tf library `v8-maxmemory` as its limit (the most it could reach)."""
+        name = "library-maxmemory" if era == "rg" else "v8-maxmemory"
+        return int(self.settings[name])
+
     @property
     def kill_policy(self) -> bool:
         """`library-fatal-failure-policy kill`: locked code that runs too long is only logged."""
@@ -147,7 +154,7 @@ class Host:
         library is saved so that it outlives this process."""
         prologue = parse_prologue(code, era)
         lib = Library(prologue, code, era, config_text, user,
-                      memory_limit=int(self.settings["library-maxmemory"]))
+                      memory_limit=self.memory_limit(era))
         try:
             try:
                 # The top level's completion value is not wanted: end the code on `undefined`

@@ -430,3 +430,17 @@ def test_serve_watch_reloads_a_changed_file(tmp_path: Path) -> None:
         assert poll(lambda: _has(r, "n")), proc.log()
         assert r.execute_command("RG.FCALL", "n", "g", "0") == b"new"
         assert proc.stop(signal.SIGTERM) == 0
+
+
+def test_settings_from_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`JSHOST_<NAME>` sets a setting (checked like any other), before --config-file/--set."""
+    from click.testing import CliRunner
+
+    from jshost.cli import _read_settings, main
+
+    bad = CliRunner().invoke(main, ["serve", "--port", "0"],
+                             env={"JSHOST_LOCK_REDIS_TIMEOUT": "50"})
+    assert bad.exit_code == 2 and "lock-redis-timeout" in bad.output
+    monkeypatch.setenv("JSHOST_ERROR_VERBOSITY", "2")
+    assert _read_settings(None, ())["error-verbosity"] == "2"
+    assert _read_settings(None, ("error-verbosity=1",))["error-verbosity"] == "1"
