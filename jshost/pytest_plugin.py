@@ -13,6 +13,11 @@ test suite in an environment with jshost gets these fixtures:
 
 * `ajshost` (`AsyncJSHost`): the same for `async def` tests (pytest-asyncio or any other runner):
   `await lib.fcall(...)`, `await lib.fcall_async(...)`, `await ajshost.store.execute(...)`.
+* `jshost_server` (`JSHostServer`): a real `jshost serve` process on a free port, for tests
+  that go through a Redis client: `jshost_server.client()` is a redis-py client.
+
+With `pytest --jshost-redis-url redis://host:port/db` all three run against that real Redis
+instead of an embedded store (the data is shared between tests: use your own keys).
 
 Replies are the host's typed values (`jshost.replies`): bulk strings are `bytes`, integers `int`,
 maps `dict`, and so on. A failed load or call raises `JSHostError` (a `ReplyError`): `.text` is
@@ -34,6 +39,8 @@ import asyncio
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -431,10 +438,9 @@ def _raise_error_reply(reply: Any, args: Sequence[Word]) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("jshost_settings", "jshost host settings for every test, one name=value a line "
                   "(e.g. error-verbosity=2)", type="linelist", default=[])
-    # Placeholder: the fixtures that need a server come with the server (another engineer's
-    # work): `jshost_server` (a jshost server on a free port, for redis-py / redis-cli tests)
-    # and the `--jshost-redis-url` option (run the host against a real Redis instead of the
-    # embedded store). Add them here.
+    parser.addoption("--jshost-redis-url", default=None, metavar="URL",
+                     help="run the jshost fixtures against this real Redis (redis://host:port/db)"
+                          " instead of an embedded store; tests share its data")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -471,10 +477,14 @@ def jshost(request: pytest.FixtureRequest) -> Iterator[JSHost]:
     """An in-process jshost on a fresh embedded store, with a blocking API."""
     from jshost.sync import SyncHost
 
-    fixture = JSHost(SyncHost(settings=_settings(request)), _test_dir(request))
+    store = _remote_store(request)
+    sync_host = SyncHost(store, settings=_settings(request))
+    fixture = JSHost(sync_host, _test_dir(request))
     try:
         yield fixture
     finally:
+        if store is not None:  # its connections belong to the host's loop: close them there
+            sync_host.loop.run_until_complete(store.aclose())
         fixture.close()
 
 
@@ -484,8 +494,64 @@ def ajshost(request: pytest.FixtureRequest) -> Iterator[AsyncJSHost]:
     on the test's event loop. (A plain fixture, so it works in any asyncio mode.)"""
     from jshost.host import Host
 
-    fixture = AsyncJSHost(Host(settings=_settings(request)), _test_dir(request))
+    store = _remote_store(request)
+    fixture = AsyncJSHost(Host(store, settings=_settings(request)), _test_dir(request))
     try:
         yield fixture
     finally:
         fixture.close()
+
+
+def _remote_store(request: pytest.FixtureRequest) -> Any:
+    """A `RemoteStore` on `--jshost-redis-url`, or None for the embedded store."""
+    url = request.config.getoption("--jshost-redis-url")
+    if url is None:
+        return None
+    from jshost.store import RemoteStore
+
+    return RemoteStore(url)
+
+
+class JSHostServer:
+    """A `jshost serve` process on a free port (see the `jshost_server` fixture)."""
+
+    STARTUP = re.compile(r"listening on (\S+):(\d+) ")
+
+    def __init__(self, *args: str) -> None:
+        cmd = [sys.executable, "-m", "jshost", "serve", "--port", "0", *args]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().decode()  # the one startup line (an event)
+        match = self.STARTUP.search(line)
+        if match is None:
+            self.stop()
+            raise RuntimeError(f"jshost serve did not start: {line!r}")
+        self.host, self.port = match.group(1), int(match.group(2))
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def client(self, **kwargs: Any) -> Any:
+        """A redis-py client for this server."""
+        import redis
+
+        return redis.Redis(host=self.host, port=self.port, **kwargs)
+
+    def stop(self) -> int:
+        """SIGTERM by PID (a graceful shutdown) and the exit status."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        return self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def jshost_server(request: pytest.FixtureRequest) -> Iterator[JSHostServer]:
+    """A real `jshost serve` on a free port of 127.0.0.1 (on `--jshost-redis-url` when given),
+    stopped after the test: `jshost_server.client()` is a redis-py client for it."""
+    url = request.config.getoption("--jshost-redis-url")
+    server = JSHostServer(*(["--backend", url] if url else []))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -236,3 +236,42 @@ def test_error_message_layout() -> None:
     ]
     assert str(plugin.JSHostError("Unknown function g", "RG.FCALL lib g")) == (
         "RG.FCALL lib g: Unknown function g")
+
+
+def test_server_fixture_and_redis_url_option(pytester: pytest.Pytester) -> None:
+    """`jshost_server` is a real `jshost serve`; with `--jshost-redis-url` the fixtures use that
+    Redis (here: the first test's jshost server stands in as "a Redis")."""
+    _write_libraries(pytester)
+    _write_test(pytester, """
+        from pathlib import Path
+
+        def test_through_a_client(jshost_server):
+            client = jshost_server.client()
+            code = (Path(__file__).parent / "libs" / "counter.js").read_text()
+            assert client.execute_command("RG.FUNCTION", "LOAD", code) == b"OK"
+            assert client.execute_command("RG.FCALL", "counter", "incr", "1", "c") == 1
+            assert client.execute_command("RG.FCALL", "counter", "incr", "1", "c") == 2
+    """)
+    result = pytester.runpytest(*PLUGIN_ARGS)
+    result.assert_outcomes(passed=1)
+
+
+def test_redis_url_option_runs_the_fixtures_on_a_real_redis(pytester: pytest.Pytester) -> None:
+    from tests.redis_server import REDIS_SERVER, RedisServer
+
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not on PATH")
+    _write_libraries(pytester)
+    _write_test(pytester, """
+        def test_counter_on_redis(jshost):
+            lib = jshost.load_file("libs/counter.js")
+            assert lib.fcall("incr", keys=["c"]) == 1
+            assert jshost.store.execute("GET", "c") == b"1"
+
+        def test_store_is_that_redis(jshost):
+            from jshost.store import RemoteStore
+            assert isinstance(jshost._core.store, RemoteStore)
+    """)
+    with RedisServer() as redis_server:
+        result = pytester.runpytest(*PLUGIN_ARGS, "--jshost-redis-url", redis_server.url)
+    result.assert_outcomes(passed=2)
