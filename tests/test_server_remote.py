@@ -138,3 +138,4 @@ async def test_atomic_functions_under_load_through_the_server(
         await srv.shutdown()
         host.close()
         await store.aclose()
+

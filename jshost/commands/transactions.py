@@ -130,7 +130,18 @@ def _run_queue(client: ClientState, queued: list[list[bytes]]) -> Any:
     serve_blocked = getattr(client.ctx.store, "serve_blocked", None)
     if callable(serve_blocked):
         serve_blocked()
-    return _array(replies, client.protocol)
+    reply = _array(replies, client.protocol)
+    wants = getattr(client.ctx.store, "keyspace_filter", None)
+    if _remote(client) and wants is not None and any(wants(command) for command in queued):
+        # A real Redis sends the keyspace events of the queued writes on another connection:
+        # their sync triggers must have run before the client gets EXEC's reply.
+        return asyncio.ensure_future(_after_fence(client, reply))
+    return reply
+
+
+async def _after_fence(client: ClientState, reply: Any) -> Any:
+    await client.ctx.store.keyspace_fence()  # type: ignore[attr-defined]
+    return reply
 
 
 def _end(client: ClientState) -> None:
