@@ -639,6 +639,11 @@ class ServerErrors:
     a class so that the spec-text checks over this module's constants leave them alone.
     """
 
+    BACKEND_SECRET = (
+        "ERR jshost does not pass '{name}' to the backend Redis: it would expose or change "
+        "jshost's own credentials"
+    )
+
     # processCommand (server.c)
     NOAUTH = "NOAUTH Authentication required."
     NOT_ALLOWED_IN_MULTI = "ERR Command not allowed inside a transaction"

@@ -139,3 +139,28 @@ async def test_atomic_functions_under_load_through_the_server(
         host.close()
         await store.aclose()
 
+
+
+async def test_jshost_credentials_for_the_backend_stay_hidden() -> None:
+    """In front of a password-protected Redis, a client of jshost can neither read nor change
+    the backend's password, nor list its users."""
+    with RedisServer(password="s3cret-backend") as protected:
+        store = RemoteStore(protected.url)
+        host = Host(store)
+        srv = Server(host, port=0)
+        await srv.start()
+        client = aioredis.Redis(port=srv.port)
+        try:
+            config = await client.config_get("*")
+            assert "requirepass" not in config and b"s3cret-backend" not in str(config).encode()
+            assert "maxmemory" in config  # other backend settings still show
+            with pytest.raises(aioredis.ResponseError, match="credentials"):
+                await client.config_set("requirepass", "changed")
+            with pytest.raises(aioredis.ResponseError, match="credentials"):
+                await client.execute_command("ACL", "LIST")
+            assert await client.execute_command("ACL", "WHOAMI") == b"default"
+        finally:
+            await client.aclose()
+            await srv.shutdown()
+            host.close()
+            await store.aclose()

@@ -19,6 +19,7 @@ return a future. Other CONFIG sub-commands go to the store unchanged.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ from jshost.commands.grammar import (
     parse_function_command,
 )
 from jshost.commands.store_cmds import then
-from jshost.errors import Era, ReplyError
+from jshost.errors import Era, ReplyError, ServerErrors
 from jshost.listing import list_libraries
 from jshost.replies import OK, ErrorReply
 from jshost.settings import PREFIX
@@ -125,14 +126,16 @@ def _config_get(client: ClientState, argv: list[bytes]) -> Any:
     """``CONFIG GET pattern ...``: the store's matches, then the host's (a pattern may match
     both, e.g. ``*``)."""
     ours = _pairs(client.ctx.host.settings.get(*(_text(p) for p in argv[2:])))
+    hide = _BACKEND_SECRETS if not client.ctx.store_in_process else frozenset()
 
     def merge(theirs: Any) -> Any:
         if isinstance(theirs, ErrorReply) or not isinstance(theirs, (dict, list)):
             return theirs
         merged = dict(zip(theirs[::2], theirs[1::2])) if isinstance(theirs, list) else theirs
+        merged = {k: v for k, v in merged.items() if k.lower() not in hide}
         return {**merged, **ours}
 
-    return then(_forward(client, argv), merge)
+    return then(_forward_typed(client, argv), merge)
 
 
 def _config_set(client: ClientState, argv: list[bytes]) -> Any:
@@ -141,6 +144,10 @@ def _config_set(client: ClientState, argv: list[bytes]) -> Any:
     if len(argv) % 2:
         raise ReplyError(errors.wrong_arity("config|set"))
     pairs = list(zip(argv[2::2], argv[3::2]))
+    if not client.ctx.store_in_process:
+        for name, _ in pairs:
+            if name.lower() in _BACKEND_SECRETS:
+                return ErrorReply(ServerErrors.BACKEND_SECRET.format(name=_text(name).lower()))
     ours = [(_text(n), _text(v)) for n, v in pairs if n.lower().startswith(_PREFIX_BYTES)]
     if not ours:
         return _forward(client, argv)
@@ -176,6 +183,29 @@ def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
+#: Backend settings a client of jshost may neither read nor change: jshost's own credentials.
+_BACKEND_SECRETS = frozenset({b"requirepass", b"masterauth", b"masteruser",
+                              b"tls-key-file-pass", b"tls-client-key-file-pass"})
+#: ACL subcommands that reveal or change users (and so jshost's own) on a backend Redis.
+_ACL_ALLOWED_ON_BACKEND = frozenset({b"whoami", b"cat", b"genpass", b"help"})
+
+
+def acl(client: ClientState, argv: list[bytes]) -> Any:
+    """``ACL ...``: on a real Redis only the subcommands that cannot show or change users."""
+    sub = argv[1].lower() if len(argv) > 1 else b""
+    if not client.ctx.store_in_process and sub not in _ACL_ALLOWED_ON_BACKEND:
+        return ErrorReply(ServerErrors.BACKEND_SECRET.format(name="acl " + _text(sub)))
+    return _forward(client, argv)
+
+
+def _forward_typed(client: ClientState, argv: list[bytes]) -> Any:
+    """Like `_forward`, but always a typed reply (never Redis's raw bytes): for replies jshost
+    edits before sending them on."""
+    if client.ctx.store_in_process:
+        return _forward(client, argv)
+    return asyncio.ensure_future(client.session.execute(argv))
+
+
 def _forward(client: ClientState, argv: list[bytes]) -> Any:
     dispatcher = client.ctx.dispatcher
     assert dispatcher is not None
@@ -198,4 +228,5 @@ HANDLERS: dict[bytes, Handler] = {
     b"tconfig_get": config_get_command("tconfig_get"),
     b"tconfig_set": config_set_command("tconfig_set"),
     b"config": config,
+    b"acl": acl,
 }
