@@ -717,3 +717,63 @@ class CliErrors:
     WATCH_WITHOUT_LOAD = "--watch needs --load DIR"
     UNBALANCED_QUOTES = "unbalanced quotes"
     LOAD_DIR_EMPTY = "no *.js file in {path}"
+
+
+class BackendErrors:
+    """Texts of the remote store (`jshost.store.remote`): jshost's own connections to a real
+    Redis. (A class, like `ServerErrors`, so the spec-text checks leave them alone.)"""
+
+    ERR_CONNECTION_LOST = "ERR jshost lost its connection to the backend Redis: {reason}"
+    ERR_CONNECT_FAILED = (
+        "ERR jshost could not connect to the backend Redis at {address}: {reason}"
+    )
+    ERR_NO_RESP3 = (
+        "ERR the backend Redis at {address} does not speak RESP3 (HELLO 3 failed: {reason}); "
+        "jshost needs Redis 6 or newer"
+    )
+    ERR_STORE_CLOSED = "ERR jshost's connection to the backend Redis is closed"
+    ERR_UNSUPPORTED = "ERR command '{name}' is not supported through jshost"
+    ERR_CALL_STATEFUL = (
+        "ERR command '{name}' changes the connection state and can not be run from a function"
+    )
+    ERR_BAD_URL = "invalid backend Redis URL {url!r}: {reason}"  # ValueError at startup
+    ERR_NOTIFY_REFUSED = (
+        "ERR jshost's triggers need keyspace notifications from the backend Redis at {address}: "
+        "notify-keyspace-events is '{current}' and setting it to '{wanted}' was refused ({reason}). "
+        "Set notify-keyspace-events to include E, A and m on that server (CONFIG SET or its "
+        "configuration file), or allow jshost to run CONFIG SET"
+    )
+    ERR_EVENTS_LOST = "ERR jshost lost its keyspace notification connection: {reason}"
+
+
+class ProtocolErrors:
+    """Texts of the RESP layer (`jshost.resp`): Redis 7 networking.c's protocol errors, sent
+    to a client before its connection is closed, and the reply-side texts for bad data from a
+    Redis server."""
+
+    ERR_INVALID_MULTIBULK_LENGTH = "ERR Protocol error: invalid multibulk length"
+    ERR_INVALID_BULK_LENGTH = "ERR Protocol error: invalid bulk length"
+    ERR_EXPECTED_DOLLAR = "ERR Protocol error: expected '$', got '{}'"  # .format(char)
+    ERR_TOO_BIG_INLINE = "ERR Protocol error: too big inline request"
+    ERR_TOO_BIG_MBULK_COUNT = "ERR Protocol error: too big mbulk count string"
+    ERR_TOO_BIG_BULK_COUNT = "ERR Protocol error: too big bulk count string"
+    ERR_UNBALANCED_QUOTES = "ERR Protocol error: unbalanced quotes in request"
+    # Redis closes such a client without any reply; this text is only for logs.
+    MSG_QUERY_BUFFER_LIMIT = "client query buffer limit reached: {} bytes buffered, limit {}"
+    # Reply side (malformed data from a Redis server; never sent to a client).
+    ERR_REPLY_BAD_TYPE = "Protocol error: unknown reply type byte {!r}"
+    ERR_REPLY_BAD_LENGTH = "Protocol error: invalid length {!r}"
+    ERR_REPLY_BAD_VALUE = "Protocol error: invalid {} value {!r}"
+    ERR_REPLY_NO_CRLF = "Protocol error: bulk data not followed by CRLF"
+    ERR_REPLY_TOO_DEEP = "Protocol error: reply nested deeper than {} levels"
+
+
+class CommandErrors:
+    """Redis 7.2's texts for commands JS runs (`jshost.store.command_table`), as `RM_Call`
+    returns them (`ERR ` before Redis' bare texts); templates of the §5 functions above."""
+
+    ERR_UNKNOWN_COMMAND = "ERR unknown command '{name}', with args beginning with: {args}"
+    ERR_UNKNOWN_SUBCOMMAND = "ERR unknown subcommand '{sub}'. Try {container} HELP."
+    ERR_WRONG_ARITY = "ERR wrong number of arguments for '{fullname}' command"
+    ERR_NOSCRIPT = "ERR command '{fullname}' is not allowed on script mode"
+    ERR_NO_WRITES = "ERR Write command '{fullname}' was called while write is not allowed."

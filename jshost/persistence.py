@@ -79,7 +79,7 @@ def _lua_library(lib: SavedLibrary) -> bytes:
         f"local payload = '{payload}'\n"
         f"redis.register_function{{function_name='{lua_name}', "
         "callback=function() return payload end, flags={'no-writes'}}\n"
-    ).encode("utf-8")
+    ).encode()
 
 
 _PAYLOAD = re.compile(rb"local payload = '([A-Za-z0-9+/=]*)'")

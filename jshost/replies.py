@@ -64,7 +64,7 @@ class Verbatim(bytes):
 
     format: str
 
-    def __new__(cls, data: bytes, format: str = "txt") -> "Verbatim":  # noqa: A002
+    def __new__(cls, data: bytes, format: str = "txt") -> Verbatim:
         obj = super().__new__(cls, data)
         obj.format = format
         return obj

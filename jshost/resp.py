@@ -29,25 +29,24 @@ from collections.abc import Iterator
 from itertools import chain
 from typing import Any, Final
 
+from .errors import ProtocolErrors
 from .replies import BigNumber, ErrorReply, Push, SetReply, Status, Verbatim
 
-# --- User-visible protocol error texts (all in one place; Redis 7 networking.c wording) ---------
+# --- User-visible protocol error texts: their one home is jshost/errors.py ----------------------
 
-ERR_INVALID_MULTIBULK_LENGTH: Final = "ERR Protocol error: invalid multibulk length"
-ERR_INVALID_BULK_LENGTH: Final = "ERR Protocol error: invalid bulk length"
-ERR_EXPECTED_DOLLAR: Final = "ERR Protocol error: expected '$', got '{}'"  # .format(char)
-ERR_TOO_BIG_INLINE: Final = "ERR Protocol error: too big inline request"
-ERR_TOO_BIG_MBULK_COUNT: Final = "ERR Protocol error: too big mbulk count string"
-ERR_TOO_BIG_BULK_COUNT: Final = "ERR Protocol error: too big bulk count string"
-ERR_UNBALANCED_QUOTES: Final = "ERR Protocol error: unbalanced quotes in request"
-# Redis closes such a client without any reply; this text is only for logs.
-MSG_QUERY_BUFFER_LIMIT: Final = "client query buffer limit reached: {} bytes buffered, limit {}"
-# Reply side (malformed data from a Redis server; never sent to a client).
-ERR_REPLY_BAD_TYPE: Final = "Protocol error: unknown reply type byte {!r}"
-ERR_REPLY_BAD_LENGTH: Final = "Protocol error: invalid length {!r}"
-ERR_REPLY_BAD_VALUE: Final = "Protocol error: invalid {} value {!r}"
-ERR_REPLY_NO_CRLF: Final = "Protocol error: bulk data not followed by CRLF"
-ERR_REPLY_TOO_DEEP: Final = "Protocol error: reply nested deeper than {} levels"
+ERR_INVALID_MULTIBULK_LENGTH: Final = ProtocolErrors.ERR_INVALID_MULTIBULK_LENGTH
+ERR_INVALID_BULK_LENGTH: Final = ProtocolErrors.ERR_INVALID_BULK_LENGTH
+ERR_EXPECTED_DOLLAR: Final = ProtocolErrors.ERR_EXPECTED_DOLLAR
+ERR_TOO_BIG_INLINE: Final = ProtocolErrors.ERR_TOO_BIG_INLINE
+ERR_TOO_BIG_MBULK_COUNT: Final = ProtocolErrors.ERR_TOO_BIG_MBULK_COUNT
+ERR_TOO_BIG_BULK_COUNT: Final = ProtocolErrors.ERR_TOO_BIG_BULK_COUNT
+ERR_UNBALANCED_QUOTES: Final = ProtocolErrors.ERR_UNBALANCED_QUOTES
+MSG_QUERY_BUFFER_LIMIT: Final = ProtocolErrors.MSG_QUERY_BUFFER_LIMIT
+ERR_REPLY_BAD_TYPE: Final = ProtocolErrors.ERR_REPLY_BAD_TYPE
+ERR_REPLY_BAD_LENGTH: Final = ProtocolErrors.ERR_REPLY_BAD_LENGTH
+ERR_REPLY_BAD_VALUE: Final = ProtocolErrors.ERR_REPLY_BAD_VALUE
+ERR_REPLY_NO_CRLF: Final = ProtocolErrors.ERR_REPLY_NO_CRLF
+ERR_REPLY_TOO_DEEP: Final = ProtocolErrors.ERR_REPLY_TOO_DEEP
 
 # --- Limits (Redis 7 defaults) ------------------------------------------------------------------
 

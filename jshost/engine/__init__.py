@@ -13,6 +13,18 @@ from jshost._engine import (
 from jshost.engine.values import UNDEFINED, Boxed, JSMap, JSSet, TypedArray, Undefined
 
 __all__ = [
-    "JSError", "JSFunction", "JSObject", "JSPromise", "JSScript", "JSTerminated", "JSThrow",
-    "Runtime", "UNDEFINED", "Boxed", "JSMap", "JSSet", "TypedArray", "Undefined",
+    "UNDEFINED",
+    "Boxed",
+    "JSError",
+    "JSFunction",
+    "JSMap",
+    "JSObject",
+    "JSPromise",
+    "JSScript",
+    "JSSet",
+    "JSTerminated",
+    "JSThrow",
+    "Runtime",
+    "TypedArray",
+    "Undefined",
 ]

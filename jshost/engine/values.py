@@ -20,9 +20,9 @@ TYPED_ARRAY_KINDS = (
 class Undefined:
     """JS `undefined` (distinct from `null`, which is `None`). Use the singleton `UNDEFINED`."""
 
-    _instance: "Undefined | None" = None
+    _instance: Undefined | None = None
 
-    def __new__(cls) -> "Undefined":
+    def __new__(cls) -> Undefined:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance

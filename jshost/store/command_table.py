@@ -23,18 +23,15 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from jshost.errors import CommandErrors
 from jshost.replies import SetReply, Status
 
-# ------------------------------------------------------------------------------------------------
-# Error texts (exact Redis 7.2 wording; to be merged into jshost/errors.py by the lead), as
-# `RM_Call` returns them: callReplyCreateError puts `ERR ` before Redis' bare texts.
-# ------------------------------------------------------------------------------------------------
-ERR_UNKNOWN_COMMAND = "ERR unknown command '{name}', with args beginning with: {args}"
-ERR_UNKNOWN_SUBCOMMAND = "ERR unknown subcommand '{sub}'. Try {container} HELP."
-ERR_WRONG_ARITY = "ERR wrong number of arguments for '{fullname}' command"
-ERR_NOSCRIPT = "ERR command '{fullname}' is not allowed on script mode"
-ERR_NO_WRITES = "ERR Write command '{fullname}' was called while write is not allowed."
-# ------------------------------------------------------------------------------------------------
+# Error texts (exact Redis 7.2 wording, as RM_Call returns them): one home, jshost/errors.py.
+ERR_UNKNOWN_COMMAND = CommandErrors.ERR_UNKNOWN_COMMAND
+ERR_UNKNOWN_SUBCOMMAND = CommandErrors.ERR_UNKNOWN_SUBCOMMAND
+ERR_WRONG_ARITY = CommandErrors.ERR_WRONG_ARITY
+ERR_NOSCRIPT = CommandErrors.ERR_NOSCRIPT
+ERR_NO_WRITES = CommandErrors.ERR_NO_WRITES
 
 #: jshost's own commands: never callable from JS (SPEC §4.5, §5.1). Module commands registered
 #: without command info have arity -1 in Redis, so only the `noscript` refusal applies to them.

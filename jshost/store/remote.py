@@ -87,6 +87,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from jshost.errors import BackendErrors
 from jshost.replies import OK, ErrorReply, Push, Reply, Status
 from jshost.resp import NEED_DATA, ProtocolError, ReplyParser, encode, encode_command
 from jshost.store.base import NO_REPLY, PushHandler, Session, Store
@@ -94,31 +95,16 @@ from jshost.store.command_table import CommandTable
 
 LOG = logging.getLogger(__name__)
 
-# ------------------------------------------------------------------------------------------------
-# Error texts users can see (to be merged into jshost/errors.py by the lead).
-# ------------------------------------------------------------------------------------------------
-ERR_CONNECTION_LOST: Final = "ERR jshost lost its connection to the backend Redis: {reason}"
-ERR_CONNECT_FAILED: Final = (
-    "ERR jshost could not connect to the backend Redis at {address}: {reason}"
-)
-ERR_NO_RESP3: Final = (
-    "ERR the backend Redis at {address} does not speak RESP3 (HELLO 3 failed: {reason}); "
-    "jshost needs Redis 6 or newer"
-)
-ERR_STORE_CLOSED: Final = "ERR jshost's connection to the backend Redis is closed"
-ERR_UNSUPPORTED: Final = "ERR command '{name}' is not supported through jshost"
-ERR_CALL_STATEFUL: Final = (
-    "ERR command '{name}' changes the connection state and can not be run from a function"
-)
-ERR_BAD_URL: Final = "invalid backend Redis URL {url!r}: {reason}"  # ValueError at startup
-ERR_NOTIFY_REFUSED: Final = (
-    "ERR jshost's triggers need keyspace notifications from the backend Redis at {address}: "
-    "notify-keyspace-events is '{current}' and setting it to '{wanted}' was refused ({reason}). "
-    "Set notify-keyspace-events to include E, A and m on that server (CONFIG SET or its "
-    "configuration file), or allow jshost to run CONFIG SET"
-)
-ERR_EVENTS_LOST: Final = "ERR jshost lost its keyspace notification connection: {reason}"
-# ------------------------------------------------------------------------------------------------
+# Error texts users can see: their one home is jshost/errors.py.
+ERR_CONNECTION_LOST: Final = BackendErrors.ERR_CONNECTION_LOST
+ERR_CONNECT_FAILED: Final = BackendErrors.ERR_CONNECT_FAILED
+ERR_NO_RESP3: Final = BackendErrors.ERR_NO_RESP3
+ERR_STORE_CLOSED: Final = BackendErrors.ERR_STORE_CLOSED
+ERR_UNSUPPORTED: Final = BackendErrors.ERR_UNSUPPORTED
+ERR_CALL_STATEFUL: Final = BackendErrors.ERR_CALL_STATEFUL
+ERR_BAD_URL: Final = BackendErrors.ERR_BAD_URL
+ERR_NOTIFY_REFUSED: Final = BackendErrors.ERR_NOTIFY_REFUSED
+ERR_EVENTS_LOST: Final = BackendErrors.ERR_EVENTS_LOST
 
 DEFAULT_PORT: Final = 6379
 OOM_CACHE_SECONDS: Final = 0.1  # SPEC §5.3: "stored for a short time"
