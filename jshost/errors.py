@@ -777,3 +777,14 @@ class CommandErrors:
     ERR_WRONG_ARITY = "ERR wrong number of arguments for '{fullname}' command"
     ERR_NOSCRIPT = "ERR command '{fullname}' is not allowed on script mode"
     ERR_NO_WRITES = "ERR Write command '{fullname}' was called while write is not allowed."
+
+
+class PluginErrors:
+    """Messages of the pytest plugin (`jshost.pytest_plugin`) to the people writing tests."""
+
+    SYNC_FIXTURE_IN_ASYNC_TEST = (
+        "the `jshost` fixture runs its own event loop and cannot be used while one is running "
+        "(an async test): use the `ajshost` fixture and `await` its calls"
+    )
+    BOOL_AS_WORD = "a command word must be str, bytes or int, not bool"
+    BAD_SETTINGS_LINE = "jshost_settings: expected name=value, got {line!r}"

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pytest
 
-from jshost.errors import Era, ReplyError
+from jshost.errors import Era, PluginErrors, ReplyError
 
 if TYPE_CHECKING:
     from jshost.host import Host
@@ -57,15 +57,10 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncJSHost", "AsyncLibraryHandle", "JSHost", "JSHostError", "LibraryHandle"]
 
-# --- user-visible texts of this plugin --------------------------------------------------------
-# Local on purpose: they are messages of the test tool, not replies of the host, so they are not
-# in jshost/errors.py (move them there if that file should own every text).
-SYNC_FIXTURE_IN_ASYNC_TEST = (
-    "the `jshost` fixture runs its own event loop and cannot be used while one is running "
-    "(an async test): use the `ajshost` fixture and `await` its calls"
-)
-BOOL_AS_WORD = "a command word must be str, bytes or int, not bool"
-BAD_SETTINGS_LINE = "jshost_settings: expected name=value, got {line!r}"
+# User-visible texts of this plugin (their one home is jshost/errors.py).
+SYNC_FIXTURE_IN_ASYNC_TEST = PluginErrors.SYNC_FIXTURE_IN_ASYNC_TEST
+BOOL_AS_WORD = PluginErrors.BOOL_AS_WORD
+BAD_SETTINGS_LINE = PluginErrors.BAD_SETTINGS_LINE
 
 Word = str | bytes | int
 """A command word, key or argument: str is UTF-8 encoded, int is written in decimal."""
