@@ -243,6 +243,14 @@ class _Buffered:
 # --- Server side: requests ----------------------------------------------------------------------
 
 
+# `RequestParser._parse_batch` token stage: canonical headers it recognizes, and its window.
+_TOKEN_MAX_BULK: Final = 1024  # values shorter than this
+_TOKEN_MAX_COUNT: Final = 1024  # commands with fewer arguments than this
+_TOKEN_HEADERS: Final = [b"$%d" % n for n in range(_TOKEN_MAX_BULK)]
+_TOKEN_COUNTS: Final = {b"*%d" % n: n for n in range(1, _TOKEN_MAX_COUNT)}
+_TOKEN_WINDOW: Final = 4096
+
+
 class RequestParser(_Buffered):
     """Client bytes -> commands, exactly like Redis 7 reads a query buffer.
 
@@ -268,7 +276,9 @@ class RequestParser(_Buffered):
     __slots__ = (
         "_argv",
         "_bulklen",
+        "_ends",
         "_partial",
+        "_queue",
         "_remaining",
         "max_bulk_len",
         "max_inline_size",
@@ -294,6 +304,11 @@ class RequestParser(_Buffered):
         self._remaining = 0  # arguments still to read
         self._bulklen = -1  # length of the argument being read; -1: its header is not read yet
         self._partial = 0  # bytes consumed since the last returned command
+        # Commands parsed ahead by `_parse_batch`, not yet returned: both lists in reverse
+        # order, `_ends[i]` the offset just past `_queue[i]`. `_pos` stays at the start of the
+        # first of them, so the buffer and the query buffer limit see them as unparsed.
+        self._queue: list[list[bytes]] = []
+        self._ends: list[int] = []
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes; raise `QueryBufferLimitExceeded` past the limit."""
@@ -310,13 +325,21 @@ class RequestParser(_Buffered):
 
     def get_command(self) -> list[bytes] | None:
         """Return the next complete command, or None if more data is needed."""
+        queue = self._queue
+        if queue:
+            self._pos = self._ends.pop()
+            return queue.pop()
         if self._chunks and not self._have_enough():
             return None
         data = self._buf
-        find = data.find
         pos = self._pos
-        end = len(data)
         argv = self._argv
+        if argv is None and pos < len(data) and data[pos] == 42:  # '*'
+            argv = self._parse_batch(data, pos)
+            if argv is not None:
+                return argv
+        find = data.find
+        end = len(data)
         if argv is None:
             while True:  # skip empty commands (*0, *-1, blank inline lines)
                 if pos >= end:
@@ -394,6 +417,111 @@ class RequestParser(_Buffered):
         self._remaining = remaining
         self._bulklen = bulklen
         return None
+
+    def _parse_batch(self, data: bytes, pos: int) -> list[bytes] | None:
+        """Fast path: parse every complete, plainly well-formed multibulk command from ``pos``.
+
+        Returns the first one (queueing the others) or None. It stops before the first command
+        that is not a ``*<n>`` with ``n > 0`` and only ``$<len>`` arguments, all canonical and
+        within the limits, and wholly buffered: `get_command`'s general path then handles it,
+        with its errors and quirks. What is accepted here is parsed exactly as that path would.
+        """
+        find = data.find
+        end = len(data)
+        last = end - 1  # a header's '\r' must be followed by one more (unchecked) byte
+        max_bulk = self.max_bulk_len
+        max_count = self.max_multibulk_len
+        commands: list[list[bytes]] = []
+        ends: list[int] = []
+        if max_bulk >= _TOKEN_MAX_BULK and max_count >= _TOKEN_MAX_COUNT:
+            # Stage 1: split a window into CRLF-separated tokens. A command whose tokens are
+            # "*<n>", then n times "$<len(value)>" and a value, is exactly those canonical bytes
+            # (the tokens are contiguous and each is followed by a CRLF), so it is taken whole.
+            get_count = _TOKEN_COUNTS.get
+            header = _TOKEN_HEADERS.__getitem__
+            tokens = data[pos : pos + _TOKEN_WINDOW].split(b"\r\n")
+            last_token = len(tokens) - 1  # not followed by a CRLF inside the window
+            i = 0
+            while True:
+                count = get_count(tokens[i])
+                if count is None:
+                    break
+                j = i + 1 + 2 * count  # just past the command's tokens
+                if j > last_token:
+                    if i and pos + _TOKEN_WINDOW < end:  # progress, and more data: next window
+                        tokens = data[pos : pos + _TOKEN_WINDOW].split(b"\r\n")
+                        last_token = len(tokens) - 1
+                        i = 0
+                        continue
+                    break
+                values = tokens[i + 2 : j : 2]
+                try:
+                    if list(map(header, map(len, values))) != tokens[i + 1 : j : 2]:
+                        break
+                except IndexError:  # a value of _TOKEN_MAX_BULK bytes or more
+                    break
+                pos += sum(map(len, tokens[i:j])) + 2 * (j - i)
+                commands.append(values)
+                ends.append(pos)
+                i = j
+        # Stage 2: scan the rest in place (long values, values holding CRLFs, past the window).
+        while True:
+            cr = find(b"\r", pos)
+            if not 0 <= cr < last or data[pos] != 42:  # '*'
+                break
+            if cr - pos == 2:
+                count = data[pos + 1] - 48
+                if not 0 < count <= 9:
+                    break
+            else:
+                digits = data[pos + 1 : cr]
+                if not digits.isdigit() or digits[0] == 48 or len(digits) > 18:
+                    break
+                count = int(digits)
+            if count > max_count:
+                break
+            p = cr + 2
+            argv: list[bytes] = []
+            append = argv.append
+            for _ in range(count):
+                cr = find(b"\r", p)
+                if not 0 <= cr < last or data[p] != 36:  # '$'
+                    break
+                if cr - p == 2:
+                    n = data[p + 1] - 48
+                    if not 0 <= n <= 9:
+                        break
+                else:
+                    digits = data[p + 1 : cr]
+                    if not digits.isdigit() or digits[0] == 48:
+                        break
+                    n = int(digits)
+                if n > max_bulk:
+                    break
+                p = cr + 2
+                stop = p + n
+                if stop + 2 > end:
+                    break
+                append(data[p:stop])
+                p = stop + 2  # the CRLF is skipped unchecked, as in Redis
+            else:
+                commands.append(argv)
+                ends.append(p)
+                pos = p
+                continue
+            break
+        if not commands:
+            return None
+        first = commands[0]
+        self._pos = ends[0]
+        if len(commands) > 1:
+            commands.reverse()
+            ends.reverse()
+            commands.pop()
+            ends.pop()
+            self._queue = commands
+            self._ends = ends
+        return first
 
     def _header_error(self, data: bytes, pos: int, end: int, cr: int, *, bulk: bool) -> None:
         """Raise Redis's error for the bad or incomplete header line at ``pos``.

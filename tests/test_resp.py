@@ -386,6 +386,73 @@ def test_query_buffer_limit_huge_declared_length_does_not_allocate():
             assert parser.get_command() is None
 
 
+# --- RequestParser: batch fast path (_parse_batch) ----------------------------------------------
+
+
+def test_batch_queues_commands_and_keeps_them_counted_as_unparsed():
+    cmd = encode_command([b"SET", b"k", b"v" * 20])
+    parser = RequestParser(query_buffer_limit=3 * len(cmd))
+    parser.feed(cmd * 3)
+    assert parser.get_command() == [b"SET", b"k", b"v" * 20]
+    # The two queued commands still count against the query buffer limit.
+    assert len(parser._buf) - parser._pos == 2 * len(cmd)
+    parser.feed(b"x" * len(cmd))  # waits in the chunks: the queued commands sit before it
+    with pytest.raises(QueryBufferLimitExceeded):
+        parser.feed(b"x")
+
+
+def test_batch_queue_then_more_data_then_error():
+    cmd = encode_command([b"GET", b"k"])
+    parser = RequestParser()
+    parser.feed(cmd * 3 + b"*1\r\n$1\r\n")
+    assert parser.get_command() == [b"GET", b"k"]
+    parser.feed(b"a\r\n*1\r\n+PING\r\n")
+    assert [parser.get_command() for _ in range(3)] == [[b"GET", b"k"], [b"GET", b"k"], [b"a"]]
+    with pytest.raises(ProtocolError, match="expected '\\$', got '\\+'"):
+        parser.get_command()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [b"SET", b"k", b"a\r\nb"],  # a CRLF inside a value
+        [b"SET", b"k", b"\r\n"],
+        [b"SET", b"k", b"x" * 1023],
+        [b"SET", b"k", b"x" * 1024],  # too long for the token stage
+        [b"SET", b"k", b"x" * 40000],  # longer than the token window
+        [b"x"] * 1023,
+        [b"x"] * 1024,  # too many arguments for the token stage
+        [b"", b"", b"*1", b"$1"],
+    ],
+)
+@pytest.mark.parametrize("before", [0, 1, 5])
+def test_batch_unusual_values_in_a_pipeline(args, before):
+    small = [b"PING"]
+    wire = encode_command(small) * before + encode_command(args) + encode_command(small) * 2
+    expected = [small] * before + [args] + [small] * 2
+    assert parse_requests(wire) == (expected, None)
+    assert parse_requests(wire, chunk=777) == (expected, None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"max_bulk_len": 3}, "ERR Protocol error: invalid bulk length"),
+        ({"max_multibulk_len": 2}, "ERR Protocol error: invalid multibulk length"),
+    ],
+)
+def test_batch_respects_small_limits(kwargs, error):
+    wire = encode_command([b"GET", b"k"]) * 2 + encode_command([b"SET", b"k", b"four"])
+    assert parse_requests(wire, **kwargs) == ([[b"GET", b"k"]] * 2, error)
+
+
+def test_batch_mixed_with_empty_and_inline_commands():
+    wire = encode_command([b"A"]) + b"*0\r\n*-1\r\n" + encode_command([b"B"]) + b"C d\r\n"
+    wire += encode_command([b"E"]) * 2
+    expected = [[b"A"], [b"B"], [b"C", b"d"], [b"E"], [b"E"]]
+    assert parse_requests(wire) == (expected, None)
+
+
 # --- RequestParser: property test ---------------------------------------------------------------
 
 commands_strategy = st.lists(
