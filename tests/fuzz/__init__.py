@@ -616,8 +616,8 @@ def random_library(rng: random.Random, name: str, *, era: Era = "rg", slow: bool
     return library_code(body, name)
 
 
-_PROLOGUE_KEYS: Final = ("api_version", "name", "API_VERSION", "Name", "nam", "api-version", "")
-_PROLOGUE_VALUES: Final = (
+PROLOGUE_KEYS: Final = ("api_version", "name", "API_VERSION", "Name", "nam", "api-version", "")
+PROLOGUE_VALUES: Final = (
     "1.0",
     "1.1",
     "01.0",
@@ -650,9 +650,9 @@ def random_prologue(rng: random.Random) -> str:
     sep = rng.choice([" ", " ", " ", "  ", "\t", ""])
     pairs = []
     for _ in range(rng.randrange(5)):
-        key = rng.choice(_PROLOGUE_KEYS)
+        key = rng.choice(PROLOGUE_KEYS)
         eq = rng.choice(["=", "=", "=", "==", " = ", ""])
-        value = rng.choice(_PROLOGUE_VALUES)
+        value = rng.choice(PROLOGUE_VALUES)
         pairs.append(sep + key + eq + value)
     return start + engine + "".join(pairs)
 

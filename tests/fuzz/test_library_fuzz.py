@@ -28,6 +28,8 @@ from . import (
     LIBRARY_FRAGMENTS,
     LIMIT_FRAGMENTS,
     LOW_LIMITS,
+    PROLOGUE_KEYS,
+    PROLOGUE_VALUES,
     SERVING,
     Registry,
     library_code,
@@ -54,35 +56,9 @@ def registry(request: pytest.FixtureRequest) -> Iterator[Registry]:
 
 # --- prologues --------------------------------------------------------------------------------
 
-_keys = st.one_of(
-    st.sampled_from(["api_version", "name", "API_VERSION", "Name", "nam", "api-version", ""]),
-    st.text(max_size=8),
-)
-_values = st.one_of(
-    st.sampled_from(
-        [
-            "1.0",
-            "1.1",
-            "01.0",
-            "1.01",
-            "2.0",
-            "0.9",
-            "1",
-            "1.",
-            ".1",
-            "1.0.0",
-            "-1.0",
-            "1.x",
-            "1e0",
-            "99999999999999999999.0",
-            "lib",
-            "fz_1",
-            "",
-            "a b",
-        ]
-    ),
-    st.text(max_size=12),
-)
+# The same key and value pools as the long fuzz run (`tests.fuzz`), plus arbitrary text.
+_keys = st.one_of(st.sampled_from(PROLOGUE_KEYS), st.text(max_size=8))
+_values = st.one_of(st.sampled_from(PROLOGUE_VALUES), st.text(max_size=12))
 _pairs = st.lists(
     st.tuples(_keys, st.sampled_from(["=", "==", " = ", "", "=\t"]), _values), max_size=4
 )
