@@ -39,7 +39,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from jshost.engine import JSError, JSPromise, JSTerminated
+from jshost.engine import JSPromise
 from jshost.library import Library, RecordedError, StreamId, StreamState, StreamTrigger, format_id
 from jshost.replies import ErrorReply
 
@@ -330,13 +330,11 @@ class StreamConsumers:
         def done(error: RecordedError | None) -> None:
             self._ack(lib, trigger, key, state, entry_id, error)
 
-        from jshost.triggers import TERMINATED, once
+        from jshost.triggers import once
         done = once(done)
         host = self.host
-        rt = lib.runtime
         fn = trigger.fn
-        rt.set_deadline(host.lock_deadline)
-        try:
+        with triggers.outcome(lib, f"stream trigger {trigger.name}", done):
             invoke = lib.entry["triggerRun"](data)
             if fn.is_async:
                 triggers.run_async(lib, invoke, fn, self.db, done)
@@ -347,18 +345,6 @@ class StreamConsumers:
                 triggers.watch(lib, value, done)  # tf waits for it (rg: any return is done)
             else:
                 done(None)
-        except JSTerminated:
-            lib.terminations += 1
-            rt.set_deadline(None)
-            rt.gc()
-            done(TERMINATED)
-        except JSError as exc:
-            done(triggers.thrown(exc))
-        except Exception as exc:
-            log.exception("library %s: stream trigger %s failed", lib.name, trigger.name)
-            done(RecordedError(str(exc), str(exc)))
-        finally:
-            rt.set_deadline(None)
 
     def _ack(self, lib: Library, trigger: StreamTrigger, key: bytes, state: StreamState,
              entry_id: StreamId, error: RecordedError | None) -> None:

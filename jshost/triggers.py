@@ -29,7 +29,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jshost import errors
@@ -142,26 +142,39 @@ class Triggers:
         done = once(lambda error: _finish(stats, started, error))
         data = {"event": event.decode("utf-8", "replace"), "key": text_or_none(key),
                 "key_raw": key}
-        rt = lib.runtime
         fn = trigger.fn
         lock = host.lock
         lock.enter(NO_WRITES, db, allow_block=True)
-        rt.set_deadline(host.lock_deadline)
         try:
-            invoke = lib.entry["triggerRun"](data)
-            if trigger.on_fired is not None:
-                # tf: sync, first, with a no-writes client; a throw fails the run (§7.3).
-                invoke(trigger.on_fired, lock.enter(NO_WRITES, db, allow_block=True), False)
+            with self.outcome(lib, f"keyspace trigger {trigger.name}", done):
+                invoke = lib.entry["triggerRun"](data)
+                if trigger.on_fired is not None:
+                    # tf: sync, first, with a no-writes client; a throw fails the run (§7.3).
+                    invoke(trigger.on_fired, lock.enter(NO_WRITES, db, allow_block=True), False)
+                    self.run_jobs(lib)
+                if fn.is_async:
+                    self.run_async(lib, invoke, fn, db, done)
+                    return
+                value = invoke(fn, lock.enter(0, db, allow_block=True), False)
                 self.run_jobs(lib)
-            if fn.is_async:
-                self.run_async(lib, invoke, fn, db, done)
-                return
-            value = invoke(fn, lock.enter(0, db, allow_block=True), False)
-            self.run_jobs(lib)
-            if isinstance(value, JSPromise):
-                self.watch(lib, value, done)
-            else:
-                done(None)
+                if isinstance(value, JSPromise):
+                    self.watch(lib, value, done)
+                else:
+                    done(None)
+        finally:
+            lock.exit()
+
+    # --- helpers shared with stream triggers -----------------------------------------------
+
+    @contextlib.contextmanager
+    def outcome(self, lib: Library, what: str,
+                done: Callable[[RecordedError | None], None]) -> Iterator[None]:
+        """Run a callback locked, under the lock's deadline: a stop (time or memory), a JS throw
+        or a host failure ends the run as failed, with its recorded error."""
+        rt = lib.runtime
+        rt.set_deadline(self.host.lock_deadline)
+        try:
+            yield
         except JSTerminated:
             lib.terminations += 1
             rt.set_deadline(None)
@@ -170,13 +183,10 @@ class Triggers:
         except JSError as exc:
             done(self.thrown(exc))
         except Exception as exc:  # a conversion the binding refused, say
-            log.exception("library %s: keyspace trigger %s failed", lib.name, trigger.name)
+            log.exception("library %s: %s failed", lib.name, what)
             done(RecordedError(str(exc), str(exc)))
         finally:
             rt.set_deadline(None)
-            lock.exit()
-
-    # --- helpers shared with stream triggers -----------------------------------------------
 
     def thrown(self, exc: JSError) -> RecordedError:
         """A JS exception as a recorded error."""
