@@ -93,7 +93,7 @@ def reply_to_js(reply: Any, raw: bool) -> Any:
         return Boxed("string", reply.decode("utf-8"), props)
     if t is Push:
         return None
-    raise JSThrow(f"unsupported reply type {t.__name__}")
+    raise JSThrow(errors.StoreErrors.UNSUPPORTED_REPLY.format(name=t.__name__))
 
 
 def _decode(data: bytes) -> str:

@@ -788,3 +788,12 @@ class PluginErrors:
     )
     BOOL_AS_WORD = "a command word must be str, bytes or int, not bool"
     BAD_SETTINGS_LINE = "jshost_settings: expected name=value, got {line!r}"
+
+
+class StoreErrors:
+    """Texts of the embedded store (`jshost.store.embedded`) and of replies it cannot convert."""
+
+    INTERNAL = "ERR internal error in the embedded store: {exc!r}"
+    SESSION_CLOSED = "ERR the session is closed"
+    UNBLOCKED = "UNBLOCKED client unblocked via CLIENT UNBLOCK"  # Redis 7.2 blocked.c
+    UNSUPPORTED_REPLY = "unsupported reply type {name}"

@@ -79,6 +79,7 @@ from fakeredis._msgs import FLAG_NO_SCRIPT, WRONGTYPE_MSG
 from fakeredis._socket import FakeSocket
 from fakeredis.model import XStream, get_all_commands_info
 
+from jshost.errors import StoreErrors
 from jshost.keyspace_events import (
     MISSING,
     CommandFacts,
@@ -511,7 +512,7 @@ class _Socket(FakeSocket):
             self._process_command(args)
         except Exception as exc:  # a fakeredis bug must not take the client down
             LOG.exception("embedded store failed on %r", args[:1])
-            reply: Reply = ErrorReply(f"ERR internal error in the embedded store: {exc!r}")
+            reply: Reply = ErrorReply(StoreErrors.INTERNAL.format(exc=exc))
             would_block = None
         else:
             # Not delivered: SUBSCRIBE and co. (NoResponse), or muted by CLIENT REPLY OFF|SKIP.
@@ -855,7 +856,7 @@ class EmbeddedSession(Session):
         if not args:
             return NO_REPLY, None
         if self._closed:
-            return ErrorReply("ERR the session is closed"), None
+            return ErrorReply(StoreErrors.SESSION_CLOSED), None
         sock = self._sock
         queued = sock.queued_commands() if sock.in_multi and args[0].lower() == b"exec" else None
         reply, timeout = sock.run(args)
@@ -913,7 +914,7 @@ class EmbeddedSession(Session):
         if reason is None:
             return None
         if reason == b"error":
-            return ErrorReply("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+            return ErrorReply(StoreErrors.UNBLOCKED)
         return _TIMED_OUT  # TIMEOUT: answer as the timeout would
 
 
