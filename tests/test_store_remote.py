@@ -505,6 +505,34 @@ async def test_begin_atomic_drains_in_flight_commands(store: RemoteStore) -> Non
     assert [f.result() for f in futures] == list(range(1, 101))  # type: ignore[union-attr]
 
 
+async def test_a_section_that_never_reaches_the_store_sends_nothing(server: RedisServer) -> None:
+    st = RemoteStore(server.url, timeout=5)
+    await st.start_keyspace_events(b"quiet")
+    probe = RemoteStore(server.url, timeout=5)
+    (before,) = probe.round_trip([cmd("INFO commandstats")])
+    for _ in range(10):
+        with st.atomic():
+            pass
+    (after,) = probe.round_trip([cmd("INFO commandstats")])
+    published = [_calls(info, b"cmdstat_publish") for info in (before, after)]
+    assert published[0] == published[1]
+    with st.atomic():  # one that does: its two fences
+        st.open_session().call(cmd("GET x"))
+    st._sync.round_trip([cmd("PING")])  # reads the end fence's reply
+    (last,) = probe.round_trip([cmd("INFO commandstats")])
+    assert _calls(last, b"cmdstat_publish") == published[1] + 2
+    await st.aclose()
+    await probe.aclose()
+
+
+def _calls(info: bytes, stat: bytes) -> int:
+    """`calls=` of one INFO commandstats line (0 when the command never ran)."""
+    for line in info.splitlines():
+        if line.startswith(stat + b":"):
+            return int(line.split(b"calls=")[1].split(b",")[0])
+    return 0
+
+
 async def test_atomic_section_holds_new_commands(store: RemoteStore) -> None:
     session, js = store.open_session(), store.open_session()
     await session.execute(cmd("PING"))

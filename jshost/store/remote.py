@@ -58,10 +58,13 @@ JS writes, which it mutes) and None for the rest. Redis delivers a connection's 
 messages in the order the commands ran, so a `PUBLISH` on the fence channel marks a point in
 the stream of events:
 
-* `begin_atomic` publishes a fence (on the sync connection, after draining) and reads the
-  subscriber synchronously up to it: what came before is someone else's; `end_atomic` does the
-  same, and what came between the two fences is the section's own (tagged `SECTION`). Events
-  read meanwhile are queued and delivered once the section is over.
+* An atomic section is *opened* in the event stream lazily, by its first command on the sync
+  connection (a section that never touches the store — a function returning a constant — costs
+  no round trip): a fence naming the section's start is pipelined ahead of that command. `end_atomic` of an opened section publishes a fence naming its end without
+  waiting for the reply (read with the next sync round trip). The subscriber tags what comes
+  between the two fences `SECTION`: the section's own events, by their position in Redis's
+  stream, not by when they are read. Events read meanwhile are queued and delivered once the
+  section is over.
 * After a client's command through `execute` / `execute_raw` whose keys may interest a trigger
   (`keyspace_filter(args)`), the session publishes a fence and awaits its return: by then every
   event of that command has been delivered — sync keyspace triggers have run — before the
@@ -342,12 +345,15 @@ class _SyncConnection:
         self.sock: socket.socket | None = None
         self.parser = ReplyParser()
         self.db = store.db
+        # Replies of commands sent without waiting (`send_only`), skipped by the next read.
+        self.unread = 0
 
     def close(self) -> None:
         if self.sock is not None:
             with contextlib.suppress(OSError):
                 self.sock.close()
         self.sock = None
+        self.unread = 0
 
     def call(self, session: RemoteSession, args: Sequence[bytes]) -> Reply:
         """Run `args` for `session` now (see `Session.call`); errors are returned."""
@@ -385,15 +391,43 @@ class _SyncConnection:
         self._fresh_socket()
         return self._send_and_read(commands)
 
+    def send_only(self, command: Sequence[bytes]) -> bool:
+        """Send `command` without waiting for its reply (the next read skips it); False if the
+        backend could not be reached."""
+        try:
+            sock = self._fresh_socket()
+            sock.sendall(encode_command(list(command)))
+        except OSError as exc:
+            self.close()
+            LOG.warning("keyspace event fence failed: %s", _reason(exc))
+            return False
+        except BackendError as exc:
+            LOG.warning("keyspace event fence failed: %s", exc)
+            return False
+        self.unread += 1
+        return True
+
     def _send_and_read(self, commands: Sequence[Sequence[bytes]]) -> list[Reply]:
         sock = self.sock
         assert sock is not None
+        store = self.store
+        opening = store._atomic and not store._section_open
+        if opening:  # the section's first command: see `RemoteStore.begin_atomic`
+            store._section_open = True
+            fence = store._open_section()
+            if fence is not None:
+                commands = [fence, *commands]
+        skip = self.unread
         try:
             sock.sendall(b"".join(encode_command(list(c)) for c in commands))
-            return _read_replies(sock, self.parser, len(commands), self.store._buffer)
+            self.unread = 0
+            replies = _read_replies(sock, self.parser, skip + len(commands), store._buffer)
         except (OSError, ProtocolError) as exc:
             self.close()
+            if opening:
+                store._section_fence_lost()
             raise BackendError(ERR_CONNECTION_LOST.format(reason=_reason(exc))) from None
+        return replies[skip + 1:] if opening and fence is not None else replies[skip:]
 
     def _fresh_socket(self) -> socket.socket:
         """The socket, (re)connected if it was never opened or the server has closed it."""
@@ -847,8 +881,8 @@ class _EventSubscriber:
     """The connection that receives keyspace events and fences (see the module docstring).
 
     Pushes are parsed into `queue` as `(tag, db, event, key)` or `(_FENCE, n)`, and delivered
-    in order by `deliver()`; `sync_fence` reads synchronously (inside `begin_atomic` /
-    `end_atomic`), `fence` waits asynchronously (after a client's command)."""
+    in order by `deliver()`; `section_fence` makes the fences that tag a section's events,
+    `fence` waits asynchronously (after a client's command)."""
 
     def __init__(self, store: RemoteStore, channel: bytes) -> None:
         self.store = store
@@ -858,6 +892,9 @@ class _EventSubscriber:
         self.parser = ReplyParser()
         self.queue: deque[tuple[Any, ...]] = deque()
         self.fences: dict[int, asyncio.Future[None]] = {}
+        # Section fences not yet read back: number -> the tag of the events after it.
+        self.marks: dict[int, Any] = {}
+        self.tag: Any = None  # the tag of events read now (see `_parse`)
         self.closed = False
         self._number = 0
         self._delivering = False
@@ -936,7 +973,7 @@ class _EventSubscriber:
             return
         self.parser.feed(data)
         try:
-            self._parse(None)
+            self._parse()
         except ProtocolError as exc:
             self._lost(exc.message)
             return
@@ -946,16 +983,14 @@ class _EventSubscriber:
         LOG.warning("lost the keyspace event connection to the backend Redis: %s", reason)
         self.close(reason)
 
-    def _parse(self, tag: Any, until: int | None = None) -> bool:
-        """Queue every complete push in the parser; True if the sync fence `until` was among
-        them (it is consumed, not queued). Events before it are tagged `tag`, events after it
-        (already read) None: they happened after the fence was published."""
-        found = False
-        parser, queue = self.parser, self.queue
+    def _parse(self) -> None:
+        """Queue every complete push in the parser, each event tagged with `tag`, the tag of the
+        last section fence met (`SECTION` between a section's two fences, else None)."""
+        parser, queue, marks = self.parser, self.queue, self.marks
         while True:
             value = parser.get_reply()
             if value is NEED_DATA:
-                return found
+                return
             if type(value) is not Push or len(value) < 3:
                 continue
             kind = value[0]
@@ -968,14 +1003,14 @@ class _EventSubscriber:
                     db = int(head)
                 except ValueError:
                     continue
-                queue.append((tag, db, bytes(event), bytes(key)))
+                queue.append((self.tag, db, bytes(event), bytes(key)))
             elif kind == b"message" and value[1] == self.channel:
                 try:
                     number = int(value[2])
                 except ValueError:
                     continue
-                if number == until:
-                    found, tag = True, None
+                if number in marks:
+                    self.tag = marks.pop(number)
                 elif number in self.fences:
                     queue.append((_FENCE, number))
 
@@ -983,34 +1018,13 @@ class _EventSubscriber:
         self._number += 1
         return self._number
 
-    def sync_fence(self, tag: Any) -> None:
-        """Publish a fence now and read up to it, tagging what comes before it with `tag`."""
-        sock = self.sock
-        if self.closed or sock is None:
-            return
+    def section_fence(self, tag: Any) -> list[bytes]:
+        """The PUBLISH that marks a section's start (`tag` SECTION) or end (None) in the event
+        stream: the events after it are tagged `tag`. The caller sends it on the sync
+        connection, in order with the section's commands."""
         number = self._publish_number()
-        try:
-            self.store._sync.round_trip([[b"PUBLISH", self.channel, str(number).encode()]])
-        except BackendError as exc:
-            LOG.warning("keyspace event fence failed: %s", exc)
-            return
-        try:
-            if self._parse(tag, number):
-                return
-            sock.setblocking(True)  # reads bounded by SO_RCVTIMEO
-            try:
-                while True:
-                    data = _receive(sock, self.store._buffer)
-                    if not data:
-                        raise ConnectionResetError(0, "connection closed by the server")
-                    self.parser.feed(data)
-                    if self._parse(tag, number):
-                        return
-            finally:
-                if self.sock is not None:
-                    self.sock.setblocking(False)
-        except (OSError, ProtocolError) as exc:
-            self._lost(_reason(exc))
+        self.marks[number] = tag
+        return [b"PUBLISH", self.channel, str(number).encode()]
 
     async def fence(self) -> None:
         """Wait until every event Redis sent before now has been delivered."""
@@ -1195,6 +1209,7 @@ class RemoteStore(Store):
         self._conns: set[_AsyncConnection] = set()
         self._table: CommandTable | None = None
         self._atomic = 0
+        self._section_open = False  # the current atomic section has sent a command
         self._loop: asyncio.AbstractEventLoop | None = None
         self._oom: tuple[float, bool] | None = None  # (checked at, answer)
         self._buffer = memoryview(bytearray(_READ_SIZE))  # every read on the loop thread
@@ -1262,26 +1277,44 @@ class RemoteStore(Store):
         return answer
 
     def begin_atomic(self) -> None:
-        """Start an atomic section (SPEC §0.4): drain every async connection, and hold back new
-        async commands until `end_atomic`. Sections nest. With keyspace events on, the events
-        so far are read (a fence): the ones after it are the section's own."""
+        """Start an atomic section (SPEC §0.4): drain every async connection (what they sent
+        runs before the section), and hold back new async commands until `end_atomic`. Sections
+        nest. The section is *opened* in the event stream by its first command on the sync
+        connection (`_open_section`): a section that never reaches the store sends nothing."""
         self._atomic += 1
         if self._atomic == 1:
             for conn in list(self._conns):
                 conn.drain()
-            events = self._events
-            if events is not None:
-                events.sync_fence(None)
+
+    def _open_section(self) -> list[bytes] | None:
+        """The section's first store command is about to be sent: the fence that marks the
+        section's start in the event stream, to be pipelined ahead of it (None when keyspace
+        events are off)."""
+        events = self._events
+        if events is None or events.closed:
+            return None
+        return events.section_fence(self.SECTION)
+
+    def _section_fence_lost(self) -> None:
+        """A section fence could not be sent: later events are nobody's section."""
+        events = self._events
+        if events is not None:
+            events.tag = None
 
     def end_atomic(self) -> None:
-        """End an atomic section: write the async commands submitted during it."""
+        """End an atomic section: mark its end in the event stream (when it was opened), then
+        write the async commands submitted during it."""
         if self._atomic <= 0:
             raise RuntimeError("end_atomic() without begin_atomic()")
         self._atomic -= 1
         if self._atomic == 0:
             events = self._events
+            if self._section_open:
+                self._section_open = False
+                if events is not None and not events.closed:
+                    if not self._sync.send_only(events.section_fence(None)):
+                        self._section_fence_lost()
             if events is not None:
-                events.sync_fence(self.SECTION)
                 events.deliver_later()
             for conn in list(self._conns):
                 if conn.out:
