@@ -26,7 +26,7 @@ from jshost import __version__
 from jshost.cli_client import COMMANDS
 from jshost.errors import CliErrors, ServerErrors
 from jshost.host import Host
-from jshost.server import Server, run
+from jshost.server import Server, run, tune_gc_for_serving
 from jshost.settings import Settings, parse_size
 from jshost.store import EmbeddedStore, RemoteStore, Store
 from jshost.store.remote import BackendError
@@ -144,6 +144,7 @@ def serve(
             folder.load_all()
             if watch:
                 watcher.append(asyncio.get_running_loop().create_task(folder.watch()))
+        tune_gc_for_serving()
         click.echo(
             f"jshost {__version__} listening on {server.bind}:{server.port} (store: {store_label})"
         )

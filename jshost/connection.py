@@ -17,6 +17,12 @@ parser (the query buffer, bounded by its limit) without being executed — as Re
 blocked client's query buffer unprocessed — and processing resumes right after the future's
 reply has been appended. Other connections are never held up: nothing here waits.
 
+*Pipelined* replies (`Pipelined`: a command a remote store runs in order on a shared
+connection, see `RemoteSession.submit_pipelined`) do not block the client: the next commands
+are run at once while they are pipelinable too (`Dispatcher.can_pipeline`), and every reply waits
+its turn in `_inflight`; a command that is not pipelinable waits until the replies before it
+are in, as behind a blocking one. So a client's pipeline reaches the backend as a pipeline.
+
 Malformed input gets Redis's protocol error reply, then the connection is closed once that reply
 is written; more than the query buffer limit of unprocessed input closes it without a reply.
 A pub/sub client that does not read what it is sent is closed once its unsent output passes
@@ -29,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -58,6 +65,24 @@ class RawReply(bytes):
     """
 
     __slots__ = ()
+
+
+class Pipelined:
+    """The future reply of a pipelined command, and how to make the client's reply of its
+    result (`shape`, applied on success)."""
+
+    __slots__ = ("future", "shape")
+
+    def __init__(self, future: asyncio.Future[Any], shape: Callable[[Any], Any] | None = None):
+        self.future = future
+        self.shape = shape
+
+    def reply(self) -> Any:
+        """The reply for the client, once `future` is done."""
+        future = self.future
+        if self.shape is None or future.cancelled() or future.exception() is not None:
+            return _outcome(future)
+        return self.shape(future.result())
 
 
 @dataclass(frozen=True)
@@ -162,6 +187,12 @@ class Connection(asyncio.Protocol):
         self._closed = False  # connection_lost was called
         self._waiting: asyncio.Future[Any] | None = None  # the command this client is blocked on
         self._owns_waiting = False  # the future is our own task (a store wait): cancel on close
+        # Replies of pipelined commands still due, in order: `Pipelined` items, and the plain
+        # replies of the commands run behind them. `_held` is a command that waits for them.
+        self._inflight: deque[Any] = deque()
+        self._watched: asyncio.Future[Any] | None = None  # the head's future, watched
+        self._held: list[bytes] | None = None
+        self._stalled = False  # processing waits until `_inflight` is empty
         self.client: ClientState | None = None
         self.writes = 0  # transport writes so far (replies are coalesced: about one per pass)
 
@@ -191,7 +222,7 @@ class Connection(asyncio.Protocol):
             log.debug("client %s: %s; closing", self._client_id(), exc)
             self.abort()
             return
-        if self._waiting is None and not self._closing:
+        if self._waiting is None and not self._stalled and not self._closing:
             self._process()
 
     def eof_received(self) -> bool | None:
@@ -211,6 +242,11 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = self._closing = True
+        for item in self._inflight:  # the replies are nobody's now
+            if type(item) is Pipelined and isinstance(item.future, asyncio.Task):
+                item.future.cancel()  # a store wait of ours
+        self._inflight.clear()
+        self._held, self._stalled = None, False
         waiting, self._waiting = self._waiting, None
         if waiting is not None:
             # A host future keeps running (its JS finishes); its reply is dropped by `_resumed`.
@@ -229,22 +265,36 @@ class Connection(asyncio.Protocol):
         client = self.client
         assert client is not None
         parser = self._parser
-        dispatch = self._dispatcher.dispatch
+        dispatcher = self._dispatcher
+        dispatch = dispatcher.dispatch
         out = self._out
+        inflight = self._inflight
         try:
             while True:
-                try:
-                    argv = parser.get_command()
-                except ProtocolError as exc:
-                    log.debug("client %d: %s; closing", client.id, exc.message)
-                    self._append(exc.reply)
-                    self._close_after_output()
-                    return
+                argv, self._held = self._held, None
                 if argv is None:
-                    break
+                    try:
+                        argv = parser.get_command()
+                    except ProtocolError as exc:
+                        log.debug("client %d: %s; closing", client.id, exc.message)
+                        self._queue_or_append(exc.reply)
+                        self._close_after_output()
+                        return
+                    if argv is None:
+                        break
+                if inflight:
+                    if not dispatcher.can_pipeline(client, argv):
+                        self._held = argv  # runs once the replies before it are in
+                        self._stalled = True
+                        break
+                    if not self._queue(dispatch(client, argv)):
+                        break
+                    continue
                 result = dispatch(client, argv)
                 kind = type(result)
-                if kind is RawReply:
+                if kind is Pipelined:
+                    self._queue(result)
+                elif kind is RawReply:
                     out += result
                 elif kind is bytes or kind is Status or kind is int or kind is ErrorReply:
                     encode_into(out, result)  # encoded alike in RESP2 and RESP3
@@ -262,6 +312,49 @@ class Connection(asyncio.Protocol):
             if self._out and not self._flush_scheduled:
                 self._flush_scheduled = True
                 self._loop.call_soon(self._flush)
+
+    def _queue(self, result: Any) -> bool:
+        """Put a reply (or a future of one) behind the pipelined replies still due; False when
+        it is a future of a command that blocks, which stops the processing until it is in."""
+        inflight = self._inflight
+        blocks = False
+        if type(result) is not Pipelined and isinstance(result, asyncio.Future):
+            result, blocks = Pipelined(result), True
+            self._stalled = True
+        inflight.append(result)
+        if type(inflight[0]) is Pipelined and self._watched is None:
+            self._watched = inflight[0].future
+            self._watched.add_done_callback(self._pipelined_ready)
+        return not blocks
+
+    def _queue_or_append(self, reply: Any) -> None:
+        if self._inflight:
+            self._inflight.append(reply)
+        else:
+            self._append(reply)
+
+    def _pipelined_ready(self, _future: asyncio.Future[Any]) -> None:
+        """The first pipelined reply is in: send every reply that is due, in order; once none is
+        left, run the commands that waited for them."""
+        self._watched = None
+        inflight = self._inflight
+        while inflight:
+            head = inflight[0]
+            if type(head) is Pipelined:
+                if not head.future.done():
+                    self._watched = head.future
+                    head.future.add_done_callback(self._pipelined_ready)
+                    return
+                inflight.popleft()
+                self._append(head.reply())
+            else:
+                inflight.popleft()
+                self._append(head)
+        self._stalled = False
+        if self._closing:
+            self._schedule_flush()
+        elif self._waiting is None:
+            self._process()
 
     def _block(self, future: asyncio.Future[Any]) -> None:
         """Hold this client until `future` gives the reply of its current command."""
@@ -331,7 +424,7 @@ class Connection(asyncio.Protocol):
             self.writes += 1
             if self.client is not None and self.client.subscribed:
                 self._check_output_limit(transport)
-        if self._closing and self._waiting is None:
+        if self._closing and self._waiting is None and not self._inflight:
             transport.close()  # after the write: asyncio sends buffered data first
 
     def _check_output_limit(self, transport: asyncio.Transport) -> None:
@@ -386,6 +479,9 @@ class Connection(asyncio.Protocol):
             if self._owns_waiting:
                 waiting.cancel()
             self._append(ErrorReply(ServerErrors.SHUTTING_DOWN))
+        for item in self._inflight:  # answered "shutting down" in turn (see Pipelined.reply)
+            if type(item) is Pipelined:
+                item.future.cancel()
         self._close_after_output()
 
     def abort(self) -> None:

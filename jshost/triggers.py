@@ -354,8 +354,10 @@ class RemoteTriggers:
 
     def wants_command(self, args: Sequence[bytes]) -> bool:
         """Whether a client's command may fire a keyspace trigger (then it waits for them)."""
+        if not any(lib.keyspace_triggers for lib in self.host.libraries.values()):
+            return False  # (the common case, kept cheap: it is asked of every command)
         if args[0].lower() in _RUNS_OTHERS:
-            return any(lib.keyspace_triggers for lib in self.host.libraries.values())
+            return True
         return any(self.triggers.wants_key(key) for key in self.store.command_info().keys_of(args))
 
     @property

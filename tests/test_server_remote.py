@@ -164,3 +164,119 @@ async def test_jshost_credentials_for_the_backend_stay_hidden() -> None:
             await srv.shutdown()
             host.close()
             await store.aclose()
+
+
+# --- pipelining through to the backend -------------------------------------------------------
+
+# A pipeline mixing commands the backend runs pipelined, commands jshost answers itself (PING,
+# RG.FCALL), errors, a blocking command that finds its data and a stateful one at the end. With
+# RG.FCALL's work done by INCR, redis-server answers the same pipeline with the same bytes.
+MIXED_PIPELINE = [
+    ["SET", "k", "1"], ["INCR", "k"], ["GET", "k"], ["PING"], ["RG.FCALL", "lib", "incr", "1", "k"],
+    ["GET", "k"], ["GET"], ["NOSUCHCOMMAND", "x"], ["RPUSH", "q", "a", "b"], ["MGET", "k", "q"],
+    ["BLPOP", "q", "0"], ["LRANGE", "q", "0", "-1"], ["PING", "hi"],
+    ["RG.FCALL", "lib", "incr", "1", "k"], ["GET", "k"], ["CLIENT", "SETNAME", "me"],
+    ["GET", "k"], ["ZADD", "z", "1.5", "m"], ["ZRANGE", "z", "0", "-1", "WITHSCORES"],
+]
+
+
+def _as_redis(command: list[str]) -> list[str]:
+    return ["INCR", command[4]] if command[0] == "RG.FCALL" else command
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_a_mixed_pipeline_gets_redis_replies_in_order(
+    server: Server, backend: RedisServer, protocol: int
+) -> None:
+    from tests.server_fixture import RawClient
+
+    seen = []
+    direct = aioredis.Redis(port=backend.port)
+    for port, commands in ((server.port, MIXED_PIPELINE),
+                           (backend.port, [_as_redis(c) for c in MIXED_PIPELINE])):
+        await direct.flushall()
+        raw = await RawClient.connect(port)
+        try:
+            hello = [["HELLO", "3"]] if protocol == 3 else []
+            await raw.send_commands(*hello, *commands)  # one write: the whole pipeline
+            replies = [await raw.reply_raw() for _ in hello + commands]
+            seen.append(replies[len(hello):])
+        finally:
+            await raw.close()
+    await direct.aclose()
+    assert seen[0] == seen[1]
+
+
+async def test_a_pipeline_reaches_the_backend_as_a_pipeline(server: Server) -> None:
+    """A client's pipelined GETs are all written to the backend before the first reply comes
+    back; without pipelining each one would wait for the reply of the one before."""
+    from tests.server_fixture import RawClient
+
+    store = server.ctx.store
+    assert isinstance(store, RemoteStore)
+    raw = await RawClient.connect(server.port)
+    try:
+        assert await raw.call("SET", "k", "v") == b"OK"  # the shared connection is open now
+        conn = store._shared_connection(0)
+        in_flight: list[int] = []
+        submit = conn.submit
+
+        def counting_submit(args: list[bytes], as_raw: bool) -> asyncio.Future[object]:
+            future = submit(args, as_raw)
+            in_flight.append(len(conn.pending))
+            return future
+
+        conn.submit = counting_submit  # type: ignore[method-assign]
+        count = 200
+        await raw.send_commands(*[["GET", "k"]] * count)
+        assert await raw.replies(count) == [b"v"] * count
+        assert len(in_flight) == count
+        assert max(in_flight) >= 20  # (the 200 commands may come in a few reads)
+    finally:
+        await raw.close()
+
+
+async def test_a_pipeline_waits_for_a_trigger_it_may_fire(backend: RedisServer) -> None:
+    """A command whose key a keyspace trigger watches is not pipelined: the next command of
+    the pipeline sees what the sync trigger wrote."""
+    from tests.server_fixture import RawClient
+
+    store = RemoteStore(backend.url)
+    await store.open_session().execute([b"FLUSHALL"])
+    host = Host(store)
+    host.load("#!js api_version=1.0 name=trig\n"
+              "redis.register_notifications_consumer('copy', 'src:', (c, data) => {\n"
+              "  c.call('set', 'seen:' + data.key, c.call('get', data.key) ?? 'gone');\n"
+              "});")
+    await host.start_triggers()
+    srv = Server(host, port=0)
+    await srv.start()
+    raw = await RawClient.connect(srv.port)
+    try:
+        await raw.send_commands(*[c for i in range(20)
+                                  for c in (["SET", f"src:{i}", str(i)], ["GET", f"seen:src:{i}"])])
+        replies = await raw.replies(40)
+        assert replies[1::2] == [str(i).encode() for i in range(20)]
+    finally:
+        await raw.close()
+        await srv.shutdown()
+        host.close()
+        await store.aclose()
+
+
+async def test_a_client_gone_with_pipelined_replies_due_harms_nobody(server: Server) -> None:
+    from tests.server_fixture import RawClient
+
+    for _ in range(5):
+        gone = await RawClient.connect(server.port)
+        await gone.send_commands(*[["INCR", "n"]] * 500)
+        await gone.close()  # before any reply: they are dropped
+    other = await RawClient.connect(server.port)
+    try:
+        # Every INCR sent ran (the backend got them); the next client is served in order.
+        total = int(await other.call("GET", "n") or 0)
+        assert 0 <= total <= 2500
+        await other.send_commands(*[["INCR", "m"]] * 100)
+        assert await other.replies(100) == list(range(1, 101))
+    finally:
+        await other.close()

@@ -153,6 +153,18 @@ class Dispatcher:
         except Exception as exc:  # noqa: BLE001 - a bug costs one reply, not the server
             return _internal_error(argv, exc)
 
+    def can_pipeline(self, client: ClientState, argv: list[bytes]) -> bool:
+        """Whether `argv` may run while `client`'s pipelined replies are still due (see
+        `jshost.connection`): a command for the store, outside MULTI and pub/sub, that the store
+        can pipeline. Anything jshost answers itself waits for the replies before it."""
+        return (
+            client.multi is None
+            and client.authenticated
+            and not client.subscribed
+            and argv[0].lower() not in self.handlers
+            and self._forward.can_pipeline(client, argv)
+        )
+
     def run(self, client: ClientState, argv: list[bytes], name: bytes | None = None) -> Result:
         """Run a checked command (also used by EXEC for each queued one). A `ReplyError` becomes
         the error reply; any other exception is logged and answered with an internal error."""

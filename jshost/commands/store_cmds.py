@@ -23,19 +23,22 @@ How a command runs depends on the store:
   whose keys became ready are served, as Redis does after each command. A blocking command
   (BLPOP, ...) that finds its data is answered the same way; one that has to wait (and WAIT,
   XREAD BLOCK) is awaited (`Session.execute`) in a task, and only its own connection waits;
-* remote: every command is awaited; its connection waits for each reply in turn (correct
-  ordering, lower pipeline throughput until the remote store offers a pipelined path). A RESP3
-  client gets Redis's reply bytes unchanged (`execute_raw`); a RESP2 client gets the typed reply
-  re-encoded (and reshaped as above).
+* remote: a stateless, non-blocking command whose keyspace events no trigger waits for is
+  *pipelined* (`RemoteSession.submit_pipelined`): written at once, its reply taken in turn
+  (`jshost.connection.Pipelined`), so the client's next commands go out without waiting.
+  Any other command is awaited, and its connection waits for the reply. A RESP3 client gets
+  Redis's reply bytes unchanged (raw); a RESP2 client gets the typed reply re-encoded (and
+  reshaped as above).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from jshost.connection import RawReply
+from jshost.connection import Pipelined, RawReply
 from jshost.resp import encode
 from jshost.store import NO_REPLY
 
@@ -55,6 +58,7 @@ class Forwarder:
     def __init__(self, ctx: ServerContext) -> None:
         self._table = ctx.table
         self._in_process = ctx.store_in_process
+        self._pipelines = ctx.store.pipelines
         serve = getattr(ctx.store, "serve_blocked", None)
         self._serve_blocked: Callable[[], None] | None = serve if callable(serve) else None
 
@@ -74,7 +78,18 @@ class Forwarder:
                     self._serve_blocked()
                 if not blocking or reply is not None:
                     return self._shaped(client, argv, reply) if client.protocol == 2 else reply
+        elif self._pipelines:
+            raw = client.protocol == 3
+            future = client.session.submit_pipelined(argv, raw)  # type: ignore[attr-defined]
+            if future is not None:
+                return Pipelined(future, _raw_reply if raw else functools.partial(resp2_reply, argv))
         return asyncio.ensure_future(self._execute(client, argv))
+
+    def can_pipeline(self, client: ClientState, argv: list[bytes]) -> bool:
+        """Whether the store would pipeline `argv` (see `Dispatcher.can_pipeline`)."""
+        if not self._pipelines or client.in_exec:
+            return False
+        return bool(client.session.pipelinable(argv))  # type: ignore[attr-defined]
 
     async def _execute(self, client: ClientState, argv: list[bytes]) -> Any:
         if client.protocol == 3 and not self._in_process:
@@ -91,6 +106,11 @@ class Forwarder:
 
 
 # --- RESP2 reshaping ------------------------------------------------------------------------
+
+
+def _raw_reply(raw: bytes) -> Any:
+    """A remote store's reply bytes, for a RESP3 client as they are."""
+    return RawReply(raw) if raw else NO_REPLY
 
 
 def _flatten_pairs(reply: Any) -> Any:

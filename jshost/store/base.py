@@ -81,6 +81,10 @@ class Session(ABC):
 class Store(ABC):
     """A data store all sessions share."""
 
+    #: Whether its sessions take a client's commands pipelined (`submit_pipelined` and
+    #: `pipelinable`, see `jshost.store.remote.RemoteSession`).
+    pipelines: bool = False
+
     @abstractmethod
     def open_session(self) -> Session:
         """A new session, on database 0, speaking RESP3."""

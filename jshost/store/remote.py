@@ -1096,6 +1096,7 @@ class RemoteSession(Session):
         self._conn: _AsyncConnection | None = None  # dedicated, once it has one
         self._last_shared: asyncio.Future[Any] | None = None
         self._closed = False
+        self._pipelinable: Sequence[bytes] | None = None  # the command last found pipelinable
 
     @property
     def db(self) -> int:
@@ -1137,6 +1138,40 @@ class RemoteSession(Session):
         if self.store._events is not None:
             await self.store._after_command(args)
         return raw
+
+    def pipelinable(self, args: Sequence[bytes]) -> bool:
+        """Whether `args` may be sent at once behind this session's commands still in flight,
+        its reply taken in turn (`submit_pipelined`): a stateless, non-blocking command for the
+        shared connection whose keyspace events no trigger waits for (no fence)."""
+        if args is self._pipelinable:
+            return True  # just asked (the server asks before it runs the command)
+        if self._conn is not None or self.closed or not args:
+            return False
+        name = args[0].lower()
+        store = self.store
+        if (name in _STATEFUL or name in _UNSUPPORTED or name == b"quit"
+                or self._db != store.db or store.is_blocking(args)):
+            return False
+        events, wants = store._events, store.keyspace_filter
+        if events is None or events.closed or wants is None:
+            return True
+        try:
+            if wants(args):
+                return False
+        except Exception:  # a bad filter: take the careful path, which logs it
+            return False
+        self._pipelinable = args
+        return True
+
+    def submit_pipelined(self, args: Sequence[bytes], raw: bool) -> asyncio.Future[Any] | None:
+        """Write a `pipelinable` command now and return the future of its reply (its bytes when
+        `raw`), or None when it is not pipelinable (then use `execute` / `execute_raw`)."""
+        if not self.pipelinable(args):
+            return None
+        self._pipelinable = None
+        future = self.store._shared_connection(self._shared_index).submit(args, raw)
+        self._last_shared = future
+        return future
 
     def close(self) -> None:
         if self._closed:
@@ -1189,6 +1224,8 @@ class RemoteStore(Store):
     bounds opening a connection. Nothing is connected until it is needed. Sessions start on the
     URL's database (0 unless the URL names another).
     """
+
+    pipelines = True
 
     def __init__(
         self,
