@@ -69,6 +69,8 @@ class Host:
         self._slice_left = 0.0
         # Keyspace and stream triggers (jshost/triggers.py): the store's event listener.
         self.triggers = Triggers(self)
+        self._limits: tuple[float | None, bool] = (None, False)  # see call_limits
+        self._limits_version = -1
 
     # --- settings -----------------------------------------------------------------------------
 
@@ -103,6 +105,15 @@ class Host:
         """The deadline of a locked section: `lock-redis-timeout` (`abort`), or none (`kill`,
         where RedisGears logs and lets it run)."""
         return None if self.kill_policy else self.lock_timeout
+
+    def call_limits(self) -> tuple[float | None, bool]:
+        """(`lock_deadline`, `kill_policy`), asked on every call: worked out again only when a
+        setting has changed."""
+        settings = self.settings
+        if self._limits_version != settings.version:
+            self._limits = (self.lock_deadline, self.kill_policy)
+            self._limits_version = settings.version
+        return self._limits
 
     def check_overrun(self, lib: Library, started: float) -> None:
         """Under `kill`, log a locked section that ran past `lock-redis-timeout`."""
@@ -289,9 +300,10 @@ class Host:
     def _call_locked(self, lib: Library, fn: FunctionInfo, args: list[Any], db: int,
                      allow_block: bool) -> Reply | asyncio.Future[Reply]:
         rt = lib.runtime
+        deadline, kill = self.call_limits()
         token = self.lock.enter(fn.flags, db, allow_block)
-        rt.set_deadline(self.lock_deadline)
-        started = time.monotonic()
+        rt.set_deadline(deadline)
+        started = time.monotonic() if kill else 0.0
         try:
             value = lib.entry["invokeSync"](fn.fn, token, args)
             if rt.has_pending_jobs:
@@ -314,7 +326,8 @@ class Host:
         finally:
             rt.set_deadline(None)
             self.lock.exit()
-            self.check_overrun(lib, started)
+            if kill:
+                self.check_overrun(lib, started)
 
     def _promise_reply(self, lib: Library, promise: JSPromise,
                        allow_block: bool) -> Reply | asyncio.Future[Reply]:

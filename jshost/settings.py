@@ -160,6 +160,8 @@ class Settings:
         """Start from the defaults, apply start-up `overrides` (short or full names, any case;
         immutable settings included), then run the tf start-up checks. Raises `ValueError`."""
         self._values: dict[str, SettingValue] = {spec.name: spec.default for spec in SETTINGS}
+        #: Counts the changes: who derives values from settings recomputes them when it moves.
+        self.version = 0
         for name, text in (overrides or {}).items():
             spec = _lookup(name if name.lower().startswith(PREFIX) else PREFIX + name)
             if spec is None:
@@ -240,6 +242,7 @@ class Settings:
         lock, db_loading = "lock-redis-timeout", "db-loading-lock-redis-timeout"
         if spec.name == db_loading and int(value) < self._int(lock):
             raise ValueError(errors.DB_LOADING_TIMEOUT_TOO_LOW)
+        self.version += 1
         self._values[spec.name] = value
         if spec.name == lock and self._int(db_loading) < int(value):
             # Raising the lock timeout drags the db-loading one up with it.

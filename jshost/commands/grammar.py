@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from jshost import errors
 from jshost.config_json import parse_config
@@ -73,9 +73,9 @@ class ListArgs:
     library: str | None
 
 
-@dataclass(frozen=True)
-class CallArgs:
-    """RG.FCALL(ASYNC) / TFCALL(ASYNC): `rest` is every word after numkeys (keys, then args)."""
+class CallArgs(NamedTuple):
+    """RG.FCALL(ASYNC) / TFCALL(ASYNC): `rest` is every word after numkeys (keys, then args).
+    (A named tuple, not a frozen dataclass: one is made for every call.)"""
 
     library: str
     function: str
@@ -193,15 +193,21 @@ def parse_call(args: Sequence[bytes], era: Era) -> CallArgs:
     fixed = 3 if era == "rg" else 2
     if len(args) < fixed:
         raise ValueError("parse_call needs check_arity to have passed")
-    texts = [text for text in map(_utf8, args[:fixed]) if text is not None]
-    if len(texts) < fixed:
-        raise ReplyError(errors.NOT_UTF8)
+    try:
+        texts = [word.decode("utf-8") for word in args[:fixed]]
+    except UnicodeDecodeError:
+        raise ReplyError(errors.NOT_UTF8) from None
     if era == "rg":
         library, function, numkeys_text = texts
     else:
         target, numkeys_text = texts
         library, function = _split_tf_target(target)
-    return CallArgs(library, function, _parse_usize(numkeys_text), list(args[fixed:]))
+    # The common case at once: plain ASCII digits that fit (else the checks in Rust's order).
+    if numkeys_text.isascii() and numkeys_text.isdigit() and len(numkeys_text) < 20:
+        numkeys = int(numkeys_text)
+    else:
+        numkeys = _parse_usize(numkeys_text)
+    return CallArgs(library, function, numkeys, list(args[fixed:]))
 
 
 def check_enough_arguments(call: CallArgs) -> None:
