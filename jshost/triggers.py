@@ -351,10 +351,15 @@ class RemoteTriggers:
         self._closed = False
         triggers.active = False  # until this instance holds the lease
         self.store.keyspace_filter = self.wants_command
+        self.store.sections_tagged = self.has_keyspace_triggers
+
+    def has_keyspace_triggers(self) -> bool:
+        """Whether any library has a keyspace trigger (else JS writes need no muting)."""
+        return any(lib.keyspace_triggers for lib in self.host.libraries.values())
 
     def wants_command(self, args: Sequence[bytes]) -> bool:
         """Whether a client's command may fire a keyspace trigger (then it waits for them)."""
-        if not any(lib.keyspace_triggers for lib in self.host.libraries.values()):
+        if not self.has_keyspace_triggers():
             return False  # (the common case, kept cheap: it is asked of every command)
         if args[0].lower() in _RUNS_OTHERS:
             return True
@@ -467,3 +472,4 @@ class RemoteTriggers:
             self._release()
         self.store.stop_keyspace_events()
         self.store.keyspace_filter = None
+        self.store.sections_tagged = None

@@ -521,6 +521,12 @@ async def test_a_section_that_never_reaches_the_store_sends_nothing(server: Redi
     st._sync.round_trip([cmd("PING")])  # reads the end fence's reply
     (last,) = probe.round_trip([cmd("INFO commandstats")])
     assert _calls(last, b"cmdstat_publish") == published[1] + 2
+    st.sections_tagged = lambda: False  # no keyspace trigger: no fences at all
+    with st.atomic():
+        st.open_session().call(cmd("GET x"))
+    st._sync.round_trip([cmd("PING")])
+    (untagged,) = probe.round_trip([cmd("INFO commandstats")])
+    assert _calls(untagged, b"cmdstat_publish") == published[1] + 2
     await st.aclose()
     await probe.aclose()
 

@@ -60,7 +60,8 @@ the stream of events:
 
 * An atomic section is *opened* in the event stream lazily, by its first command on the sync
   connection (a section that never touches the store — a function returning a constant — costs
-  no round trip): a fence naming the section's start is pipelined ahead of that command. `end_atomic` of an opened section publishes a fence naming its end without
+  no round trip): a fence naming the section's start is pipelined ahead of that command. While
+  no keyspace trigger exists (`sections_tagged`), sections send no fences at all. `end_atomic` of an opened section publishes a fence naming its end without
   waiting for the reply (read with the next sync round trip). The subscriber tags what comes
   between the two fences `SECTION`: the section's own events, by their position in Redis's
   stream, not by when they are read. Events read meanwhile are queued and delivered once the
@@ -1247,6 +1248,7 @@ class RemoteStore(Store):
         self._table: CommandTable | None = None
         self._atomic = 0
         self._section_open = False  # the current atomic section has sent a command
+        self._section_fenced = False  # ... and a fence marking its start
         self._loop: asyncio.AbstractEventLoop | None = None
         self._oom: tuple[float, bool] | None = None  # (checked at, answer)
         self._buffer = memoryview(bytearray(_READ_SIZE))  # every read on the loop thread
@@ -1254,6 +1256,9 @@ class RemoteStore(Store):
         # wait for their events, and the subscriber connection while it runs.
         self.on_keyspace_event: Callable[[Any, int, bytes, bytes], None] | None = None
         self.keyspace_filter: Callable[[Sequence[bytes]], bool] | None = None
+        #: Whether the events of atomic sections must be told apart (some keyspace trigger
+        #: exists); None: always. Without, sections send no fences.
+        self.sections_tagged: Callable[[], bool] | None = None
         self._events: _EventSubscriber | None = None
 
     def __repr__(self) -> str:
@@ -1330,6 +1335,9 @@ class RemoteStore(Store):
         events = self._events
         if events is None or events.closed:
             return None
+        if self.sections_tagged is not None and not self.sections_tagged():
+            return None  # no keyspace trigger: whose events they are does not matter
+        self._section_fenced = True
         return events.section_fence(self.SECTION)
 
     def _section_fence_lost(self) -> None:
@@ -1348,7 +1356,8 @@ class RemoteStore(Store):
             events = self._events
             if self._section_open:
                 self._section_open = False
-                if events is not None and not events.closed:
+                fenced, self._section_fenced = self._section_fenced, False
+                if fenced and events is not None and not events.closed:
                     if not self._sync.send_only(events.section_fence(None)):
                         self._section_fence_lost()
             if events is not None:
