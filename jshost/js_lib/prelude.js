@@ -83,14 +83,21 @@
     // --- clients ------------------------------------------------------------------------------
     // Each call into a function gets a new client with a token; Python knows which token is
     // live, so a client kept past its call fails with the spec's errors.
+    // A command's words: strings and ArrayBuffers as they are, String objects as their string.
+    // (An index loop, not for-of and push: this runs on every client call.)
     function commandArgs(cmd, args) {
-      const out = [];
-      for (const a of [cmd, ...args]) {
-        if (typeof a === "string" || isArrayBuffer(a)) out.push(a);
-        else if (isStringObject(a)) out.push(StringValueOf.call(a));
-        else throw T.callArgumentNotBytes;
+      const n = args.length;
+      const out = [word(cmd)];
+      for (let i = 0; i < n; i++) {
+        const a = args[i];
+        out[i + 1] = typeof a === "string" ? a : word(a);
       }
       return out;
+    }
+    function word(a) {
+      if (typeof a === "string" || isArrayBuffer(a)) return a;
+      if (isStringObject(a)) return StringValueOf.call(a);
+      throw T.callArgumentNotBytes;
     }
     class SyncClient {
       #token;
