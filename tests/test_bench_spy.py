@@ -1,0 +1,36 @@
+"""`python -m bench.spy` folds py-spy's samples into layers: the innermost frame that belongs to
+a layer names it (checked on canned samples; the sampling itself needs py-spy and ptrace)."""
+
+from __future__ import annotations
+
+from bench.spy import fold
+
+RAW = "\n".join([
+    # A store command made by a JS client call counts as store time, not host or JS time.
+    "run (asyncio/runners.py:190);Host._call_locked (jshost/host.py:308);"
+    "JS_CallInternal (jshost/_engine.cpython-311-x86_64-linux-gnu.so);"
+    "Natives.call (jshost/natives.py:123);"
+    "BaseFakeSocket._process_command (fakeredis/_socket/_base.py:225) 30",
+    "run (asyncio/runners.py:190);Host._call_locked (jshost/host.py:308);"
+    "JS_CallInternal (jshost/_engine.cpython-311-x86_64-linux-gnu.so) 20",
+    "run (asyncio/runners.py:190);Connection._process (jshost/connection.py:277);"
+    "RequestParser._parse_batch (jshost/resp.py:459) 40",
+    "select (selectors.py:468) 10",
+    "not a sample line",
+])
+
+
+def test_fold_attributes_each_sample_to_its_innermost_layer() -> None:
+    folded = fold(RAW)
+    assert folded["samples"] == 100
+    assert folded["layers"] == {
+        "RESP parsing and encoding": 40.0,
+        "embedded store (fakeredis + jshost wrapper)": 30.0,
+        "JS engine (QuickJS, native)": 20.0,
+        "event loop and sockets (asyncio, syscalls)": 10.0,
+    }
+    assert folded["top_own"][0] == ("RequestParser._parse_batch (jshost/resp.py:459)", 40.0)
+
+
+def test_fold_of_nothing() -> None:
+    assert fold("") == {"samples": 0, "layers": {}, "top_own": []}
