@@ -9,7 +9,8 @@ on that redis-server), loads `libs/bench.js`, runs the scenario's command with r
 --format raw` (with `--native` for the time inside QuickJS). The samples are then folded into
 **layers** — the RESP parser, the command dispatcher, the host's call path, the JS engine, the
 store, the event loop — each the share of all samples whose innermost jshost frame is in it,
-and the busiest functions by own time. Unlike cProfile it does not slow the code it measures,
+and the busiest functions by own time; time spent waiting in the event loop's select is left
+out. Unlike cProfile it does not slow the code it measures,
 so the shares are those of a normal run.
 
 py-spy is in the `bench` extra (`pip install -e '.[bench]'`); it needs ptrace permission on
@@ -37,9 +38,11 @@ from bench.scenarios import EMBEDDED, REMOTE, REMOTE_DB, SCENARIOS, load_js
 #: Layers, by the file (and, for jshost's own modules, function) of the innermost frame that
 #: belongs to them; the first match wins. Frames outside these are "other".
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("JS engine (QuickJS, native)", ("_engine", "quickjs", "libquickjs", "JS_", "js_")),
+    # Our Rust binding (pyo3 and its conversions) before QuickJS: both live in `_engine`.
+    ("JS <-> Python boundary", ("_engine::", "pyo3::", "pyo3..", "jshost/natives.py",
+                                "jshost/conversions.py")),
+    ("JS engine (QuickJS, native)", ("_engine.cpython",)),
     ("RESP parsing and encoding", ("jshost/resp.py",)),
-    ("JS <-> Python boundary", ("jshost/natives.py", "jshost/conversions.py")),
     ("host call path", ("jshost/host.py", "jshost/lock.py", "jshost/commands/gears.py",
                         "jshost/commands/grammar.py", "jshost/library.py")),
     ("dispatch", ("jshost/commands/dispatch.py", "jshost/commands/store_cmds.py")),
@@ -61,11 +64,17 @@ def layer_of(frame: str) -> str | None:
     return None
 
 
+def _idle(frames: list[str]) -> bool:
+    """Waiting in the event loop's select (py-spy's native mode samples it too): not CPU time."""
+    return len(frames) >= 2 and frames[-2].startswith("select (selectors.py") and (
+        "libc" in frames[-1] or "epoll" in frames[-1])
+
+
 def fold(raw: str) -> dict[str, Any]:
     """py-spy's raw output (``frame;frame;... count`` per line) -> layer shares and top own."""
     layers: Counter[str] = Counter()
     own: Counter[str] = Counter()
-    total = 0
+    total = idle = 0
     for line in raw.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -73,15 +82,20 @@ def fold(raw: str) -> dict[str, Any]:
         count = int(count_text)
         total += count
         frames = stack.split(";")
+        if _idle(frames):
+            idle += count
+            continue
         own[frames[-1]] += count
         # The innermost frame that belongs to a layer names the layer (a fakeredis call made
         # by a JS client call is store time, not host time).
         layer = next((found for found in map(layer_of, reversed(frames)) if found), "other")
         layers[layer] += count
-    if not total:
-        return {"samples": 0, "layers": {}, "top_own": []}
+    total -= idle
+    if total <= 0:
+        return {"samples": 0, "idle_samples": idle, "layers": {}, "top_own": []}
     return {
         "samples": total,
+        "idle_samples": idle,
         "layers": {name: round(100 * n / total, 1) for name, n in layers.most_common()},
         "top_own": [(frame, round(100 * n / total, 1)) for frame, n in own.most_common(15)],
     }

@@ -16,6 +16,7 @@ RAW = "\n".join([
     "run (asyncio/runners.py:190);Connection._process (jshost/connection.py:277);"
     "RequestParser._parse_batch (jshost/resp.py:459) 40",
     "select (selectors.py:468) 10",
+    "_run_once (asyncio/base_events.py:1898);select (selectors.py:468);0x7f16 (libc.so.6) 50",
     "not a sample line",
 ])
 
@@ -23,6 +24,7 @@ RAW = "\n".join([
 def test_fold_attributes_each_sample_to_its_innermost_layer() -> None:
     folded = fold(RAW)
     assert folded["samples"] == 100
+    assert folded["idle_samples"] == 50  # waiting in select: not counted
     assert folded["layers"] == {
         "RESP parsing and encoding": 40.0,
         "embedded store (fakeredis + jshost wrapper)": 30.0,
@@ -33,4 +35,14 @@ def test_fold_attributes_each_sample_to_its_innermost_layer() -> None:
 
 
 def test_fold_of_nothing() -> None:
-    assert fold("") == {"samples": 0, "layers": {}, "top_own": []}
+    assert fold("") == {"samples": 0, "idle_samples": 0, "layers": {}, "top_own": []}
+
+
+def test_rust_binding_frames_are_the_boundary_not_quickjs() -> None:
+    raw = ("Host._call_locked (jshost/host.py:308);"
+           "pyo3::instance::Py$LT$T$GT$::call1 (jshost/_engine.cpython-311-x86_64-linux-gnu.so);"
+           "unicode_decode_utf8 (libpython3.11.so.1.0) 3\n"
+           "Host._call_locked (jshost/host.py:308);"
+           "JS_CallInternal (jshost/_engine.cpython-311-x86_64-linux-gnu.so) 1")
+    assert fold(raw)["layers"] == {"JS <-> Python boundary": 75.0,
+                                   "JS engine (QuickJS, native)": 25.0}
