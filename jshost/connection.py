@@ -351,10 +351,9 @@ class Connection(asyncio.Protocol):
                 inflight.popleft()
                 self._append(head)
         self._stalled = False
-        if self._closing:
-            self._schedule_flush()
-        elif self._waiting is None:
+        if not self._closing and self._waiting is None:
             self._process()
+        self._flush_now()
 
     def _block(self, future: asyncio.Future[Any]) -> None:
         """Hold this client until `future` gives the reply of its current command."""
@@ -369,10 +368,10 @@ class Connection(asyncio.Protocol):
             return
         self._waiting = None
         self._append(_outcome(future))
-        if self._closing:
-            self._schedule_flush()
-        else:
+        if not self._closing:
             self._process()
+        # Sent now, not on the next pass: this reply has kept the client waiting already.
+        self._flush_now()
 
     def _append(self, reply: Any) -> None:
         """Encode a reply (or a RawReply) into the output buffer, in the client's protocol."""
@@ -405,6 +404,11 @@ class Connection(asyncio.Protocol):
         if not self._flush_scheduled and self._out:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
+
+    def _flush_now(self) -> None:
+        """Write what is buffered at once (a flush already scheduled then finds nothing)."""
+        if self._out or self._closing:
+            self._write_out()
 
     def _flush(self) -> None:
         """The once-per-pass flush: write everything buffered; close afterwards if asked to."""
