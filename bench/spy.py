@@ -65,7 +65,10 @@ def layer_of(frame: str) -> str | None:
 
 
 def _idle(frames: list[str]) -> bool:
-    """Waiting in the event loop's select (py-spy's native mode samples it too): not CPU time."""
+    """Waiting, not running (py-spy's native mode samples that too): the event loop in its
+    select, or a thread (the executor's, that opens backend connections) blocked on a lock."""
+    if any(frame.startswith("PyThread_acquire_lock") for frame in frames[-3:]):
+        return True
     return len(frames) >= 2 and frames[-2].startswith("select (selectors.py") and (
         "libc" in frames[-1] or "epoll" in frames[-1])
 

@@ -16,7 +16,9 @@ RAW = "\n".join([
     "run (asyncio/runners.py:190);Connection._process (jshost/connection.py:277);"
     "RequestParser._parse_batch (jshost/resp.py:459) 40",
     "select (selectors.py:468) 10",
-    "_run_once (asyncio/base_events.py:1898);select (selectors.py:468);0x7f16 (libc.so.6) 50",
+    "_run_once (asyncio/base_events.py:1898);select (selectors.py:468);0x7f16 (libc.so.6) 30",
+    "_worker (concurrent/futures/thread.py:81);_queue_SimpleQueue_get_impl (libpython3.11.so);"
+    "PyThread_acquire_lock_timed (libpython3.11.so);0x7f039f8aed90 (libc.so.6) 20",
     "not a sample line",
 ])
 
