@@ -21,7 +21,7 @@ reply has been appended. Other connections are never held up: nothing here waits
 connection, see `RemoteSession.submit_pipelined`) do not block the client: the next commands
 are run at once while they are pipelinable too (`Dispatcher.can_pipeline`), and every reply waits
 its turn in `_inflight`; a command that is not pipelinable waits until the replies before it
-are in, as behind a blocking one. So a client's pipeline reaches the backend as a pipeline.
+are in, as behind a blocking one, and so does any command past `MAX_PIPELINED` replies due. So a client's pipeline reaches the backend as a pipeline.
 
 Malformed input gets Redis's protocol error reply, then the connection is closed once that reply
 is written; more than the query buffer limit of unprocessed input closes it without a reply.
@@ -97,6 +97,10 @@ class OutputBufferLimit:
 
 #: Redis's default for pub/sub clients (``client-output-buffer-limit pubsub 32mb 8mb 60``).
 PUBSUB_OUTPUT_BUFFER_LIMIT: Final = OutputBufferLimit(32 * 1024 * 1024, 8 * 1024 * 1024, 60.0)
+
+#: The most pipelined replies one client may have due: past it, its next commands wait (in the
+#: query buffer, as bytes) until they are in, so memory per client stays bounded.
+MAX_PIPELINED: Final = 1024
 
 #: Push kinds that carry the client's subscription count as their third element.
 _SUBSCRIPTION_PUSHES: Final = {
@@ -283,7 +287,7 @@ class Connection(asyncio.Protocol):
                     if argv is None:
                         break
                 if inflight:
-                    if not dispatcher.can_pipeline(client, argv):
+                    if len(inflight) >= MAX_PIPELINED or not dispatcher.can_pipeline(client, argv):
                         self._held = argv  # runs once the replies before it are in
                         self._stalled = True
                         break

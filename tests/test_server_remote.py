@@ -280,3 +280,32 @@ async def test_a_client_gone_with_pipelined_replies_due_harms_nobody(server: Ser
         assert await other.replies(100) == list(range(1, 101))
     finally:
         await other.close()
+
+
+async def test_a_long_pipeline_is_sent_in_bounded_steps(server: Server) -> None:
+    """5 000 pipelined commands: at most MAX_PIPELINED in flight for the client, every reply
+    in order."""
+    from jshost.connection import MAX_PIPELINED
+    from tests.server_fixture import RawClient
+
+    store = server.ctx.store
+    assert isinstance(store, RemoteStore)
+    raw = await RawClient.connect(server.port)
+    try:
+        assert await raw.call("SET", "n", "0") == b"OK"
+        conn = store._shared_connection(0)
+        in_flight: list[int] = []
+        submit = conn.submit
+
+        def counting_submit(args: list[bytes], as_raw: bool) -> asyncio.Future[object]:
+            future = submit(args, as_raw)
+            in_flight.append(len(conn.pending))
+            return future
+
+        conn.submit = counting_submit  # type: ignore[method-assign]
+        count = 5000
+        await raw.send_commands(*[["INCR", "n"]] * count)
+        assert await raw.replies(count) == list(range(1, count + 1))
+        assert MAX_PIPELINED // 2 <= max(in_flight) <= MAX_PIPELINED
+    finally:
+        await raw.close()
