@@ -217,16 +217,7 @@ async def test_a_pipeline_reaches_the_backend_as_a_pipeline(server: Server) -> N
     raw = await RawClient.connect(server.port)
     try:
         assert await raw.call("SET", "k", "v") == b"OK"  # the shared connection is open now
-        conn = store._shared_connection(0)
-        in_flight: list[int] = []
-        submit = conn.submit
-
-        def counting_submit(args: list[bytes], as_raw: bool) -> asyncio.Future[object]:
-            future = submit(args, as_raw)
-            in_flight.append(len(conn.pending))
-            return future
-
-        conn.submit = counting_submit  # type: ignore[method-assign]
+        in_flight = _count_in_flight(store)
         count = 200
         await raw.send_commands(*[["GET", "k"]] * count)
         assert await raw.replies(count) == [b"v"] * count
@@ -234,6 +225,22 @@ async def test_a_pipeline_reaches_the_backend_as_a_pipeline(server: Server) -> N
         assert max(in_flight) >= 20  # (the 200 commands may come in a few reads)
     finally:
         await raw.close()
+
+
+def _count_in_flight(store: RemoteStore) -> list[int]:
+    """From now on, each command submitted on the shared backend connection appends how many
+    commands are in flight on it (its own included) to the returned list."""
+    conn = store._shared_connection(0)
+    in_flight: list[int] = []
+    submit = conn.submit
+
+    def counting_submit(args: list[bytes], as_raw: bool) -> asyncio.Future[object]:
+        future = submit(args, as_raw)
+        in_flight.append(len(conn.pending))
+        return future
+
+    conn.submit = counting_submit  # type: ignore[method-assign]
+    return in_flight
 
 
 async def test_a_pipeline_waits_for_a_trigger_it_may_fire(backend: RedisServer) -> None:
@@ -293,16 +300,7 @@ async def test_a_long_pipeline_is_sent_in_bounded_steps(server: Server) -> None:
     raw = await RawClient.connect(server.port)
     try:
         assert await raw.call("SET", "n", "0") == b"OK"
-        conn = store._shared_connection(0)
-        in_flight: list[int] = []
-        submit = conn.submit
-
-        def counting_submit(args: list[bytes], as_raw: bool) -> asyncio.Future[object]:
-            future = submit(args, as_raw)
-            in_flight.append(len(conn.pending))
-            return future
-
-        conn.submit = counting_submit  # type: ignore[method-assign]
+        in_flight = _count_in_flight(store)
         count = 5000
         await raw.send_commands(*[["INCR", "n"]] * count)
         assert await raw.replies(count) == list(range(1, count + 1))
