@@ -189,6 +189,7 @@ class Connection(asyncio.Protocol):
         self._flush_scheduled = False
         self._closing = False  # no more commands are run; close once the output is written
         self._closed = False  # connection_lost was called
+        self._eof = False  # the client half-closed: close once everything due is answered
         self._waiting: asyncio.Future[Any] | None = None  # the command this client is blocked on
         self._owns_waiting = False  # the future is our own task (a store wait): cancel on close
         # Replies of pipelined commands still due, in order: `Pipelined` items, and the plain
@@ -230,10 +231,23 @@ class Connection(asyncio.Protocol):
             self._process()
 
     def eof_received(self) -> bool | None:
-        # The client half-closed: send the replies already made, then close (return False), as
-        # Redis closes a client whose read returns 0. A command still blocked is dropped.
-        self._write_out()
-        return False
+        # The client half-closed. Redis has answered every command it read before it sees the
+        # EOF, and closes: so do we, but the replies still due (a blocked command, pipelined
+        # replies, commands waiting behind them) go out first, then the connection is closed.
+        self._eof = True
+        if self._idle():
+            self._write_out()
+            return False
+        return True  # kept open for writing until `_close_if_done`
+
+    def _idle(self) -> bool:
+        """Nothing of this client's is still to be answered."""
+        return self._waiting is None and not self._inflight and not self._stalled
+
+    def _close_if_done(self) -> None:
+        """After a half-close: close once every reply due has been made."""
+        if self._eof and self._idle() and not self._closing:
+            self._close_after_output()
 
     def pause_writing(self) -> None:
         # The client does not read its replies: stop reading its commands until it does.
@@ -357,6 +371,7 @@ class Connection(asyncio.Protocol):
         self._stalled = False
         if not self._closing and self._waiting is None:
             self._process()
+        self._close_if_done()
         self._flush_now()
 
     def _block(self, future: asyncio.Future[Any]) -> None:
@@ -374,6 +389,7 @@ class Connection(asyncio.Protocol):
         self._append(_outcome(future))
         if not self._closing:
             self._process()
+        self._close_if_done()
         # Sent now, not on the next pass: this reply has kept the client waiting already.
         self._flush_now()
 

@@ -307,3 +307,38 @@ async def test_a_long_pipeline_is_sent_in_bounded_steps(server: Server) -> None:
         assert MAX_PIPELINED // 2 <= max(in_flight) <= MAX_PIPELINED
     finally:
         await raw.close()
+
+
+@pytest.mark.parametrize("kind", ["embedded", "redis"])
+async def test_a_half_closed_client_gets_every_reply_then_the_connection_closes(
+    kind: str, backend: RedisServer
+) -> None:
+    """What a client sent before its EOF is all answered (pipelined, blocked and waiting
+    commands too), as Redis answers what it read, and then the connection is closed."""
+    from jshost.resp import ReplyParser, encode_command
+    from jshost.store import EmbeddedStore
+
+    store = EmbeddedStore() if kind == "embedded" else RemoteStore(backend.url)
+    if kind == "redis":
+        await store.open_session().execute([b"FLUSHALL"])
+    host = Host(store)
+    host.load(LIB)
+    srv = Server(host, port=0)
+    await srv.start()
+    commands = [[b"INCR", b"n"]] * 50 + [[b"BLPOP", b"q", b"0.05"],
+                                         [b"RG.FCALL", b"lib", b"incr", b"1", b"n"],
+                                         [b"GET", b"n"]]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"".join(encode_command(c) for c in commands))
+        writer.write_eof()
+        data = await asyncio.wait_for(reader.read(), 10)  # until the server closes
+        writer.close()
+        parser = ReplyParser()
+        parser.feed(data)
+        replies = [parser.get_reply() for _ in commands]
+        assert replies == [*range(1, 51), None, 51, b"51"]
+    finally:
+        await srv.shutdown()
+        host.close()
+        await store.aclose()
