@@ -231,23 +231,27 @@ class Connection(asyncio.Protocol):
             self._process()
 
     def eof_received(self) -> bool | None:
-        # The client half-closed. Redis has answered every command it read before it sees the
-        # EOF, and closes: so do we, but the replies still due (a blocked command, pipelined
-        # replies, commands waiting behind them) go out first, then the connection is closed.
+        # The client half-closed. Redis runs what it read before it sees the EOF, then closes
+        # (a command still blocked is dropped). So here: pipelined replies still due, and the
+        # commands read behind them, are answered first (`_close_if_done`); then, or at once
+        # when there are none, the replies made so far are written and the connection closed.
         self._eof = True
-        if self._idle():
+        if not self._inflight and not self._stalled:
             self._write_out()
             return False
         return True  # kept open for writing until `_close_if_done`
 
-    def _idle(self) -> bool:
-        """Nothing of this client's is still to be answered."""
-        return self._waiting is None and not self._inflight and not self._stalled
-
     def _close_if_done(self) -> None:
-        """After a half-close: close once every reply due has been made."""
-        if self._eof and self._idle() and not self._closing:
-            self._close_after_output()
+        """After a half-close: once no pipelined reply is due, close (dropping a command that
+        blocks, as Redis does) after the replies made so far."""
+        if not self._eof or self._inflight or self._stalled or self._closing:
+            return
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting.add_done_callback(_retrieve)
+            if self._owns_waiting:
+                waiting.cancel()
+        self._close_after_output()
 
     def pause_writing(self) -> None:
         # The client does not read its replies: stop reading its commands until it does.
