@@ -21,7 +21,8 @@ reply has been appended. Other connections are never held up: nothing here waits
 connection, see `RemoteSession.submit_pipelined`) do not block the client: the next commands
 are run at once while they are pipelinable too (`Dispatcher.can_pipeline`), and every reply waits
 its turn in `_inflight`; a command that is not pipelinable waits until the replies before it
-are in, as behind a blocking one, and so does any command past `MAX_PIPELINED` replies due. So a client's pipeline reaches the backend as a pipeline.
+are in, as behind a blocking one, and so does any command past `MAX_PIPELINED` replies due.
+So a client's pipeline reaches the backend as a pipeline.
 
 Malformed input gets Redis's protocol error reply, then the connection is closed once that reply
 is written; more than the query buffer limit of unprocessed input closes it without a reply.
@@ -246,12 +247,19 @@ class Connection(asyncio.Protocol):
         blocks, as Redis does) after the replies made so far."""
         if not self._eof or self._inflight or self._stalled or self._closing:
             return
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            waiting.add_done_callback(_retrieve)
-            if self._owns_waiting:
-                waiting.cancel()
+        self._drop_waiting()
         self._close_after_output()
+
+    def _drop_waiting(self) -> bool:
+        """Stop waiting for the blocked command's reply (a host future keeps running, its JS
+        finishes; a store wait of ours is cancelled). Whether there was one."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is None:
+            return False
+        waiting.add_done_callback(_retrieve)
+        if self._owns_waiting:
+            waiting.cancel()
+        return True
 
     def pause_writing(self) -> None:
         # The client does not read its replies: stop reading its commands until it does.
@@ -269,12 +277,7 @@ class Connection(asyncio.Protocol):
                 item.future.cancel()  # a store wait of ours
         self._inflight.clear()
         self._held, self._stalled = None, False
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            # A host future keeps running (its JS finishes); its reply is dropped by `_resumed`.
-            waiting.add_done_callback(_retrieve)
-            if self._owns_waiting:
-                waiting.cancel()
+        self._drop_waiting()
         if self.client is not None:
             self.client.session.close()
             log.debug("client %d disconnected", self.client.id)
@@ -501,11 +504,7 @@ class Connection(asyncio.Protocol):
         """Server shutdown: fail the command this client waits on, write, then close."""
         if self._closed:
             return
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            waiting.add_done_callback(_retrieve)
-            if self._owns_waiting:
-                waiting.cancel()
+        if self._drop_waiting():
             self._append(ErrorReply(ServerErrors.SHUTTING_DOWN))
         for item in self._inflight:  # answered "shutting down" in turn (see Pipelined.reply)
             if type(item) is Pipelined:

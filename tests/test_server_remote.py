@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import pytest
 import redis.asyncio as aioredis
 
 from jshost.host import Host
 from jshost.server import Server
-from jshost.store import RemoteStore
+from jshost.store import EmbeddedStore, RemoteStore, Store
 from tests.redis_server import REDIS_SERVER, RedisServer
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not on PATH")
@@ -25,18 +26,32 @@ def backend() -> Iterator[RedisServer]:
         yield srv
 
 
-@pytest.fixture
-async def server(backend: RedisServer) -> AsyncIterator[Server]:
-    store = RemoteStore(backend.url)
-    await store.open_session().execute([b"FLUSHALL"])
+@asynccontextmanager
+async def serving(store: Store, code: str) -> AsyncIterator[Server]:
+    """A started server over `store` (emptied first when it is a real Redis) with the library
+    `code` loaded; everything is stopped and closed afterwards."""
+    if isinstance(store, RemoteStore):
+        await store.open_session().execute([b"FLUSHALL"])
     host = Host(store)
-    host.load(LIB)
+    host.load(code)
     srv = Server(host, port=0)
     await srv.start()
-    yield srv
-    await srv.shutdown()
-    host.close()
-    await store.aclose()
+    try:
+        yield srv
+    finally:
+        await srv.shutdown()
+        host.close()
+        await store.aclose()
+
+
+def a_store(kind: str, backend: RedisServer) -> Store:
+    return EmbeddedStore() if kind == "embedded" else RemoteStore(backend.url)
+
+
+@pytest.fixture
+async def server(backend: RedisServer) -> AsyncIterator[Server]:
+    async with serving(RemoteStore(backend.url), LIB) as srv:
+        yield srv
 
 
 async def test_watch_multi_exec_through_jshost(server: Server, backend: RedisServer) -> None:
@@ -107,38 +122,27 @@ async def test_atomic_functions_under_load_through_the_server(
 ) -> None:
     """Clients pipelining INCRs and clients calling a two-step read-modify-write function on
     the same counter, all through jshost: the final count is exact on both stores."""
-    from jshost.store import EmbeddedStore
+    async with serving(a_store(kind, backend), RMW) as srv:
+        clients = [aioredis.Redis(port=srv.port) for _ in range(6)]
+        rounds = 200
+        try:
+            async def incrs(c: aioredis.Redis) -> None:
+                for _ in range(rounds // 20):
+                    async with c.pipeline(transaction=False) as pipe:
+                        for _ in range(20):
+                            pipe.incr("counter")
+                        await pipe.execute()
 
-    store = EmbeddedStore() if kind == "embedded" else RemoteStore(backend.url)
-    if kind == "redis":
-        await store.open_session().execute([b"FLUSHALL"])
-    host = Host(store)
-    host.load(RMW)
-    srv = Server(host, port=0)
-    await srv.start()
-    clients = [aioredis.Redis(port=srv.port) for _ in range(6)]
-    rounds = 200
-    try:
-        async def incrs(c: aioredis.Redis) -> None:
-            for _ in range(rounds // 20):
-                async with c.pipeline(transaction=False) as pipe:
-                    for _ in range(20):
-                        pipe.incr("counter")
-                    await pipe.execute()
+            async def bumps(c: aioredis.Redis) -> None:
+                for _ in range(rounds):
+                    await c.execute_command("RG.FCALL", "rmw", "bump", "1", "counter")
 
-        async def bumps(c: aioredis.Redis) -> None:
-            for _ in range(rounds):
-                await c.execute_command("RG.FCALL", "rmw", "bump", "1", "counter")
-
-        await asyncio.gather(*(incrs(c) for c in clients[:3]), *(bumps(c) for c in clients[3:]))
-        assert int(await clients[0].get("counter")) == 6 * rounds
-    finally:
-        for c in clients:
-            await c.aclose()
-        await srv.shutdown()
-        host.close()
-        await store.aclose()
-
+            await asyncio.gather(*(incrs(c) for c in clients[:3]),
+                                 *(bumps(c) for c in clients[3:]))
+            assert int(await clients[0].get("counter")) == 6 * rounds
+        finally:
+            for c in clients:
+                await c.aclose()
 
 
 async def test_jshost_credentials_for_the_backend_stay_hidden() -> None:
@@ -248,27 +252,20 @@ async def test_a_pipeline_waits_for_a_trigger_it_may_fire(backend: RedisServer) 
     the pipeline sees what the sync trigger wrote."""
     from tests.server_fixture import RawClient
 
-    store = RemoteStore(backend.url)
-    await store.open_session().execute([b"FLUSHALL"])
-    host = Host(store)
-    host.load("#!js api_version=1.0 name=trig\n"
-              "redis.register_notifications_consumer('copy', 'src:', (c, data) => {\n"
-              "  c.call('set', 'seen:' + data.key, c.call('get', data.key) ?? 'gone');\n"
-              "});")
-    await host.start_triggers()
-    srv = Server(host, port=0)
-    await srv.start()
-    raw = await RawClient.connect(srv.port)
-    try:
-        await raw.send_commands(*[c for i in range(20)
-                                  for c in (["SET", f"src:{i}", str(i)], ["GET", f"seen:src:{i}"])])
-        replies = await raw.replies(40)
-        assert replies[1::2] == [str(i).encode() for i in range(20)]
-    finally:
-        await raw.close()
-        await srv.shutdown()
-        host.close()
-        await store.aclose()
+    code = ("#!js api_version=1.0 name=trig\n"
+            "redis.register_notifications_consumer('copy', 'src:', (c, data) => {\n"
+            "  c.call('set', 'seen:' + data.key, c.call('get', data.key) ?? 'gone');\n"
+            "});")
+    async with serving(RemoteStore(backend.url), code) as srv:
+        await srv.ctx.host.start_triggers()
+        raw = await RawClient.connect(srv.port)
+        try:
+            await raw.send_commands(*[c for i in range(20) for c in (
+                ["SET", f"src:{i}", str(i)], ["GET", f"seen:src:{i}"])])
+            replies = await raw.replies(40)
+            assert replies[1::2] == [str(i).encode() for i in range(20)]
+        finally:
+            await raw.close()
 
 
 async def test_a_client_gone_with_pipelined_replies_due_harms_nobody(server: Server) -> None:
@@ -316,28 +313,16 @@ async def test_a_half_closed_client_gets_every_reply_then_the_connection_closes(
     """What a client sent before its EOF is all answered (pipelined commands and those that
     waited behind them), as Redis answers what it read, and then the connection is closed."""
     from jshost.resp import ReplyParser, encode_command
-    from jshost.store import EmbeddedStore
 
-    store = EmbeddedStore() if kind == "embedded" else RemoteStore(backend.url)
-    if kind == "redis":
-        await store.open_session().execute([b"FLUSHALL"])
-    host = Host(store)
-    host.load(LIB)
-    srv = Server(host, port=0)
-    await srv.start()
     commands = [[b"INCR", b"n"]] * 50 + [[b"RG.FCALL", b"lib", b"incr", b"1", b"n"],
                                          [b"GET", b"n"]]
-    try:
+    async with serving(a_store(kind, backend), LIB) as srv:
         reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
         writer.write(b"".join(encode_command(c) for c in commands))
         writer.write_eof()
         data = await asyncio.wait_for(reader.read(), 10)  # until the server closes
         writer.close()
-        parser = ReplyParser()
-        parser.feed(data)
-        replies = [parser.get_reply() for _ in commands]
-        assert replies == [*range(1, 52), b"51"]
-    finally:
-        await srv.shutdown()
-        host.close()
-        await store.aclose()
+    parser = ReplyParser()
+    parser.feed(data)
+    replies = [parser.get_reply() for _ in commands]
+    assert replies == [*range(1, 52), b"51"]

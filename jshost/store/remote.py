@@ -1140,6 +1140,12 @@ class RemoteSession(Session):
             await self.store._after_command(args)
         return raw
 
+    def _shared_suits(self, name: bytes, args: Sequence[bytes]) -> bool:
+        """Whether the shared connection can run `args` for this session: a stateless,
+        non-blocking command on the store's database."""
+        return not (name in _STATEFUL or self._db != self.store.db
+                    or self.store.is_blocking(args))
+
     def pipelinable(self, args: Sequence[bytes]) -> bool:
         """Whether `args` may be sent at once behind this session's commands still in flight,
         its reply taken in turn (`submit_pipelined`): a stateless, non-blocking command for the
@@ -1149,10 +1155,9 @@ class RemoteSession(Session):
         if self._conn is not None or self.closed or not args:
             return False
         name = args[0].lower()
-        store = self.store
-        if (name in _STATEFUL or name in _UNSUPPORTED or name == b"quit"
-                or self._db != store.db or store.is_blocking(args)):
+        if name in _UNSUPPORTED or name == b"quit" or not self._shared_suits(name, args):
             return False
+        store = self.store
         events, wants = store._events, store.keyspace_filter
         if events is None or events.closed or wants is None:
             return True
@@ -1195,9 +1200,7 @@ class RemoteSession(Session):
             return ErrorReply(ERR_UNSUPPORTED.format(name=name.decode("utf-8", "replace")))
         store = self.store
         conn = self._conn
-        if conn is None and not (
-            name in _STATEFUL or self._db != store.db or store.is_blocking(args)
-        ):
+        if conn is None and self._shared_suits(name, args):
             future = store._shared_connection(self._shared_index).submit(args, raw)
             self._last_shared = future
             return future
