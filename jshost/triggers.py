@@ -347,6 +347,7 @@ class RemoteTriggers:
         self.instance = uuid.uuid4().hex.encode()
         self.leader = False
         self._task: asyncio.Task[None] | None = None
+        self._starting: asyncio.Task[None] | None = None  # the first try for the lease
         self._leading: asyncio.Event | None = None
         self._closed = False
         triggers.active = False  # until this instance holds the lease
@@ -376,9 +377,16 @@ class RemoteTriggers:
 
     async def start(self) -> None:
         """Try for the lease now (raising `BackendError` if Redis refuses notifications), then
-        keep renewing it, or trying again, in the background."""
-        if self._task is not None or self._closed:
+        keep renewing it, or trying again, in the background. A start already under way (the
+        first trigger's load begins one) is awaited, not skipped: on return, this instance
+        leads or knows it does not."""
+        if self._closed:
             return
+        if self._starting is None or (self._starting.done() and self._task is None):
+            self._starting = asyncio.get_running_loop().create_task(self._first_tick())
+        await asyncio.shield(self._starting)
+
+    async def _first_tick(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
         try:
             await self._tick()

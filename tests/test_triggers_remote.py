@@ -129,6 +129,17 @@ async def test_sync_trigger_runs_before_the_reply(instances):
     assert stats(host, "stamp").num_success == 50
 
 
+async def test_start_triggers_waits_for_a_start_already_under_way(instances):
+    """Loading the first trigger begins a start in the background; `start_triggers` called
+    while it runs must return only once this instance leads, not at once."""
+    host = await instances.new(start=False)
+    host.load(KEYSPACE)  # schedules the background start
+    await asyncio.sleep(0)  # (lets it begin and wait on its connection: the interleaving tested)
+    await host.start_triggers()
+    assert host.store.keyspace_events_running
+    assert host.triggers.remote is not None and host.triggers.remote.leader
+
+
 async def test_events_data_and_muting(instances):
     host = await instances.new(KEYSPACE)
     s = host.store.open_session()
