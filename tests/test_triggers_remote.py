@@ -13,9 +13,8 @@ from jshost.host import Host
 from jshost.store import RemoteStore
 from jshost.store.remote import BackendError
 from jshost.streams import LEASE_KEY, POSITIONS_KEY
-from tests.redis_server import REDIS_SERVER, RedisServer
+from tests.redis_server import RedisServer
 
-pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not on PATH")
 
 KEYSPACE = r"""#!js api_version=1.0 name=lib
 redis.register_notifications_consumer('stamp', 'user:', (c, d) => {
@@ -35,8 +34,8 @@ redis.register_stream_consumer('c', 'st:', 1, %s, (c, d) => {
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as srv:
+def server(store_server: str) -> Iterator[RedisServer]:
+    with RedisServer(binary=store_server) as srv:
         yield srv
 
 
@@ -177,8 +176,8 @@ async def test_active_expiry_fires(instances):
     assert (await s.execute([b"LRANGE", b"log", b"0", b"-1"]))[-1] == b"expired k-ttl"
 
 
-async def test_config_set_refused_is_a_clear_error():
-    with RedisServer("--rename-command", "CONFIG", '""') as srv:
+async def test_config_set_refused_is_a_clear_error(store_server: str):
+    with RedisServer("--rename-command", "CONFIG", '""', binary=store_server) as srv:
         host = Host(RemoteStore(srv.url))
         try:
             host.load(KEYSPACE)
