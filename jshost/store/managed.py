@@ -33,6 +33,7 @@ import contextlib
 import fcntl
 import importlib.resources
 import importlib.util
+import itertools
 import logging
 import os
 import platform
@@ -420,7 +421,7 @@ class ManagedServer:
                 self._kill_orphan(run)
             LOG.warning("the store server exited (%s); restarting it",
                         _describe_status(run.server_status))
-            for attempt in range(10**9):
+            for attempt in itertools.count():
                 delay = RESTART_DELAYS[min(attempt, len(RESTART_DELAYS) - 1)]
                 if self._stopping.wait(delay):
                     return
@@ -451,6 +452,8 @@ class ManagedServer:
         if self._supervisor is not None:
             self._supervisor.join(STOP_TIMEOUT)
             self._supervisor = None
+        if self._run is not run and self._run is not None:  # a restart that was under way
+            self._run.stop()
         self._discard_private_dir()
         self._lock.release()
 
