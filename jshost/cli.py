@@ -26,6 +26,7 @@ from jshost import __version__
 from jshost.cli_client import COMMANDS
 from jshost.errors import CliErrors, ServerErrors
 from jshost.host import Host
+from jshost.persistence import DataFileError
 from jshost.server import Server, run, tune_gc_for_serving
 from jshost.settings import Settings, parse_size
 from jshost.store import EmbeddedStore, RemoteStore, Store
@@ -160,7 +161,7 @@ def serve(
 
     try:
         asyncio.run(serve_and_watch())
-    except BackendError as exc:
+    except (BackendError, DataFileError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         reason = exc.strerror or str(exc)

@@ -8,25 +8,26 @@
   it at once (`LibraryFollower`).
 - With the **embedded store and `--dir`** (`DirectoryArchive`), libraries are written to
   `<dir>/libraries.json` on every change, and the data to `<dir>/data.jsonl` on `SAVE` and on a
-  graceful shutdown (fakeredis' own `SAVE` writes nothing). Without `--dir` everything is in
-  memory only.
+  graceful shutdown (fakeredis' own `SAVE` writes nothing): JSON of typed values, never
+  pickles (`save_data`). Without `--dir` everything is in memory only.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from jshost.errors import Era
+from jshost.errors import DumpErrors, Era
 from jshost.replies import ErrorReply, Push
-from jshost.store import Session, Store
+from jshost.store import EmbeddedStore, Session, values
 
 if TYPE_CHECKING:
     from jshost.host import Host
@@ -188,61 +189,86 @@ class DirectoryArchive:
         return [SavedLibrary(**fields) for fields in self._read().values()]
 
 
-def save_data(store: Store, directory: Path) -> int:
-    """Snapshot every key of every database (DUMP + PTTL) to `<dir>/data.jsonl`; returns the
-    number of keys written."""
-    session = store.open_session()
-    lines: list[bytes] = []
-    try:
-        for db in range(DATABASES):
-            session.call([b"SELECT", str(db).encode()])
-            for key in _scan(session):
-                dump = session.call([b"DUMP", key])
-                if not isinstance(dump, bytes):
-                    continue  # expired meanwhile
-                ttl = session.call([b"PTTL", key])
-                lines.append(json.dumps({
-                    "db": db, "key": base64.b64encode(key).decode(),
-                    "dump": base64.b64encode(dump).decode(),
-                    "pttl": ttl if isinstance(ttl, int) and ttl > 0 else 0,
-                }).encode())
-    finally:
-        session.close()
-    _atomic_write(directory / "data.jsonl", b"\n".join(lines) + b"\n" if lines else b"")
-    return len(lines)
+#: The first line of a data file: what it is, and which version of it.
+DATA_HEADER = {"format": "jshost-data", "version": 2}
 
 
-def load_data(store: Store, directory: Path) -> int:
-    """Restore `<dir>/data.jsonl` into the store; returns the number of keys restored."""
+class DataFileError(ValueError):
+    """`<dir>/data.jsonl` cannot be read (`str()` says why and where); nothing was loaded."""
+
+
+def save_data(store: EmbeddedStore, directory: Path) -> int:
+    """Snapshot every key of every database to `<dir>/data.jsonl`: a header line, then one JSON
+    object per key (`jshost.store.values.to_json`, plus its database, key and expiry time in
+    unix seconds). Returns the number of keys written; keys of types with no such form (time series,
+    top-k, t-digest) are left out and logged."""
+    lines = [json.dumps(DATA_HEADER).encode()]
+    skipped: list[str] = []
+    for db, key, value, expiry in store.export_values():
+        if isinstance(value, str):
+            skipped.append(f"{key!r} (db {db}, {value})")
+            continue
+        entry = {"db": db, "key": base64.b64encode(key).decode(), "expire_at": expiry,
+                 **values.to_json(value)}
+        lines.append(json.dumps(entry).encode())
+    _atomic_write(directory / "data.jsonl", b"\n".join(lines) + b"\n")
+    if skipped:
+        log.warning("not saved to %s (no file format for their type): %s",
+                    directory / "data.jsonl", ", ".join(skipped))
+    return len(lines) - 1
+
+
+def load_data(store: EmbeddedStore, directory: Path) -> int:
+    """Restore `<dir>/data.jsonl` into the store; returns the number of keys restored. Raises
+    `DataFileError` (before storing anything) for a file it cannot read, and for the pickle
+    files older versions wrote, which it never reads (they could run code)."""
     path = directory / "data.jsonl"
     if not path.exists():
         return 0
-    session = store.open_session()
-    count = 0
+    entries = []
+    header_seen = False
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError as exc:
+            raise DataFileError(DumpErrors.DATA_FILE_BAD.format(
+                path=path, line=number, reason=exc)) from None
+        if isinstance(data, dict) and "dump" in data:
+            raise DataFileError(DumpErrors.DATA_FILE_PICKLE.format(path=path))
+        if not header_seen:
+            if data != DATA_HEADER:
+                raise DataFileError(DumpErrors.DATA_FILE_BAD.format(
+                    path=path, line=number, reason=f"expected the header {DATA_HEADER}"))
+            header_seen = True
+            continue
+        try:
+            entries.append(_data_entry(data))
+        except ValueError as exc:
+            raise DataFileError(DumpErrors.DATA_FILE_BAD.format(
+                path=path, line=number, reason=exc)) from None
+    for db, key, value, expiry in entries:
+        store.import_value(db, key, value, expiry)
+    return len(entries)
+
+
+def _data_entry(data: object) -> tuple[int, bytes, values.StoredValue, float | None]:
+    """One line of the data file, checked; `ValueError` says what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError("expected an object")
+    db, key, expiry = data.get("db"), data.get("key"), data.get("expire_at")
+    if type(db) is not int or not 0 <= db < DATABASES:
+        raise ValueError(f"bad database {db!r}")
+    if not isinstance(key, str):
+        raise ValueError("expected a key")
+    if expiry is not None and (type(expiry) not in (int, float) or not 0 <= expiry < 1e15):
+        raise ValueError(f"bad expiry time {expiry!r}")
     try:
-        for line in path.read_bytes().splitlines():
-            if not line.strip():
-                continue
-            entry = json.loads(line)
-            session.call([b"SELECT", str(entry["db"]).encode()])
-            reply = session.call([b"RESTORE", base64.b64decode(entry["key"]),
-                                  str(entry["pttl"]).encode(), base64.b64decode(entry["dump"]),
-                                  b"REPLACE"])
-            if isinstance(reply, ErrorReply):
-                raise RuntimeError(f"could not restore a key from {path}: {reply}")
-            count += 1
-    finally:
-        session.close()
-    return count
-
-
-def _scan(session: Session) -> Iterator[bytes]:
-    cursor = b"0"
-    while True:
-        cursor, keys = session.call([b"SCAN", cursor, b"COUNT", b"1000"])
-        yield from keys
-        if cursor == b"0":
-            return
+        raw_key = base64.b64decode(key, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"bad key: {exc}") from None
+    return db, raw_key, values.from_json(data), expiry
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -290,7 +316,7 @@ class Persistence:
             await self.follower.start()
             log.info("%d libraries loaded from Redis; following changes on %s", loaded,
                      CHANGES_CHANNEL.decode())
-        elif self.directory is not None:
+        elif self.directory is not None and isinstance(host.store, EmbeddedStore):
             self.directory.mkdir(parents=True, exist_ok=True)
             keys = load_data(host.store, self.directory)
             host.archive = DirectoryArchive(self.directory)
@@ -299,9 +325,10 @@ class Persistence:
 
     def save(self) -> int:
         """Snapshot the data (embedded store with a directory); returns the keys written."""
-        if self.directory is None:
+        store = self.host.store
+        if self.directory is None or not isinstance(store, EmbeddedStore):
             return 0
-        count = save_data(self.host.store, self.directory)
+        count = save_data(store, self.directory)
         log.info("saved %d keys to %s", count, self.directory / "data.jsonl")
         return count
 

@@ -177,3 +177,111 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.02)
+
+
+# --- the data file: JSON of typed values, never pickles (issue 12 item 1) -----------------------
+
+
+def _fill_every_type(store: EmbeddedStore) -> None:
+    from tests.test_dump_restore import FILL, words
+
+    session = store.open_session()
+    for command in FILL:
+        session.call(words(*command))
+    session.call(words("JSON.SET", "doc", "$", '{"a": [1, 2.5, null, true], "b": "x"}'))
+    session.call(words("HSET", "fieldttl", "f", "v", "g", "w"))
+    session.call(words("HEXPIRE", "fieldttl", "1000", "FIELDS", "1", "f"))
+    session.call(words("SELECT", "5"))
+    session.call(words("SET", "ttl", "v", "PX", "100000"))
+    session.close()
+
+
+def test_data_file_keeps_every_type(tmp_path: Path) -> None:
+    from tests.test_dump_restore import KEYS, snapshot, words
+
+    first = EmbeddedStore()
+    _fill_every_type(first)
+    saved = save_data(first, tmp_path)
+    assert saved == len(KEYS) + 3
+    second = EmbeddedStore()
+    assert load_data(second, tmp_path) == saved
+    a, b = first.open_session(), second.open_session()
+    for key in KEYS:
+        assert snapshot(lambda *w: b.call(words(*w)), key) == snapshot(
+            lambda *w: a.call(words(*w)), key), key
+    assert b.call(words("JSON.GET", "doc")) == a.call(words("JSON.GET", "doc"))
+    assert b.call(words("HGETALL", "fieldttl")) == {b"f": b"v", b"g": b"w"}
+    assert b.call(words("HPEXPIRETIME", "fieldttl", "FIELDS", "2", "f", "g")) == a.call(
+        words("HPEXPIRETIME", "fieldttl", "FIELDS", "2", "f", "g"))
+    for session in (a, b):
+        session.call(words("SELECT", "5"))
+    assert b.call(words("PEXPIRETIME", "ttl")) == a.call(words("PEXPIRETIME", "ttl"))  # absolute
+    assert b"pickle" not in (tmp_path / "data.jsonl").read_bytes()
+
+
+def test_old_pickle_data_file_is_refused_and_runs_nothing(tmp_path: Path) -> None:
+    import base64
+    import json
+
+    from jshost.errors import DumpErrors
+    from jshost.persistence import DataFileError
+    from tests.test_dump_restore import pickle_payload
+
+    marker = tmp_path / "pwned"
+    line = {"db": 0, "key": base64.b64encode(b"k").decode(),
+            "dump": base64.b64encode(pickle_payload(marker)).decode(), "pttl": 0}
+    (tmp_path / "data.jsonl").write_text(json.dumps(line) + "\n")
+    store = EmbeddedStore()
+    with pytest.raises(DataFileError) as info:
+        load_data(store, tmp_path)
+    assert str(info.value) == DumpErrors.DATA_FILE_PICKLE.format(path=tmp_path / "data.jsonl")
+    assert not marker.exists()
+    assert list(store.export_values()) == []
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    ('{"db": 0, "key": "aw==", "expire_at": null, "type": "list", "value": "aw=="}',
+     "expected a list"),
+    ('{"db": 99, "key": "aw==", "expire_at": null, "type": "string", "value": "aw=="}',
+     "bad database 99"),
+    ('{"db": 0, "key": "aw==", "expire_at": null, "type": "code", "value": "x"}',
+     "unknown value type 'code'"),
+    ('{"db": 0, "key": "aw==", "expire_at": null, "type": "stream", "value": {"entries": '
+     '[["2-0", ["Zg==", "dg=="]], ["1-0", ["Zg==", "dg=="]]], "last_id": "2-0", "entries_added": 2, '
+     '"max_deleted_id": "0-0", "groups": []}}', "stream entry ids must increase"),
+    ("not json", "Expecting value"),
+])
+def test_a_bad_data_file_is_refused_whole(tmp_path: Path, line: str, reason: str) -> None:
+    import json
+
+    from jshost.persistence import DATA_HEADER, DataFileError
+
+    good = '{"db": 0, "key": "Zw==", "expire_at": null, "type": "string", "value": "aw=="}'
+    (tmp_path / "data.jsonl").write_text(f"{json.dumps(DATA_HEADER)}\n{good}\n{line}\n")
+    store = EmbeddedStore()
+    with pytest.raises(DataFileError) as info:
+        load_data(store, tmp_path)
+    assert f"data.jsonl:3: not a value jshost wrote: {reason}" in str(info.value)
+    assert list(store.export_values()) == []  # nothing stored, the good line neither
+
+
+def test_serve_refuses_an_old_data_file_and_keeps_it(tmp_path: Path) -> None:
+    import base64
+    import json
+    import subprocess
+    import sys
+
+    from tests.test_dump_restore import pickle_payload
+
+    marker = tmp_path / "pwned"
+    line = {"db": 0, "key": "aw==", "dump": base64.b64encode(pickle_payload(marker)).decode(),
+            "pttl": 0}
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps(line) + "\n")
+    before = data.read_bytes()
+    done = subprocess.run([sys.executable, "-m", "jshost", "serve", "--port", "0", "--dir",
+                           str(tmp_path)], capture_output=True, timeout=60)
+    assert done.returncode != 0
+    assert b"held Python pickles" in done.stderr
+    assert not marker.exists()
+    assert data.read_bytes() == before  # not overwritten by a shutdown save
