@@ -30,8 +30,11 @@ from jshost.persistence import DataFileError
 from jshost.server import Server, run, tune_gc_for_serving
 from jshost.settings import Settings, parse_size
 from jshost.store import EmbeddedStore, RemoteStore, Store
-from jshost.store.remote import BackendError
+from jshost.store.remote import BackendError, RedisURL
 from jshost.watch import LibraryFolder
+
+#: The environment variable that can hold the backend password (kept out of `ps`).
+PASSWORD_ENV = "JSHOST_BACKEND_PASSWORD"
 
 
 @click.group()
@@ -60,14 +63,25 @@ def main() -> None:
     "overrides",
     multiple=True,
     metavar="NAME=VALUE",
-    help="A setting, e.g. --set lock-redis-timeout=1000 (after --config-file).",
+    help="A setting, e.g. --set lock-redis-timeout=1000 (after --config-file); jshost's own "
+    "admin-commands=yes lets clients send administrative commands to a --backend Redis.",
 )
 @click.option(
     "--backend",
     default=None,
     metavar="URL",
     help="A real Redis/Valkey as the store: redis://[[user]:password@]host[:port][/db] or "
-    "rediss://... Libraries are then kept in that Redis (as Redis functions).",
+    "rediss://... Libraries are then kept in that Redis (as Redis functions). A password in "
+    "the URL shows in `ps`: see --backend-password-file.",
+)
+@click.option(
+    "--backend-password-file",
+    "password_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the backend Redis password from this file (its first line) instead of the "
+    "--backend URL, where `ps` would show it. The environment variable "
+    f"{PASSWORD_ENV} works too.",
 )
 @click.option(
     "--dir",
@@ -107,6 +121,7 @@ def serve(
     config_file: Path | None,
     overrides: tuple[str, ...],
     backend: str | None,
+    password_file: Path | None,
     data_dir: Path | None,
     query_buffer_limit: str,
     load_dir: Path | None,
@@ -129,7 +144,7 @@ def serve(
         buffer_limit = parse_size(query_buffer_limit)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--client-query-buffer-limit") from None
-    store, store_label = _open_store(backend, data_dir)
+    store, store_label = _open_store(backend, data_dir, _backend_password(backend, password_file))
     try:
         host = Host(store, settings)
     except BackendError as exc:
@@ -170,17 +185,46 @@ def serve(
         ) from None
 
 
-def _open_store(backend: str | None, data_dir: Path | None) -> tuple[Store, str]:
+def _open_store(backend: str | None, data_dir: Path | None,
+                password: str | None) -> tuple[Store, str]:
     """The store to serve and its label for the startup line."""
     if backend is None:
         return EmbeddedStore(), "embedded" if data_dir is None else f"embedded, dir {data_dir}"
     if data_dir is not None:
         raise click.UsageError(ServerErrors.DIR_WITH_BACKEND)
     try:
-        store = RemoteStore(backend)
+        store = RemoteStore(backend, password=password)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     return store, f"redis at {store.url.address}/{store.db}"
+
+
+def _backend_password(backend: str | None, password_file: Path | None) -> str | None:
+    """The backend password given apart from the URL: from `--backend-password-file` (its
+    first line) or `JSHOST_BACKEND_PASSWORD`; None when neither is given. Giving it in two
+    places is refused (which one would win is a guess)."""
+    from_env = os.environ.get(PASSWORD_ENV)
+    if password_file is None and from_env is None:
+        return None
+    if backend is None:
+        raise click.UsageError(CliErrors.PASSWORD_WITHOUT_BACKEND)
+    if password_file is not None and from_env is not None:
+        raise click.UsageError(CliErrors.PASSWORD_TWICE.format(env=PASSWORD_ENV))
+    if password_file is not None:
+        try:
+            lines = password_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--backend-password-file") from None
+        password = lines[0] if lines else ""
+    else:
+        password = from_env or ""
+    try:
+        in_url = RedisURL.parse(backend).password is not None
+    except ValueError:
+        in_url = False  # the URL's own error comes next, from RemoteStore
+    if in_url:
+        raise click.UsageError(CliErrors.PASSWORD_TWICE.format(env=PASSWORD_ENV))
+    return password
 
 
 #: Environment variables that set settings: JSHOST_LOCK_REDIS_TIMEOUT=1000 sets
@@ -190,10 +234,10 @@ ENV_PREFIX = "JSHOST_"
 
 def _environment_settings() -> dict[str, str]:
     """Settings given as `JSHOST_<NAME>` environment variables (known setting names only)."""
-    from jshost.settings import SETTINGS
+    from jshost.settings import JSHOST_SETTINGS, SETTINGS
 
     values = {}
-    for spec in SETTINGS:
+    for spec in (*SETTINGS, *JSHOST_SETTINGS):
         text = os.environ.get(ENV_PREFIX + spec.name.upper().replace("-", "_"))
         if text is not None:
             values[spec.name] = text

@@ -717,6 +717,11 @@ class CliErrors:
     WATCH_WITHOUT_LOAD = "--watch needs --load DIR"
     UNBALANCED_QUOTES = "unbalanced quotes"
     LOAD_DIR_EMPTY = "no *.js file in {path}"
+    PASSWORD_WITHOUT_BACKEND = "a backend password is only for --backend"
+    PASSWORD_TWICE = (
+        "give the backend password once: in the --backend URL, in --backend-password-file, or "
+        "in {env}"
+    )
 
 
 class BackendErrors:
@@ -744,6 +749,10 @@ class BackendErrors:
         "configuration file), or allow jshost to run CONFIG SET"
     )
     ERR_EVENTS_LOST = "ERR jshost lost its keyspace notification connection: {reason}"
+    ERR_DEADLINE = (
+        "ERR jshost stopped waiting for the backend Redis: the function reached its time limit "
+        "(lock-redis-timeout) first; the command may still run on the backend"
+    )
 
 
 class ProtocolErrors:
@@ -867,6 +876,7 @@ class SecurityErrors:
         "ERR '{name}' to '{channel}': channels starting with 'jshost:' belong to jshost"
     )
     JSHOST_LIBRARY = (
-        "ERR '{name}' would change the Redis functions jshost keeps its libraries in (named "
-        "jshost_...): use RG.FUNCTION / TFUNCTION instead"
+        "ERR '{name}' would change the Redis functions that hold jshost's libraries (named "
+        "jshost_...): manage those with RG.FUNCTION / TFUNCTION, and delete other function "
+        "libraries one by one with FUNCTION DELETE"
     )

@@ -74,7 +74,7 @@ async def test_a_change_on_one_instance_reaches_the_other(server: RedisServer) -
         b.follow(name, saved)
         changed.set()
 
-    follower = LibraryFollower(b.archive, b.store.open_session(), apply)
+    follower = LibraryFollower(b.archive, b.store.open_session, apply, lambda: list(b.libraries))
     await follower.start()
     a.load(V1)
     await asyncio.wait_for(changed.wait(), 10)
@@ -87,9 +87,96 @@ async def test_a_change_on_one_instance_reaches_the_other(server: RedisServer) -
     a.delete("lib")
     await asyncio.wait_for(changed.wait(), 10)
     assert "lib" not in b.libraries
+    follower.stop()
     for h in (a, b):
         h.close()
         await h.store.aclose()
+
+
+@needs_redis
+async def test_the_follower_subscribes_again_and_reloads_after_client_kill(
+        server: RedisServer) -> None:
+    """Issue 12 item 9: `CLIENT KILL TYPE pubsub` on the backend cut the library subscription
+    for good. The follower must subscribe again, and reload what changed meanwhile."""
+    import redis.asyncio as aioredis
+
+    from tests.server_fixture import wait_until
+
+    a, b = remote_host(server.url), remote_host(server.url)
+    a.session(0).call([b"FUNCTION", b"FLUSH"])
+    a.load(V1)
+    b.restore(b.archive.load_all())
+    follower = LibraryFollower(b.archive, b.store.open_session, b.follow,
+                               lambda: list(b.libraries))
+    await follower.start()
+    direct = aioredis.Redis(port=server.port)
+
+    async def subscribed() -> bool:
+        (_, count), = (await direct.pubsub_numsub("jshost:libraries"))
+        return count == 1
+
+    try:
+        await wait_until(subscribed, what="the first subscription")
+        assert await direct.client_kill_filter(_type="pubsub") >= 1
+        a.load(V2, replace=True)  # announced while nobody here listens
+        a.load(TF, era="tf")
+        await wait_until(lambda: _resolved("tflib" in b.libraries), what="the reload")
+        assert await b.fcall("lib", "v") == 2
+        await wait_until(subscribed, what="the new subscription")
+        a.delete("tflib")  # and the new subscription delivers again
+        await wait_until(lambda: _resolved("tflib" not in b.libraries), what="the delete")
+    finally:
+        await direct.aclose()
+        follower.stop()
+        for h in (a, b):
+            h.close()
+            await h.store.aclose()
+
+
+async def _resolved(value: bool) -> bool:
+    return value
+
+
+@needs_redis
+async def test_tampered_stored_libraries_are_skipped(server: RedisServer,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 12 item 7: a Lua library named jshost_... with a malformed payload crashed the next
+    start (TypeError, ValueError); now each bad entry is logged and skipped."""
+    import base64
+    import json
+
+    from jshost.persistence import redis_library_name
+
+    host = remote_host(server.url)
+    session = host.session(0)
+    session.call([b"FUNCTION", b"FLUSH"])
+    host.load(V1)
+
+    def plant(lua_name: str, payload: object) -> None:
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        encoded = base64.b64encode(text.encode()).decode()
+        code = (f"#!lua name={lua_name}\nlocal payload = '{encoded}'\n"
+                f"redis.register_function{{function_name='{lua_name}', "
+                "callback=function() return payload end, flags={'no-writes'}}\n")
+        assert session.call([b"FUNCTION", b"LOAD", code.encode()]) == lua_name.encode()
+
+    good = {"name": "zz", "era": "rg", "code": V1.replace("name=lib", "name=zz"),
+            "config_text": None}
+    plant("jshost_zz", {"evil": 1})  # unknown field: the TypeError of the issue
+    plant("jshost_aa", {**good, "era": "xx"})  # bad era: the ValueError of the issue
+    plant("jshost_bb", "not json")
+    plant("jshost_cc", good)  # a valid library, kept under another library's name
+    plant(redis_library_name("yy"), {**good, "name": "yy"})  # code declares zz
+    plant(redis_library_name("ww"), {**good, "name": "ww", "code": 7})
+    with caplog.at_level("WARNING", logger="jshost.persistence"):
+        assert [lib.name for lib in host.archive.load_all()] == ["lib"]
+    skipped = [r.getMessage() for r in caplog.records if "skipping the stored library" in
+               r.getMessage()]
+    assert len(skipped) == 6
+    assert host.archive.load_one("yy") is None
+    session.call([b"FUNCTION", b"FLUSH"])
+    host.close()
+    await host.store.aclose()
 
 
 async def test_directory_keeps_libraries_and_data(tmp_path: Path) -> None:
