@@ -78,6 +78,7 @@ class Guard:
         self.ctx = ctx
         self.table = ctx.table
         self.remote = not ctx.store_in_process
+        self._internal = self.table.check_internal
         self._rules: dict[bytes, Check] = {}
         if self.remote:
             self._rules = {
@@ -90,13 +91,15 @@ class Guard:
             }
 
     def check(self, argv: list[bytes]) -> str | None:
-        """The error text if `argv` must not run, else None."""
-        rule = self._rules.get(argv[0].lower())
-        if rule is not None:
-            problem = rule(argv)
-            if problem is not None:
-                return problem
-        return self.table.check_internal(argv)
+        """The error text if `argv` must not run, else None (asked of every command)."""
+        rules = self._rules
+        if rules:
+            rule = rules.get(argv[0].lower())
+            if rule is not None:
+                problem = rule(argv)
+                if problem is not None:
+                    return problem
+        return self._internal(argv)
 
     # -- settings ------------------------------------------------------------------------------
 

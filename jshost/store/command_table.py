@@ -493,8 +493,11 @@ class CommandTable:
         """The refusal for a command that would write a key, or publish on a channel, whose
         name starts with `jshost:` (jshost's own: its trigger lease, stream positions, library
         change and fence channels); None for any other command, and for reads."""
-        if not any(arg.startswith(INTERNAL_PREFIX) for arg in args[1:]):
-            return None  # the common case, kept cheap: it is asked of every command
+        for arg in args[1:]:  # the common case, kept cheap: it is asked of every command
+            if arg.startswith(INTERNAL_PREFIX):
+                break
+        else:
+            return None
         name = args[0].lower()
         if name in _PUBLISHES:
             if len(args) > 1 and args[1].startswith(INTERNAL_PREFIX):
