@@ -435,7 +435,7 @@ class RemoteTriggers:
         ms = str(self.lease_ms).encode()
         try:
             (held,) = store.round_trip([[b"EVAL", _ACQUIRE, b"1", LEASE_KEY, self.instance, ms]])
-        except Exception as exc:  # noqa: BLE001 - a leader counts it as lost
+        except Exception as exc:  # a leader counts it as lost
             if not self.leader:
                 raise
             log.warning("could not renew the trigger lease: %s", exc)

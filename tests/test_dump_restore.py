@@ -17,8 +17,7 @@ import pytest
 
 from jshost.errors import DumpErrors
 from jshost.replies import ErrorReply
-from jshost.store import EmbeddedStore
-from jshost.store import rdb
+from jshost.store import EmbeddedStore, rdb
 from tests.redis_server import REDIS_SERVER, RedisServer
 
 needs_redis = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not on PATH")
@@ -154,14 +153,14 @@ def filled(session: Any) -> Any:
 
 @pytest.mark.parametrize("key", KEYS)
 def test_every_type_survives_dump_and_restore(filled: Any, key: str) -> None:
-    call = lambda *a: filled.call(words(*a))  # noqa: E731
+    call = lambda *a: filled.call(words(*a))
     payload = call("DUMP", key)
     assert call("RESTORE", key + ":copy", "0", payload) == b"OK"
     assert snapshot(call, key + ":copy") == snapshot(call, key)
 
 
 def test_restore_options_and_errors_follow_redis(filled: Any) -> None:
-    call = lambda *a: filled.call(words(*a))  # noqa: E731
+    call = lambda *a: filled.call(words(*a))
     payload = call("DUMP", "string")
     assert call("RESTORE", "string", "0", payload) == ErrorReply(DumpErrors.BUSYKEY)
     assert call("RESTORE", "new", "-1", payload) == ErrorReply(DumpErrors.INVALID_TTL)
@@ -184,7 +183,7 @@ def test_restore_options_and_errors_follow_redis(filled: Any) -> None:
 
 
 def test_values_the_rdb_cannot_carry_get_clear_errors(session: Any) -> None:
-    call = lambda *a: session.call(words(*a))  # noqa: E731
+    call = lambda *a: session.call(words(*a))
     call("JSON.SET", "doc", "$", '{"a": 1}')
     assert call("DUMP", "doc") == ErrorReply(DumpErrors.UNSUPPORTED_TYPE.format(kind="ReJSON-RL"))
     call("HSET", "h", "f", "v")
@@ -201,7 +200,7 @@ def test_values_the_rdb_cannot_carry_get_clear_errors(session: Any) -> None:
 def test_broken_payloads_never_crash_the_store(filled: Any) -> None:
     """Truncated and bit-flipped payloads (with a valid checksum, so the parser sees them):
     every one is stored or refused with Redis' error, never an internal error."""
-    call = lambda *a: filled.call(words(*a))  # noqa: E731
+    call = lambda *a: filled.call(words(*a))
     rng = random.Random(12)
     known = {DumpErrors.BAD_DATA, DumpErrors.VERSION_OR_CHECKSUM,
              *(DumpErrors.UNSUPPORTED_TYPE.format(kind=k) for k in ("module value", "zipmap hash"))}
@@ -242,7 +241,7 @@ def test_payloads_go_both_ways_with_redis(filled: Any, redis_client: Any, key: s
     redis_client.flushall()
     for command in FILL:
         redis_client.execute_command(*command)
-    ours = lambda *a: filled.call(words(*a))  # noqa: E731
+    ours = lambda *a: filled.call(words(*a))
     theirs = redis_client.execute_command
     # Redis' payload (its listpacks, intsets, LZF strings) restored by the embedded store ...
     assert ours("RESTORE", key + ":r", "0", theirs("DUMP", key)) == b"OK"
@@ -264,7 +263,7 @@ def test_long_and_big_values_from_redis(session: Any, redis_client: Any) -> None
     redis_client.zadd("scores", {f"m{i}": i / 7 for i in range(500)})
     for i in range(300):
         redis_client.xadd("events", {"n": str(i), "pad": "p" * (i % 50)})
-    call = lambda *a: session.call(words(*a))  # noqa: E731
+    call = lambda *a: session.call(words(*a))
     for key in ("text", "long", "ints", "wide", "scores", "events"):
         assert call("RESTORE", key, "0", redis_client.execute_command("DUMP", key)) == b"OK"
         assert snapshot(call, key) == snapshot(redis_client.execute_command, key), key

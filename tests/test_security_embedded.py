@@ -162,3 +162,26 @@ async def test_libraries_cannot_write_jshost_keys(client: aioredis.Redis, functi
 async def test_libraries_can_read_jshost_keys(server: Server, client: aioredis.Redis) -> None:
     server.host.session(0).call([b"SET", LEASE.encode(), b"x"])  # as jshost would
     assert await client.execute_command("RG.FCALL", "lib", "get", "1", LEASE) == b"x"
+
+
+def test_the_fakeredis_commands_jshost_replaces_are_still_where_it_replaces_them() -> None:
+    """The embedded store overrides fakeredis' methods by name (and DUMP/RESTORE, Lua by command
+    name): if fakeredis renames them, the holes would silently come back. fakeredis is pinned;
+    this fails loudly when an upgrade moves them."""
+    from fakeredis._commands import SUPPORTED_COMMANDS
+
+    from jshost.store.embedded import _LUA_COMMANDS, _Socket
+
+    for command, method in [("acl setuser", "acl_setuser"), ("acl deluser", "acl_deluser"),
+                            ("acl save", "acl_save"), ("acl load", "acl_load"),
+                            ("config set", "config_set"), ("dump", "dump"),
+                            ("restore", "restore")]:
+        assert SUPPORTED_COMMANDS[command].func_name == method, command
+    for method in ("acl_setuser", "acl_deluser", "acl_save", "acl_load", "config_set"):
+        assert method in vars(_Socket), method
+    scripting = {name.partition(" ")[0] for name in SUPPORTED_COMMANDS
+                 if SUPPORTED_COMMANDS[name].func_name in (
+                     "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")
+                 or name.startswith(("script ", "function "))}
+    assert scripting <= _LUA_COMMANDS  # (empty when lupa is not installed)
+    assert {"eval", "evalsha", "script", "function", "fcall"} <= _LUA_COMMANDS

@@ -85,7 +85,7 @@ from fakeredis._core._database import CommandItem, Database, Item
 from fakeredis._helpers import NoResponse, SimpleError, SimpleString, compile_pattern
 from fakeredis._msgs import FLAG_NO_SCRIPT, WRONGTYPE_MSG
 from fakeredis._socket import FakeSocket
-from fakeredis.model import XStream, get_all_commands_info
+from fakeredis.model import ExpiringMembersSet, Hash, XStream, get_all_commands_info
 
 from jshost.errors import (
     CONFIG_IMMUTABLE,
@@ -1121,7 +1121,10 @@ class EmbeddedStore(Store):
         `export_values` gives it. An expiry already past stores nothing."""
         if expiry is not None and expiry <= time.time():
             return
-        item = Item(from_stored(value))
+        stored = from_stored(value)
+        if isinstance(stored, (Hash, ExpiringMembersSet)) and not len(stored):
+            return  # every member's own time to live has passed meanwhile
+        item = Item(stored)
         item.expireat = expiry
         self.server.dbs[db][key] = item
         self._expiry_dirty = True

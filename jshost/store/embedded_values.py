@@ -27,6 +27,7 @@ from jshost.store.values import (
     StoredValue,
     StreamConsumer,
     StreamGroup,
+    StreamId,
     StreamPending,
     StreamValue,
     StringValue,
@@ -58,7 +59,7 @@ def to_stored(value: Any) -> StoredValue:
         expiries = {m: when for m, when in value._values.items() if when is not None and m in live}
         return SetValue(sorted(live), expiries)
     if isinstance(value, Hash):
-        fields = value.items()
+        fields = list(value.items())
         expiries = {f: when for f, when in value._expirations.items() if f in value}
         return HashValue(fields, expiries)
     if isinstance(value, ZSet):
@@ -100,21 +101,25 @@ def from_stored(value: StoredValue) -> Any:
     return value.document
 
 
+def _id(key: StreamEntryKey) -> StreamId:
+    return key.ts, key.seq
+
+
 def _stream(stream: XStream) -> StreamValue:
     groups = []
     for group in stream._groups.values():
         consumers = [StreamConsumer(name, info.last_attempt, info.last_success)
                      for name, info in group.consumers.items()]
-        pending = [StreamPending(tuple(entry_id), pel.consumer_name, pel.time_read,
+        pending = [StreamPending(_id(entry_id), pel.consumer_name, pel.time_read,
                                  pel.times_delivered)
                    for entry_id, pel in sorted(group.pel.items())]
-        groups.append(StreamGroup(group.name, tuple(group.last_delivered_key),
+        groups.append(StreamGroup(group.name, _id(group.last_delivered_key),
                                   group.entries_read, consumers, pending))
     return StreamValue(
-        entries=[(tuple(i), list(stream._values_dict[i])) for i in stream._ids],
-        last_id=tuple(stream._last_id),
+        entries=[(_id(i), list(stream._values_dict[i])) for i in stream._ids],
+        last_id=_id(stream._last_id),
         entries_added=stream._entries_added,
-        max_deleted_id=tuple(stream._max_deleted_id),
+        max_deleted_id=_id(stream._max_deleted_id),
         groups=groups,
     )
 
@@ -129,7 +134,7 @@ def _xstream(value: StreamValue) -> XStream:
     stream._max_deleted_id = StreamEntryKey(*value.max_deleted_id)
     for group in value.groups:
         stream.group_add(group.name, StreamEntryKey(*group.last_id), group.entries_read)
-        target = stream.group_get(group.name)
+        target = stream._groups[group.name]
         for consumer in group.consumers:
             info = StreamConsumerInfo(consumer.name)
             info.last_attempt, info.last_success = consumer.seen_time, consumer.active_time

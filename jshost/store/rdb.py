@@ -23,7 +23,7 @@ import math
 import struct
 from collections.abc import Callable, Iterator
 
-import anycrc
+import anycrc  # type: ignore[import-untyped]
 
 from jshost.errors import DumpErrors
 from jshost.store.values import (
@@ -208,7 +208,7 @@ def _listpack(elements: list[bytes | int]) -> bytes:
         body += entry
         body += _lp_backlen(len(entry))
     total = 6 + len(body) + 1
-    count = len(elements) if len(elements) < 0xFFFF else 0xFFFF
+    count = min(len(elements), 0xFFFF)  # 0xFFFF: "unknown", counted when read
     return struct.pack("<IH", total, count) + bytes(body) + b"\xff"
 
 
