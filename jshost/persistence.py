@@ -219,12 +219,15 @@ class LibraryFollower:
         self._stopped = False
 
     async def start(self) -> None:
-        """Subscribe; if that fails, keep trying in the background."""
+        """Subscribe, then catch up with what changed before the subscription took effect; if
+        subscribing fails, keep trying in the background."""
         try:
             await self._subscribe()
         except Exception as exc:  # noqa: BLE001 - the reconnection loop takes over
             log.warning("could not subscribe to %s: %s", CHANGES_CHANNEL.decode(), exc)
             self._reconnect_later()
+            return
+        self.resync()
 
     def stop(self) -> None:
         self._stopped = True

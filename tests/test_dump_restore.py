@@ -267,3 +267,17 @@ def test_long_and_big_values_from_redis(session: Any, redis_client: Any) -> None
     for key in ("text", "long", "ints", "wide", "scores", "events"):
         assert call("RESTORE", key, "0", redis_client.execute_command("DUMP", key)) == b"OK"
         assert snapshot(call, key) == snapshot(redis_client.execute_command, key), key
+
+
+def test_lzf_decompression_checks_what_it_is_given() -> None:
+    # "abcabcabc": a literal "abc", then a back reference of 6 bytes, 3 back (overlapping).
+    assert rdb.lzf_decompress(b"\x02abc\x80\x02", 9) == b"abcabcabc"
+    for data, size in [
+        (b"\x02abc\x80\x05", 9),  # refers before the start
+        (b"\x02abc\xe0\xff\x02", 9),  # would write 264 bytes into 9: refused before it does
+        (b"\x05abc", 6),  # a literal run cut short
+        (b"\x02abc\x80", 9),  # a back reference cut short
+        (b"\x02abc", 4),  # shorter than announced
+    ]:
+        with pytest.raises(rdb.RdbError):
+            rdb.lzf_decompress(data, size)

@@ -634,37 +634,32 @@ def intset(blob: bytes) -> list[int]:
 
 
 def lzf_decompress(data: bytes, size: int) -> bytes:
-    """LZF (lzf_d.c), as Redis compresses long strings; the result must be `size` bytes."""
+    """LZF (lzf_d.c), as Redis compresses long strings; the result must be `size` bytes. (A
+    loop step per literal run or back reference: the hot path of restoring long strings.)"""
     out = bytearray()
     pos, end = 0, len(data)
     while pos < end:
         ctrl = data[pos]
-        pos += 1
-        if ctrl < 32:  # a literal run of ctrl + 1 bytes
-            run = ctrl + 1
-            if pos + run > end:
-                raise RdbError(DumpErrors.BAD_DATA)
-            out += data[pos:pos + run]
-            pos += run
-        else:  # a back reference
-            length = ctrl >> 5
-            if length == 7:
-                length += data[pos]
-                pos += 1
-            offset = ((ctrl & 0x1F) << 8 | data[pos]) + 1
+        if ctrl < 32:  # a literal run of ctrl + 1 bytes (no longer than the input: no check)
+            following = pos + ctrl + 2
+            out += data[pos + 1:following]
+            pos = following
+            continue
+        length = ctrl >> 5  # a back reference
+        if length == 7:
             pos += 1
-            length += 2
-            start = len(out) - offset
-            if start < 0:
-                raise RdbError(DumpErrors.BAD_DATA)
-            if offset >= length:
-                out += out[start:start + length]
-            else:  # overlapping: the last `offset` bytes repeat
-                pattern = out[start:]
-                out += (pattern * (length // offset + 1))[:length]
-        if len(out) > size:
+            length += data[pos] if pos < end else size  # (cut short: refused below)
+        offset = ((ctrl & 0x1F) << 8 | (data[pos + 1] if pos + 1 < end else 0)) + 1
+        pos += 2
+        length += 2
+        start = len(out) - offset
+        if start < 0 or pos > end or len(out) + length > size:  # (a reference amplifies)
             raise RdbError(DumpErrors.BAD_DATA)
-    if len(out) != size:
+        if offset >= length:
+            out += out[start:start + length]
+        else:  # overlapping: the last `offset` bytes repeat
+            out += (out[start:] * (length // offset + 1))[:length]
+    if pos != end or len(out) != size:
         raise RdbError(DumpErrors.BAD_DATA)
     return bytes(out)
 
