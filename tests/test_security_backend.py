@@ -347,3 +347,26 @@ def test_backend_password_given_twice_is_refused(tmp_path: Path) -> None:
          "--backend", "redis://:b@127.0.0.1:1", "--backend-password-file", str(secret)],
         check=False, capture_output=True, timeout=60)
     assert done.returncode == 2 and b"give the backend password once" in done.stderr
+
+
+@pytest.mark.parametrize("first_line", [
+    "#!lua name=plain", '#!lua name="quoted"', "#!lua NAME='single'", '#!lua name="\\x6ahex"',
+    '#!lua "name=whole"', "#!lua   name=spaced  ", '#!lua name="esc\\x5f_d"',
+    '#!lua name="open', "#!lua na'me'=x", "#!lua name=a name=b", '#!lua name="x"y',
+    "#!lua name=tab\tafter",
+])
+def test_library_names_are_read_as_redis_reads_them(direct: redis.Redis,
+                                                    first_line: str) -> None:
+    """The guard must see the name Redis will give (quotes, escapes, case), or a client could
+    slip a jshost_ library past it."""
+    from jshost.commands.guard import library_name
+
+    code = f"{first_line}\nredis.register_function('f{abs(hash(first_line))}', " \
+           "function() return 1 end)"
+    try:
+        named: bytes | None = direct.function_load(code)
+    except redis.ResponseError:
+        named = None
+    if named is not None:
+        named = named if isinstance(named, bytes) else named.encode()
+    assert library_name(code.encode()) == named

@@ -182,16 +182,17 @@ class Guard:
 
 def library_name(code: bytes) -> bytes | None:
     """The library name FUNCTION LOAD would give `code`, read as Redis reads it
-    (`functionExtractLibMetaData`: the first line, split by `sdssplitargs`, its `name=` part,
-    any case); None when Redis would refuse the code anyway."""
+    (`functionExtractLibMetaData`: the first line, split by `sdssplitargs`, one `name=` part,
+    any case, and nothing else); None when Redis would refuse the code anyway."""
     end = code.find(b"\n")
     if not code.startswith(b"#!") or end < 0:
         return None
-    parts = split_args(code[:end])
-    for part in (parts or [])[1:]:
-        if part[:5].lower() == b"name=":
-            return part[5:]
-    return None
+    name = None
+    for part in (split_args(code[:end]) or [b""])[1:]:
+        if part[:5].lower() != b"name=" or name is not None:
+            return None  # Redis: "Invalid metadata value" / "name ... given multiple times"
+        name = part[5:]
+    return name
 
 
 def split_args(line: bytes) -> list[bytes] | None:
