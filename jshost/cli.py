@@ -26,6 +26,7 @@ from jshost import __version__
 from jshost.cli_client import COMMANDS
 from jshost.errors import CliErrors, ManagedStoreErrors, ServerErrors
 from jshost.host import Host
+from jshost.persistence import DataFileError
 from jshost.server import Server, run, tune_gc_for_serving
 from jshost.settings import Settings, parse_size
 from jshost.store import EmbeddedStore, RemoteStore, Store
@@ -35,8 +36,11 @@ from jshost.store.managed import (
     check_embedded_directory,
     parse_settings,
 )
-from jshost.store.remote import BackendError
+from jshost.store.remote import BackendError, RedisURL
 from jshost.watch import LibraryFolder
+
+#: The environment variable that can hold the backend password (kept out of `ps`).
+PASSWORD_ENV = "JSHOST_BACKEND_PASSWORD"
 
 
 @click.group()
@@ -65,7 +69,8 @@ def main() -> None:
     "overrides",
     multiple=True,
     metavar="NAME=VALUE",
-    help="A setting, e.g. --set lock-redis-timeout=1000 (after --config-file).",
+    help="A setting, e.g. --set lock-redis-timeout=1000 (after --config-file); jshost's own "
+    "admin-commands=yes lets clients send administrative commands to a --backend Redis.",
 )
 @click.option(
     "--store",
@@ -84,7 +89,17 @@ def main() -> None:
     metavar="URL",
     help="A Redis/Valkey you run as the store: redis://[[user]:password@]host[:port][/db], "
     "rediss://... (TLS) or unix:///path/to/redis.sock[?db=N]. Libraries are then kept in that "
-    "Redis (as Redis functions).",
+    "Redis (as Redis functions). A password in the URL shows in `ps`: see "
+    "--backend-password-file.",
+)
+@click.option(
+    "--backend-password-file",
+    "password_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the backend Redis password from this file (its first line) instead of the "
+    "--backend URL, where `ps` would show it. The environment variable "
+    f"{PASSWORD_ENV} works too.",
 )
 @click.option(
     "--dir",
@@ -141,6 +156,7 @@ def serve(
     overrides: tuple[str, ...],
     store_kind: str | None,
     backend: str | None,
+    password_file: Path | None,
     data_dir: Path | None,
     store_config: tuple[str, ...],
     store_binary: Path | None,
@@ -167,9 +183,12 @@ def serve(
         raise click.BadParameter(str(exc), param_hint="--client-query-buffer-limit") from None
     managed = _managed_store(store_kind, backend, data_dir, store_config, store_binary)
     if managed is None:
+        password = _backend_password(backend, password_file)
         _serve(bind, port, requirepass, settings, backend, data_dir, buffer_limit, load_dir,
-               watch)
+               watch, password=password)
         return
+    if password_file is not None:
+        raise click.UsageError(CliErrors.PASSWORD_WITHOUT_BACKEND)
     try:
         managed.start()
     except ManagedStoreError as exc:
@@ -222,9 +241,10 @@ def _serve(
     load_dir: Path | None,
     watch: bool,
     label: str | None = None,
+    password: str | None = None,
 ) -> None:
     """Serve on the store `backend` names (the embedded one when None) until shut down."""
-    store, store_label = _open_store(backend, data_dir)
+    store, store_label = _open_store(backend, data_dir, password)
     store_label = label or store_label
     try:
         host = Host(store, settings)
@@ -257,7 +277,7 @@ def _serve(
 
     try:
         asyncio.run(serve_and_watch())
-    except BackendError as exc:
+    except (BackendError, DataFileError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
@@ -266,17 +286,46 @@ def _serve(
         ) from None
 
 
-def _open_store(backend: str | None, data_dir: Path | None) -> tuple[Store, str]:
+def _open_store(backend: str | None, data_dir: Path | None,
+                password: str | None) -> tuple[Store, str]:
     """The store to serve and its label for the startup line."""
     if backend is None:
         return EmbeddedStore(), "embedded" if data_dir is None else f"embedded, dir {data_dir}"
     if data_dir is not None:
         raise click.UsageError(ServerErrors.DIR_WITH_BACKEND)
     try:
-        store = RemoteStore(backend)
+        store = RemoteStore(backend, password=password)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     return store, f"redis at {store.url.address} db {store.db}"
+
+
+def _backend_password(backend: str | None, password_file: Path | None) -> str | None:
+    """The backend password given apart from the URL: from `--backend-password-file` (its
+    first line) or `JSHOST_BACKEND_PASSWORD`; None when neither is given. Giving it in two
+    places is refused (which one would win is a guess)."""
+    from_env = os.environ.get(PASSWORD_ENV)
+    if password_file is None and from_env is None:
+        return None
+    if backend is None:
+        raise click.UsageError(CliErrors.PASSWORD_WITHOUT_BACKEND)
+    if password_file is not None and from_env is not None:
+        raise click.UsageError(CliErrors.PASSWORD_TWICE.format(env=PASSWORD_ENV))
+    if password_file is not None:
+        try:
+            lines = password_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--backend-password-file") from None
+        password = lines[0] if lines else ""
+    else:
+        password = from_env or ""
+    try:
+        in_url = RedisURL.parse(backend).password is not None
+    except ValueError:
+        in_url = False  # the URL's own error comes next, from RemoteStore
+    if in_url:
+        raise click.UsageError(CliErrors.PASSWORD_TWICE.format(env=PASSWORD_ENV))
+    return password
 
 
 #: Environment variables that set settings: JSHOST_LOCK_REDIS_TIMEOUT=1000 sets
@@ -286,10 +335,10 @@ ENV_PREFIX = "JSHOST_"
 
 def _environment_settings() -> dict[str, str]:
     """Settings given as `JSHOST_<NAME>` environment variables (known setting names only)."""
-    from jshost.settings import SETTINGS
+    from jshost.settings import JSHOST_SETTINGS, SETTINGS
 
     values = {}
-    for spec in SETTINGS:
+    for spec in (*SETTINGS, *JSHOST_SETTINGS):
         text = os.environ.get(ENV_PREFIX + spec.name.upper().replace("-", "_"))
         if text is not None:
             values[spec.name] = text

@@ -718,6 +718,11 @@ class CliErrors:
     WATCH_WITHOUT_LOAD = "--watch needs --load DIR"
     UNBALANCED_QUOTES = "unbalanced quotes"
     LOAD_DIR_EMPTY = "no *.js file in {path}"
+    PASSWORD_WITHOUT_BACKEND = "a backend password is only for --backend"
+    PASSWORD_TWICE = (
+        "give the backend password once: in the --backend URL, in --backend-password-file, or "
+        "in {env}"
+    )
 
 
 class BackendErrors:
@@ -745,6 +750,10 @@ class BackendErrors:
         "configuration file), or allow jshost to run CONFIG SET"
     )
     ERR_EVENTS_LOST = "ERR jshost lost its keyspace notification connection: {reason}"
+    ERR_DEADLINE = (
+        "ERR jshost stopped waiting for the backend Redis: the function reached its time limit "
+        "(lock-redis-timeout) first; the command may still run on the backend"
+    )
 
 
 class ManagedStoreErrors:
@@ -764,7 +773,7 @@ class ManagedStoreErrors:
     )
     EMBEDDED_FILES = (
         "{dir} holds the embedded store's files ({files}); --store valkey does not import them "
-        "(their data is in fakeredis's own format). Serve that directory with the embedded store "
+        "(jshost does not convert them). Serve that directory with the embedded store "
         "(leave out --store valkey), or give --store valkey a new directory and load the "
         "libraries again"
     )
@@ -833,3 +842,77 @@ class StoreErrors:
     SESSION_CLOSED = "ERR the session is closed"
     UNBLOCKED = "UNBLOCKED client unblocked via CLIENT UNBLOCK"  # Redis 7.2 blocked.c
     UNSUPPORTED_REPLY = "unsupported reply type {name}"
+
+
+class DumpErrors:
+    """DUMP / RESTORE on the embedded store (`jshost.store.rdb`) and its data file
+    (`jshost.persistence`). Redis 7.2's texts (cluster.c) where Redis has one."""
+
+    VERSION_OR_CHECKSUM = "ERR DUMP payload version or checksum are wrong"
+    BAD_DATA = "ERR Bad data format"
+    BUSYKEY = "BUSYKEY Target key name already exists."
+    INVALID_TTL = "ERR Invalid TTL value, must be >= 0"
+    INVALID_IDLETIME = "ERR Invalid IDLETIME value, must be >= 0"
+    INVALID_FREQ = "ERR Invalid FREQ value, must be >= 0 and <= 255"
+    NOT_INTEGER = "ERR value is not an integer or out of range"
+    UNSUPPORTED_TYPE = (
+        "ERR jshost's embedded store cannot DUMP or RESTORE a value of type {kind}: Redis' RDB "
+        "encoding of it is not supported"
+    )
+    MEMBER_TTL = (
+        "ERR jshost's embedded store cannot DUMP a hash or set whose members have their own "
+        "time to live: Redis 7.2's RDB encoding has no place for it"
+    )
+    # The data file (<dir>/data.jsonl); ValueError texts, shown when `jshost serve` stops.
+    DATA_FILE_PICKLE = (
+        "{path} was written by an older jshost, whose data file held Python pickles: reading "
+        "one can run any code, so jshost no longer reads them. Move the file away to start "
+        "with an empty store; to keep its data, serve the directory with the jshost that wrote "
+        "it and copy the keys into this one with a client"
+    )
+    DATA_FILE_BAD = "{path}:{line}: not a value jshost wrote: {reason}"
+
+
+class SecurityErrors:
+    """Commands jshost refuses because they would let a client (or a library) do what only the
+    operator may (docs/security.md lists them). jshost's own wording, except where Redis 7 has
+    a text for the same refusal."""
+
+    CONFIG_PROTECTED = "can't set protected config"  # Redis 7 config.c, with config_set_failed
+    EMBEDDED_NO_LUA = (
+        "ERR Lua scripts do not run on jshost's embedded store (its Lua would not be "
+        "sandboxed): use jshost --backend with a real Redis to run them"
+    )
+    EMBEDDED_ACL = (
+        "ERR ACL {sub} is not available on jshost's embedded store: it has one user, default, "
+        "whose password is jshost's --requirepass"
+    )
+    ADMIN_COMMAND = (
+        "ERR jshost does not pass '{name}' to the backend Redis: it is an administrative "
+        "command (the operator can allow these with the setting admin-commands yes)"
+    )
+    DEBUG_COMMAND = (
+        "ERR jshost does not pass 'debug {sub}' to the backend Redis: only DEBUG RELOAD, "
+        "LOADAOF and PROTOCOL pass, with the setting enable-debug-command yes (any DEBUG with "
+        "admin-commands yes)"
+    )
+    PROTECTED_CONFIG = (
+        "ERR jshost does not pass 'config set {name}' to the backend Redis: it names a file or "
+        "a server the backend would use (the operator can allow it with admin-commands yes)"
+    )
+    NOTIFY_CONFIG = (
+        "ERR jshost's triggers need notify-keyspace-events to include {needed} on the backend "
+        "Redis; 'config set notify-keyspace-events {value}' would remove it"
+    )
+    INTERNAL_KEY = (
+        "ERR '{name}' would write '{key}': keys starting with 'jshost:' belong to jshost (its "
+        "trigger lease and stream positions); reading them is allowed"
+    )
+    INTERNAL_CHANNEL = (
+        "ERR '{name}' to '{channel}': channels starting with 'jshost:' belong to jshost"
+    )
+    JSHOST_LIBRARY = (
+        "ERR '{name}' would change the Redis functions that hold jshost's libraries (named "
+        "jshost_...): manage those with RG.FUNCTION / TFUNCTION, and delete other function "
+        "libraries one by one with FUNCTION DELETE"
+    )

@@ -8,25 +8,29 @@
   it at once (`LibraryFollower`).
 - With the **embedded store and `--dir`** (`DirectoryArchive`), libraries are written to
   `<dir>/libraries.json` on every change, and the data to `<dir>/data.jsonl` on `SAVE` and on a
-  graceful shutdown (fakeredis' own `SAVE` writes nothing). Without `--dir` everything is in
-  memory only.
+  graceful shutdown (fakeredis' own `SAVE` writes nothing): JSON of typed values, never
+  pickles (`save_data`). Without `--dir` everything is in memory only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import binascii
+import itertools
 import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from jshost.errors import Era
+from jshost.errors import DumpErrors, Era, ReplyError
+from jshost.prologue import parse_prologue
 from jshost.replies import ErrorReply, Push
-from jshost.store import Session, Store
+from jshost.store import EmbeddedStore, Session, values
 
 if TYPE_CHECKING:
     from jshost.host import Host
@@ -53,7 +57,39 @@ class SavedLibrary:
 
     @classmethod
     def from_json(cls, text: str) -> SavedLibrary:
-        return cls(**json.loads(text))
+        return cls.from_fields(json.loads(text))
+
+    @classmethod
+    def from_fields(cls, fields: object) -> SavedLibrary:
+        """A library from its stored fields, every one checked (stored libraries may have been
+        written by someone else): `ValueError` says what is wrong."""
+        if not isinstance(fields, dict):
+            raise ValueError("not an object")
+        unknown = set(fields) - _SAVED_FIELDS
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}")
+        name, era, code = fields.get("name"), fields.get("era"), fields.get("code")
+        config_text, user = fields.get("config_text"), fields.get("user", "default")
+        if not isinstance(name, str) or not name:
+            raise ValueError("no library name")
+        if era not in ("rg", "tf"):
+            raise ValueError(f"unknown era {era!r}")
+        if not isinstance(code, str):
+            raise ValueError("no code")
+        if config_text is not None and not isinstance(config_text, str):
+            raise ValueError("the configuration is not text")
+        if not isinstance(user, str):
+            raise ValueError("the user is not text")
+        try:
+            declared = parse_prologue(code, era).name
+        except ReplyError as exc:
+            raise ValueError(f"its code does not load: {exc.text}") from None
+        if declared != name:
+            raise ValueError(f"it is kept as {name!r} but its code declares {declared!r}")
+        return cls(name, era, code, config_text, user)
+
+
+_SAVED_FIELDS = frozenset(("name", "era", "code", "config_text", "user"))
 
 
 class LibraryArchive(Protocol):
@@ -108,53 +144,157 @@ class RedisArchive:
         self.session.call([b"PUBLISH", CHANGES_CHANNEL, name.encode("utf-8")])
 
     def load_all(self) -> list[SavedLibrary]:
+        """Every library kept in Redis; an entry that is not one jshost wrote is logged and
+        skipped (anyone with access to the Redis can write functions named `jshost_...`)."""
         reply = self._check(self.session.call(
             [b"FUNCTION", b"LIST", b"LIBRARYNAME", LIBRARY_PREFIX.encode() + b"*", b"WITHCODE"]),
             "list libraries")
-        return [lib for lib in map(_saved_from_function_entry, reply) if lib is not None]
+        return [lib for lib in map(_checked_entry, reply) if lib is not None]
 
     def load_one(self, name: str) -> SavedLibrary | None:
-        """The saved library `name`, or None if it is not (or no longer) kept."""
-        target = redis_library_name(name).encode()
+        """The saved library `name`, or None if it is not (or no longer, or not validly) kept."""
+        target = redis_library_name(name)
         reply = self._check(self.session.call(
-            [b"FUNCTION", b"LIST", b"LIBRARYNAME", target, b"WITHCODE"]), "list libraries")
-        for lib in map(_saved_from_function_entry, reply):
-            if lib is not None and redis_library_name(lib.name).encode() == target:
+            [b"FUNCTION", b"LIST", b"LIBRARYNAME", target.encode(), b"WITHCODE"]),
+            "list libraries")
+        for lib in map(_checked_entry, reply):
+            if lib is not None and redis_library_name(lib.name) == target:
                 return lib
         return None
 
 
-def _saved_from_function_entry(entry: Any) -> SavedLibrary | None:
-    fields = entry if isinstance(entry, dict) else dict(zip(entry[::2], entry[1::2]))
+def _checked_entry(entry: Any) -> SavedLibrary | None:
+    """The library in one FUNCTION LIST entry, or None (logged) when it is not valid."""
+    try:
+        fields = entry if isinstance(entry, dict) else dict(zip(entry[::2], entry[1::2]))
+        lua_name = bytes(fields.get(b"library_name") or b"").decode("utf-8", "replace")
+    except (TypeError, ValueError):
+        fields, lua_name = {}, "?"
+    try:
+        lib = _saved_from_function_entry(fields)
+    except ValueError as exc:
+        log.warning("skipping the stored library %s: not one jshost wrote (%s)", lua_name, exc)
+        return None
+    if redis_library_name(lib.name) != lua_name:
+        log.warning("skipping the stored library %s: it holds library %r, which belongs in %s",
+                    lua_name, lib.name, redis_library_name(lib.name))
+        return None
+    return lib
+
+
+def _saved_from_function_entry(fields: dict[Any, Any]) -> SavedLibrary:
     code = fields.get(b"library_code") or b""
     match = _PAYLOAD.search(bytes(code))
     if match is None:
-        return None
-    return SavedLibrary.from_json(base64.b64decode(match.group(1)).decode("utf-8"))
+        raise ValueError("no payload")
+    try:
+        text = base64.b64decode(match.group(1), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ValueError(f"bad payload: {exc}") from None
+    return SavedLibrary.from_json(text)
 
 
 class LibraryFollower:
     """Keeps this instance's libraries in step with the others in front of the same Redis:
     a message on `jshost:libraries` names a library that changed; it is loaded again (upgrade
-    semantics: if the new code fails here, the old library keeps serving) or deleted."""
+    semantics: if the new code fails here, the old library keeps serving) or deleted.
 
-    def __init__(self, archive: RedisArchive, subscriber: Session,
-                 apply: Callable[[str, SavedLibrary | None], None]) -> None:
+    The subscription is a connection of its own, which the backend may drop (a restart,
+    `CLIENT KILL TYPE pubsub`, a timeout). Then the follower subscribes again, retrying with a
+    growing delay, and once subscribed reloads every library from Redis (`resync`): whatever
+    changed meanwhile was announced to nobody here."""
+
+    #: Seconds between attempts to subscribe again (the last one repeats).
+    RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+    def __init__(self, archive: RedisArchive, open_session: Callable[[], Session],
+                 apply: Callable[[str, SavedLibrary | None], None],
+                 loaded: Callable[[], Iterable[str]]) -> None:
         self.archive = archive
-        self.subscriber = subscriber
+        self.open_session = open_session
         self.apply = apply
+        self.loaded = loaded  # the names of the libraries this instance has now
+        self.subscriber: Session | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     async def start(self) -> None:
-        self.subscriber.on_push = self._on_push
-        await self.subscriber.execute([b"SUBSCRIBE", CHANGES_CHANNEL])
+        """Subscribe, then catch up with what changed before the subscription took effect; if
+        subscribing fails, keep trying in the background."""
+        try:
+            await self._subscribe()
+        except Exception as exc:  # noqa: BLE001 - the reconnection loop takes over
+            log.warning("could not subscribe to %s: %s", CHANGES_CHANNEL.decode(), exc)
+            self._reconnect_later()
+            return
+        self.resync()
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._task is not None:
+            self._task.cancel()
+        if self.subscriber is not None:
+            self.subscriber.close()
+
+    def resync(self) -> None:
+        """Apply what Redis holds now: every stored library, and the deletion of the ones this
+        instance has that Redis no longer holds."""
+        stored = {lib.name: lib for lib in self.archive.load_all()}
+        for name, lib in stored.items():
+            self._apply(name, lib)
+        for name in set(self.loaded()) - stored.keys():
+            self._apply(name, None)
+
+    async def _subscribe(self) -> None:
+        subscriber = self.open_session()
+        subscriber.on_push = self._on_push
+        reply = await subscriber.execute([b"SUBSCRIBE", CHANGES_CHANNEL])
+        if isinstance(reply, ErrorReply) or subscriber.closed:
+            subscriber.close()
+            raise RuntimeError(str(reply) if isinstance(reply, ErrorReply) else "closed")
+        self.subscriber = subscriber
+        when_closed = getattr(subscriber, "when_closed", None)
+        if when_closed is not None:
+            when_closed(self._on_closed)
+
+    def _on_closed(self) -> None:
+        if not self._stopped:
+            log.warning("lost the subscription to %s: subscribing again",
+                        CHANGES_CHANNEL.decode())
+            self._reconnect_later()
+
+    def _reconnect_later(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        for attempt in itertools.count():
+            await asyncio.sleep(self.RETRY_DELAYS[min(attempt, len(self.RETRY_DELAYS) - 1)])
+            if self._stopped:
+                return
+            try:
+                await self._subscribe()
+                self.resync()
+            except Exception as exc:  # noqa: BLE001 - tried again after a while
+                log.warning("subscribing to %s again failed: %s", CHANGES_CHANNEL.decode(), exc)
+                continue
+            log.info("subscribed to %s again; libraries reloaded from Redis",
+                     CHANGES_CHANNEL.decode())
+            return
 
     def _on_push(self, push: Push) -> None:
         if len(push) == 3 and push[0] == b"message" and push[1] == CHANGES_CHANNEL:
             name = bytes(push[2]).decode("utf-8", "replace")
             try:
-                self.apply(name, self.archive.load_one(name))
+                self._apply(name, self.archive.load_one(name))
             except Exception:  # one bad update must not stop following the others
                 log.exception("could not follow a change of library %s", name)
+
+    def _apply(self, name: str, lib: SavedLibrary | None) -> None:
+        try:
+            self.apply(name, lib)
+        except Exception:  # one library must not stop the others
+            log.exception("could not follow a change of library %s", name)
 
 
 # --- embedded store with --dir ------------------------------------------------------------------
@@ -185,64 +325,96 @@ class DirectoryArchive:
             self._write(libs)
 
     def load_all(self) -> list[SavedLibrary]:
-        return [SavedLibrary(**fields) for fields in self._read().values()]
+        """Every library in the file; an entry that is not valid is logged and skipped."""
+        libs = []
+        for name, fields in self._read().items():
+            try:
+                libs.append(SavedLibrary.from_fields(fields))
+            except ValueError as exc:
+                log.warning("skipping library %r of %s: %s", name, self.path, exc)
+        return libs
 
 
-def save_data(store: Store, directory: Path) -> int:
-    """Snapshot every key of every database (DUMP + PTTL) to `<dir>/data.jsonl`; returns the
-    number of keys written."""
-    session = store.open_session()
-    lines: list[bytes] = []
-    try:
-        for db in range(DATABASES):
-            session.call([b"SELECT", str(db).encode()])
-            for key in _scan(session):
-                dump = session.call([b"DUMP", key])
-                if not isinstance(dump, bytes):
-                    continue  # expired meanwhile
-                ttl = session.call([b"PTTL", key])
-                lines.append(json.dumps({
-                    "db": db, "key": base64.b64encode(key).decode(),
-                    "dump": base64.b64encode(dump).decode(),
-                    "pttl": ttl if isinstance(ttl, int) and ttl > 0 else 0,
-                }).encode())
-    finally:
-        session.close()
-    _atomic_write(directory / "data.jsonl", b"\n".join(lines) + b"\n" if lines else b"")
-    return len(lines)
+#: The first line of a data file: what it is, and which version of it.
+DATA_HEADER = {"format": "jshost-data", "version": 2}
 
 
-def load_data(store: Store, directory: Path) -> int:
-    """Restore `<dir>/data.jsonl` into the store; returns the number of keys restored."""
+class DataFileError(ValueError):
+    """`<dir>/data.jsonl` cannot be read (`str()` says why and where); nothing was loaded."""
+
+
+def save_data(store: EmbeddedStore, directory: Path) -> int:
+    """Snapshot every key of every database to `<dir>/data.jsonl`: a header line, then one JSON
+    object per key (`jshost.store.values.to_json`, plus its database, key and expiry time in
+    unix seconds). Returns the number of keys written; keys of types with no such form (time series,
+    top-k, t-digest) are left out and logged."""
+    lines = [json.dumps(DATA_HEADER).encode()]
+    skipped: list[str] = []
+    for db, key, value, expiry in store.export_values():
+        if isinstance(value, str):
+            skipped.append(f"{key!r} (db {db}, {value})")
+            continue
+        entry = {"db": db, "key": base64.b64encode(key).decode(), "expire_at": expiry,
+                 **values.to_json(value)}
+        lines.append(json.dumps(entry).encode())
+    _atomic_write(directory / "data.jsonl", b"\n".join(lines) + b"\n")
+    if skipped:
+        log.warning("not saved to %s (no file format for their type): %s",
+                    directory / "data.jsonl", ", ".join(skipped))
+    return len(lines) - 1
+
+
+def load_data(store: EmbeddedStore, directory: Path) -> int:
+    """Restore `<dir>/data.jsonl` into the store; returns the number of keys restored. Raises
+    `DataFileError` (before storing anything) for a file it cannot read, and for the pickle
+    files older versions wrote, which it never reads (they could run code)."""
     path = directory / "data.jsonl"
     if not path.exists():
         return 0
-    session = store.open_session()
-    count = 0
+    entries = []
+    header_seen = False
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError as exc:
+            raise DataFileError(DumpErrors.DATA_FILE_BAD.format(
+                path=path, line=number, reason=exc)) from None
+        if isinstance(data, dict) and "dump" in data:
+            raise DataFileError(DumpErrors.DATA_FILE_PICKLE.format(path=path))
+        if not header_seen:
+            if data != DATA_HEADER:
+                raise DataFileError(DumpErrors.DATA_FILE_BAD.format(
+                    path=path, line=number, reason=f"expected the header {DATA_HEADER}"))
+            header_seen = True
+            continue
+        try:
+            entries.append(_data_entry(data))
+        except ValueError as exc:
+            raise DataFileError(DumpErrors.DATA_FILE_BAD.format(
+                path=path, line=number, reason=exc)) from None
+    for db, key, value, expiry in entries:
+        store.import_value(db, key, value, expiry)
+    return len(entries)
+
+
+def _data_entry(data: object) -> tuple[int, bytes, values.StoredValue, float | None]:
+    """One line of the data file, checked; `ValueError` says what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError("expected an object")
+    db, key, expiry = data.get("db"), data.get("key"), data.get("expire_at")
+    if type(db) is not int or not 0 <= db < DATABASES:
+        raise ValueError(f"bad database {db!r}")
+    if not isinstance(key, str):
+        raise ValueError("expected a key")
+    if expiry is not None and (type(expiry) not in (int, float) or not 0 <= expiry < 1e15):
+        raise ValueError(f"bad expiry time {expiry!r}")
     try:
-        for line in path.read_bytes().splitlines():
-            if not line.strip():
-                continue
-            entry = json.loads(line)
-            session.call([b"SELECT", str(entry["db"]).encode()])
-            reply = session.call([b"RESTORE", base64.b64decode(entry["key"]),
-                                  str(entry["pttl"]).encode(), base64.b64decode(entry["dump"]),
-                                  b"REPLACE"])
-            if isinstance(reply, ErrorReply):
-                raise RuntimeError(f"could not restore a key from {path}: {reply}")
-            count += 1
-    finally:
-        session.close()
-    return count
-
-
-def _scan(session: Session) -> Iterator[bytes]:
-    cursor = b"0"
-    while True:
-        cursor, keys = session.call([b"SCAN", cursor, b"COUNT", b"1000"])
-        yield from keys
-        if cursor == b"0":
-            return
+        raw_key = base64.b64decode(key, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"bad key: {exc}") from None
+    return db, raw_key, values.from_json(data), expiry
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -286,11 +458,12 @@ class Persistence:
             archive = RedisArchive(host.session(0))
             host.archive = archive
             loaded = host.restore(archive.load_all())
-            self.follower = LibraryFollower(archive, host.store.open_session(), host.follow)
+            self.follower = LibraryFollower(archive, host.store.open_session, host.follow,
+                                            lambda: list(host.libraries))
             await self.follower.start()
             log.info("%d libraries loaded from Redis; following changes on %s", loaded,
                      CHANGES_CHANNEL.decode())
-        elif self.directory is not None:
+        elif self.directory is not None and isinstance(host.store, EmbeddedStore):
             self.directory.mkdir(parents=True, exist_ok=True)
             keys = load_data(host.store, self.directory)
             host.archive = DirectoryArchive(self.directory)
@@ -299,14 +472,15 @@ class Persistence:
 
     def save(self) -> int:
         """Snapshot the data (embedded store with a directory); returns the keys written."""
-        if self.directory is None:
+        store = self.host.store
+        if self.directory is None or not isinstance(store, EmbeddedStore):
             return 0
-        count = save_data(self.host.store, self.directory)
+        count = save_data(store, self.directory)
         log.info("saved %d keys to %s", count, self.directory / "data.jsonl")
         return count
 
     async def stop(self) -> None:
         """At a graceful shutdown: a last snapshot."""
         if self.follower is not None:
-            self.follower.subscriber.close()
+            self.follower.stop()
         self.save()

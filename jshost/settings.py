@@ -22,6 +22,7 @@ from jshost.errors import ReplyError
 PREFIX = "redisgears_2."
 
 SettingKind = Literal["int", "bytes", "ms", "enum", "bool", "string"]
+SettingEra = Literal["both", "rg", "tf", "jshost"]
 SettingValue = int | bool | str
 
 _MB = 10**6
@@ -50,7 +51,7 @@ class SettingSpec:
     """One row of the §9 table."""
 
     name: str
-    era: Literal["both", "rg", "tf"]
+    era: SettingEra
     kind: SettingKind
     default: SettingValue
     minimum: int | None = None
@@ -112,6 +113,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
 
 _BY_FULL_NAME: Mapping[str, SettingSpec] = {spec.full_name.lower(): spec for spec in SETTINGS}
 
+#: jshost's own settings (era "jshost"): given at start-up like the others (`--set`, the config
+#: file, `JSHOST_<NAME>`), read by jshost, and not part of `CONFIG GET` / `CONFIG SET`.
+JSHOST_SETTINGS: tuple[SettingSpec, ...] = (
+    # Let clients send administrative commands to a backend Redis (docs/security.md).
+    SettingSpec("admin-commands", "jshost", "bool", False),
+)
+_JSHOST_BY_NAME: Mapping[str, SettingSpec] = {spec.name: spec for spec in JSHOST_SETTINGS}
+
 
 def parse_size(text: str) -> int:
     """Redis `memtoull`: digits and an optional unit (k=1000, kb=1024, m, mb, g, gb, b).
@@ -159,11 +168,13 @@ class Settings:
     def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
         """Start from the defaults, apply start-up `overrides` (short or full names, any case;
         immutable settings included), then run the tf start-up checks. Raises `ValueError`."""
-        self._values: dict[str, SettingValue] = {spec.name: spec.default for spec in SETTINGS}
+        self._values: dict[str, SettingValue] = {
+            spec.name: spec.default for spec in (*SETTINGS, *JSHOST_SETTINGS)}
         #: Counts the changes: who derives values from settings recomputes them when it moves.
         self.version = 0
         for name, text in (overrides or {}).items():
-            spec = _lookup(name if name.lower().startswith(PREFIX) else PREFIX + name)
+            spec = _JSHOST_BY_NAME.get(name.lower()) or _lookup(
+                name if name.lower().startswith(PREFIX) else PREFIX + name)
             if spec is None:
                 raise ValueError(errors.unknown_setting(name))
             try:

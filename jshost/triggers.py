@@ -306,12 +306,21 @@ def _finish(stats: KeyspaceStats, started: float, error: RecordedError | None) -
 
 # --- remote store: keyspace notifications and the trigger lease ------------------------------------
 
-#: Renew the lease if it is still ours (compare and expire), or take it again if it is gone
-#: (FLUSHALL took it, say): 1 if this instance holds it now.
-_RENEW = (b"local holder = redis.call('get', KEYS[1]) "
-          b"if holder == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end "
-          b"if not holder then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
-          b"return 0")
+#: Take or renew the lease, atomically (Lua): 1 if this instance (ARGV[1]) holds it now (renewed
+#: for ARGV[2] ms), 2 if it was taken over from a stale holder, 0 if another jshost holds it. A
+#: holder is live only if the key is a string of 32 hex digits (a jshost instance id) with a
+#: time to live: a value without one, or of another form or type, was not written by a jshost
+#: and would otherwise stop triggers on every instance for good.
+_ACQUIRE = (b"local key, me, ms = KEYS[1], ARGV[1], ARGV[2] "
+            b"local kind = redis.call('type', key)['ok'] "
+            b"if kind == 'none' then redis.call('set', key, me, 'PX', ms) return 1 end "
+            b"if kind == 'string' then "
+            b"local holder = redis.call('get', key) "
+            b"if holder == me then redis.call('pexpire', key, ms) return 1 end "
+            b"if redis.call('pttl', key) > 0 and string.len(holder) == 32 "
+            b"and not string.find(holder, '[^0-9a-f]') then return 0 end "
+            b"end "
+            b"redis.call('set', key, me, 'PX', ms) return 2")
 #: Give the lease up if it is still ours.
 _RELEASE = (b"if redis.call('get', KEYS[1]) == ARGV[1] then "
             b"return redis.call('del', KEYS[1]) else return 0 end")
@@ -353,6 +362,9 @@ class RemoteTriggers:
         triggers.active = False  # until this instance holds the lease
         self.store.keyspace_filter = self.wants_command
         self.store.sections_tagged = self.has_keyspace_triggers
+        # (Not a trigger matter, but this is where the host wires its remote store: a JS
+        # call's waits for the backend end with the call's time limit.)
+        self.store.section_limit = lambda: host.lock_deadline
 
     def has_keyspace_triggers(self) -> bool:
         """Whether any library has a keyspace trigger (else JS writes need no muting)."""
@@ -421,21 +433,33 @@ class RemoteTriggers:
     async def _tick(self) -> None:
         store = self.store
         ms = str(self.lease_ms).encode()
-        if self.leader:
-            try:
-                (renewed,) = store.round_trip(
-                    [[b"EVAL", _RENEW, b"1", LEASE_KEY, self.instance, ms]])
-            except Exception as exc:  # noqa: BLE001 - counts as lost
-                log.warning("could not renew the trigger lease: %s", exc)
-                renewed = 0
-            if renewed != 1:
+        try:
+            (held,) = store.round_trip([[b"EVAL", _ACQUIRE, b"1", LEASE_KEY, self.instance, ms]])
+        except Exception as exc:  # a leader counts it as lost
+            if not self.leader:
+                raise
+            log.warning("could not renew the trigger lease: %s", exc)
+            held = 0
+        if held == 2:
+            log.warning("the trigger lease %s held a value no jshost wrote (no time to live, or "
+                        "not an instance id): this jshost (%s) took it over",
+                        LEASE_KEY.decode(), self.instance.decode())
+        if held not in (1, 2):
+            if self.leader:
                 self._lose("the trigger lease was lost")
-            elif not store.keyspace_events_running:  # the event connection dropped
-                await self._lead()
             return
-        (taken,) = store.round_trip([[b"SET", LEASE_KEY, self.instance, b"NX", b"PX", ms]])
-        if taken == b"OK":
+        if not self.leader or not store.keyspace_events_running:  # (the event connection dropped)
             await self._lead()
+        else:
+            self._assert_notifications()
+
+    def _assert_notifications(self) -> None:
+        """While leading, put back notify-keyspace-events if someone took out what triggers need
+        (logged by `RemoteStore.ensure_notifications`)."""
+        try:
+            self.store.ensure_notifications()
+        except Exception as exc:  # noqa: BLE001 - tried again on the next round
+            log.error("triggers need keyspace notifications: %s", exc)
 
     async def _lead(self) -> None:
         try:
@@ -481,3 +505,4 @@ class RemoteTriggers:
         self.store.stop_keyspace_events()
         self.store.keyspace_filter = None
         self.store.sections_tagged = None
+        self.store.section_limit = None

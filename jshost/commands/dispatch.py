@@ -11,6 +11,8 @@ when the client must wait). The checks follow Redis 7.2 `processCommand`:
 3. inside MULTI, a `no_multi` command (SHUTDOWN, SAVE, ...) is refused;
 4. a RESP2 client in pub/sub mode may only run the (P|S)(UN)SUBSCRIBE family, PING, QUIT and
    RESET;
+4b. jshost's own refusals (`guard.Guard`: writes to `jshost:` keys, administrative commands
+   sent to a backend Redis, ...; docs/security.md), in the place of Redis' ACL check;
 5. inside MULTI every command but EXEC, DISCARD, MULTI, WATCH, QUIT and RESET is queued
    (``+QUEUED``). A refusal in steps 1-4 while queueing makes EXEC answer EXECABORT.
 
@@ -36,6 +38,7 @@ from jshost.commands import (
     store_cmds,
     transactions,
 )
+from jshost.commands.guard import Guard
 from jshost.connection import RawReply
 from jshost.errors import ReplyError, ServerErrors
 from jshost.replies import ErrorReply
@@ -118,6 +121,7 @@ class Dispatcher:
         self.table = ctx.table
         self.handlers: dict[bytes, Handler] = dict(handlers or default_handlers())
         self._forward = store_cmds.Forwarder(ctx)
+        self._guard = Guard(ctx)
         # Top-level commands by lower-case name (jshost's own included), for `dispatch`.
         self._commands = {c.name.encode(): c for c in self.table.commands(host_commands=True)}
         ctx.dispatcher = self
@@ -139,6 +143,9 @@ class Dispatcher:
             return self._reject(client, ServerErrors.NOT_ALLOWED_IN_MULTI)
         if client.subscribed and client.protocol == 2 and name not in _PUBSUB_ALLOWED:
             return self._reject(client, ServerErrors.pubsub_context(info.name))
+        refused = self._guard.check(argv)
+        if refused is not None:
+            return self._reject(client, refused)
         if queue:
             multi.append(argv)  # type: ignore[union-attr]
             return QUEUED

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from jshost.errors import CommandErrors
+from jshost.errors import CommandErrors, SecurityErrors
 from jshost.replies import SetReply, Status
 
 # Error texts (exact Redis 7.2 wording, as RM_Call returns them): one home, jshost/errors.py.
@@ -487,7 +487,45 @@ class CommandTable:
             return ERR_NOSCRIPT.format(fullname=info.name)
         if no_writes and "write" in info.flags:
             return ERR_NO_WRITES.format(fullname=info.name)
+        return self.check_internal(args)
+
+    def check_internal(self, args: Sequence[bytes]) -> str | None:
+        """The refusal for a command that would write a key, or publish on a channel, whose
+        name starts with `jshost:` (jshost's own: its trigger lease, stream positions, library
+        change and fence channels); None for any other command, and for reads."""
+        for arg in args[1:]:  # the common case, kept cheap: it is asked of every command
+            if arg.startswith(INTERNAL_PREFIX):
+                break
+        else:
+            return None
+        name = args[0].lower()
+        if name in _PUBLISHES:
+            if len(args) > 1 and args[1].startswith(INTERNAL_PREFIX):
+                return SecurityErrors.INTERNAL_CHANNEL.format(name=name.decode(),
+                                                              channel=_text(args[1]))
+            return None
+        info = self.lookup(args)
+        if info is None:
+            return None
+        for key in self._written_keys(info, args):
+            if key.startswith(INTERNAL_PREFIX):
+                return SecurityErrors.INTERNAL_KEY.format(name=info.name, key=_text(key))
         return None
+
+    @staticmethod
+    def _written_keys(info: CommandInfo, args: Sequence[bytes]) -> list[bytes]:
+        """The keys `args` may change: those of its write key specs (RW, OW, RM), or every key
+        of a `write` command that has no key specs."""
+        if info.key_specs:
+            positions = [i for spec in info.key_specs if spec.flags & _WRITE_KEY_FLAGS
+                         for i in spec.positions(args)]
+        elif "write" in info.flags:
+            positions = info.key_positions(args)
+        else:
+            positions = []
+        if info.name == "sort":  # its STORE key has an "incomplete" spec
+            positions += _sort_store_position(args)
+        return [args[i] for i in positions if i < len(args)]
 
     def arity_error(self, args: Sequence[bytes]) -> str:
         """The wrong-arity error naming the command's full name (`config|get`)."""
@@ -527,6 +565,12 @@ class CommandTable:
         if name in _STREAM_READS:
             return _has_block_option(args)
         return True
+
+
+#: Keys and channels jshost keeps for itself: clients and libraries may read them, not write them.
+INTERNAL_PREFIX = b"jshost:"
+_WRITE_KEY_FLAGS = frozenset(("RW", "OW", "RM"))
+_PUBLISHES = frozenset((b"publish", b"spublish"))
 
 
 def _sort_store_position(args: Sequence[bytes]) -> list[int]:

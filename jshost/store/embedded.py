@@ -12,7 +12,15 @@ test `test_fakeredis_internals_shape` fails loudly when they change). What is us
     confirmations) is a push;
   - `_blocking(timeout, func, shape)` is how every blocking command runs: we never wait in it,
     we run the non-blocking pass and note that the command would have blocked;
-  - `_name_to_func(name)` finds a command: we add a few Redis commands fakeredis lacks.
+  - `_name_to_func(name)` finds a command: we add a few Redis commands fakeredis lacks, and
+    replace some it has (below).
+* Replaced because they are holes (docs/security.md): DUMP / RESTORE (fakeredis pickles the
+  value, so RESTORE ran any code a client sent: Redis' RDB encoding instead, `jshost.store.rdb`
+  and `jshost.store.embedded_values`); the Lua commands (fakeredis runs Lua through lupa, when
+  it is installed, with the whole Lua library and a door into Python: refused); the ACL
+  commands that change or save users and `CONFIG SET aclfile` (they wrote and read any file,
+  and could lock every client out: refused). fakeredis' `acl_setuser`, `acl_deluser`,
+  `acl_save`, `acl_load` and `config_set` are overridden by name.
 * `Database.notify_watch(key)` is called for every key a command writes (and by FLUSHDB/MOVE):
   `_TrackedDatabase` uses it to learn which keys blocked clients wait on became ready.
 * `FakeServer.dbs` (a defaultdict of `Database`) gets our `_TrackedDatabase` as its factory.
@@ -65,21 +73,27 @@ import re
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 from fakeredis import FakeServer
 from fakeredis._command_args_parsing import Int, Timeout
-from fakeredis._commands import SUPPORTED_COMMANDS, Signature
-from fakeredis._core._database import CommandItem, Database
+from fakeredis._commands import SUPPORTED_COMMANDS, Key, Signature
+from fakeredis._core._database import CommandItem, Database, Item
 from fakeredis._helpers import NoResponse, SimpleError, SimpleString, compile_pattern
 from fakeredis._msgs import FLAG_NO_SCRIPT, WRONGTYPE_MSG
 from fakeredis._socket import FakeSocket
-from fakeredis.model import XStream, get_all_commands_info
+from fakeredis.model import ExpiringMembersSet, Hash, XStream, get_all_commands_info
 
-from jshost.errors import StoreErrors
+from jshost.errors import (
+    CONFIG_IMMUTABLE,
+    DumpErrors,
+    SecurityErrors,
+    StoreErrors,
+    config_set_failed,
+)
 from jshost.keyspace_events import (
     MISSING,
     CommandFacts,
@@ -90,8 +104,11 @@ from jshost.keyspace_events import (
     redis_events,
 )
 from jshost.replies import ErrorReply, Push, Reply, SetReply, Status, Verbatim
+from jshost.store import rdb
 from jshost.store.base import NO_REPLY, PushHandler, Session, Store
 from jshost.store.command_table import CommandTable, unknown_command_error
+from jshost.store.embedded_values import UnsupportedValue, from_stored, to_stored
+from jshost.store.values import StoredValue
 
 LOG = logging.getLogger(__name__)
 
@@ -396,6 +413,13 @@ _EVENT_ERROR_FIXES: dict[str, tuple[str, str]] = {
 _FLUSHES = frozenset(("flushdb", "flushall"))
 
 _NOTIFY_CONFIG = b"notify-keyspace-events"
+#: CONFIG SET names the embedded store refuses, as Redis 7 does by default (files it would write
+#: or read; fakeredis' ACL SAVE / LOAD used `aclfile`): name -> Redis' reason.
+_CONFIG_REFUSED: dict[bytes, str] = {
+    **dict.fromkeys((b"aclfile", b"logfile", b"appendfilename", b"appenddirname", b"pidfile",
+                     b"unixsocket"), CONFIG_IMMUTABLE),
+    **dict.fromkeys((b"dir", b"dbfilename"), SecurityErrors.CONFIG_PROTECTED),
+}
 _EXPIRY_SLACK = 0.001  # seconds after a key's expiry time that the expiry timer fires
 
 
@@ -482,10 +506,25 @@ def _extra_signatures() -> dict[str, Signature]:
         "command list": Signature("command list", "x_command_list", (), (bytes,)),
         "command getkeys": Signature("command getkeys", "x_command_getkeys", (bytes,), (bytes,)),
         "command docs": Signature("command docs", "x_command_docs", (), (bytes,)),
+        # Redis' RDB encoding instead of fakeredis' pickles (see the module docstring).
+        "dump": Signature("dump", "x_dump", (Key(missing_return=None),)),
+        "restore": Signature("restore", "x_restore", (Key(), bytes, bytes), (bytes,)),
     }
 
 
 _EXTRA_SIGNATURES = _extra_signatures()
+
+#: Lua scripting: refused (see the module docstring), whether or not lupa is installed.
+_LUA_COMMANDS = frozenset(("eval", "evalsha", "eval_ro", "evalsha_ro", "script", "function",
+                           "fcall", "fcall_ro"))
+_LUA_SIGNATURES: dict[str, Signature] = {}
+
+
+def _lua_signature(name: str) -> Signature:
+    sig = _LUA_SIGNATURES.get(name)
+    if sig is None:
+        sig = _LUA_SIGNATURES[name] = Signature(name, "x_no_lua", (), (bytes,))
+    return sig
 
 
 class _Socket(FakeSocket):
@@ -637,6 +676,8 @@ class _Socket(FakeSocket):
         sig = _EXTRA_SIGNATURES.get(cmd_name)
         if sig is not None:
             return getattr(self, sig.func_name), sig
+        if cmd_name.partition(" ")[0] in _LUA_COMMANDS:
+            return self.x_no_lua, _lua_signature(cmd_name)
         return super()._name_to_func(cmd_name)
 
     # -- state ---------------------------------------------------------------------------------------
@@ -672,6 +713,84 @@ class _Socket(FakeSocket):
         reply = super().reset()
         self._client_info["resp"] = 3
         return reply
+
+    # -- fakeredis commands that were holes (docs/security.md) ---------------------------------------
+
+    def x_dump(self, key: CommandItem) -> bytes:
+        try:
+            return rdb.dump(to_stored(key.value))
+        except UnsupportedValue as exc:
+            raise SimpleError(DumpErrors.UNSUPPORTED_TYPE.format(kind=exc.kind)) from None
+        except rdb.RdbError as exc:
+            raise SimpleError(str(exc)) from None
+
+    def x_restore(self, key: CommandItem, ttl: bytes, payload: bytes, *options: bytes) -> Any:
+        """RESTORE key ttl payload [REPLACE] [ABSTTL] [IDLETIME s] [FREQ f], checked in Redis'
+        order (restoreCommand); IDLETIME and FREQ are accepted and have no effect (no
+        eviction)."""
+        replace = absttl = False
+        idle = freq = None
+        i = 0
+        while i < len(options):
+            word, more = options[i].lower(), len(options) - i - 1
+            if word == b"replace":
+                replace = True
+            elif word == b"absttl":
+                absttl = True
+            elif word == b"idletime" and more and freq is None:
+                i += 1
+                idle = Int.decode(options[i])
+                if idle < 0:
+                    raise SimpleError(DumpErrors.INVALID_IDLETIME)
+            elif word == b"freq" and more and idle is None:
+                i += 1
+                freq = Int.decode(options[i])
+                if not 0 <= freq <= 255:
+                    raise SimpleError(DumpErrors.INVALID_FREQ)
+            else:
+                raise SimpleError("ERR syntax error")
+            i += 1
+        if key and not replace:
+            raise SimpleError(DumpErrors.BUSYKEY)
+        ttl_ms = Int.decode(ttl)
+        if ttl_ms < 0:
+            raise SimpleError(DumpErrors.INVALID_TTL)
+        try:
+            value = from_stored(rdb.load(payload))
+        except rdb.RdbError as exc:
+            raise SimpleError(str(exc)) from None
+        expire_at = None
+        if ttl_ms:
+            expire_at = ttl_ms / 1000.0 if absttl else self._db.time + ttl_ms / 1000.0
+            if expire_at <= self._db.time:  # already expired: only the REPLACE deletes
+                if key:
+                    key.value = None
+                return SimpleString(b"OK")
+        key.value = value
+        key.expireat = expire_at
+        return SimpleString(b"OK")
+
+    def x_no_lua(self, *_args: bytes) -> Any:
+        raise SimpleError(SecurityErrors.EMBEDDED_NO_LUA)
+
+    def acl_setuser(self, *_args: bytes) -> Any:
+        raise SimpleError(SecurityErrors.EMBEDDED_ACL.format(sub="setuser"))
+
+    def acl_deluser(self, *_args: bytes) -> Any:
+        raise SimpleError(SecurityErrors.EMBEDDED_ACL.format(sub="deluser"))
+
+    def acl_save(self, *_args: bytes) -> Any:
+        raise SimpleError(SecurityErrors.EMBEDDED_ACL.format(sub="save"))
+
+    def acl_load(self, *_args: bytes) -> Any:
+        raise SimpleError(SecurityErrors.EMBEDDED_ACL.format(sub="load"))
+
+    def config_set(self, *args: bytes) -> Any:
+        for name in args[0::2]:
+            reason = _CONFIG_REFUSED.get(name.lower())
+            if reason is not None:
+                raise SimpleError(config_set_failed(name.decode("utf-8", "replace"), reason))
+        return super().config_set(*args)
 
     # -- commands fakeredis lacks (run through fakeredis' path: ACL, arity, MULTI queueing) ---------
 
@@ -979,6 +1098,36 @@ class EmbeddedStore(Store):
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
             self._expiry_timer = None
+
+    # -- the data file (jshost.persistence) ---------------------------------------------------------
+
+    def export_values(self) -> Iterator[tuple[int, bytes, StoredValue | str, float | None]]:
+        """Every live key of every database: (db, key, value, expiry time or None). A value of
+        a type that has no `StoredValue` (a time series, say) is its type's name. The expiry
+        is unix time in seconds, exactly as stored (PEXPIRETIME shows it in ms)."""
+        now = time.time()
+        for index, db in sorted(self.server.dbs.items()):
+            for key, item in list(db._dict.items()):
+                if item.expireat is not None and item.expireat <= now:
+                    continue
+                try:
+                    value: StoredValue | str = to_stored(item.value)
+                except UnsupportedValue as exc:
+                    value = exc.kind
+                yield index, key, value, item.expireat
+
+    def import_value(self, db: int, key: bytes, value: StoredValue, expiry: float | None) -> None:
+        """Store `value` at `key` (replacing it), before any client is served; `expiry` as
+        `export_values` gives it. An expiry already past stores nothing."""
+        if expiry is not None and expiry <= time.time():
+            return
+        stored = from_stored(value)
+        if isinstance(stored, (Hash, ExpiringMembersSet)) and not len(stored):
+            return  # every member's own time to live has passed meanwhile
+        item = Item(stored)
+        item.expireat = expiry
+        self.server.dbs[db][key] = item
+        self._expiry_dirty = True
 
     def serve_blocked(self) -> None:
         """Retry the commands of clients blocked on keys written since the last call, oldest

@@ -151,8 +151,8 @@ def server_version(binary: Path) -> tuple[int, int, int]:
 
 
 def check_directory(directory: Path) -> None:
-    """Refuse a directory the embedded store wrote: jshost does not convert its files (their
-    data is in fakeredis's own DUMP format, which Redis cannot RESTORE)."""
+    """Refuse a directory the embedded store wrote: jshost does not convert its files: starting
+    on them would look like a store that lost its data."""
     found = [name for name in EMBEDDED_FILES if (directory / name).exists()]
     if found:
         raise ManagedStoreError(

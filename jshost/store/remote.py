@@ -79,6 +79,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import select
@@ -110,6 +111,7 @@ ERR_CALL_STATEFUL: Final = BackendErrors.ERR_CALL_STATEFUL
 ERR_BAD_URL: Final = BackendErrors.ERR_BAD_URL
 ERR_NOTIFY_REFUSED: Final = BackendErrors.ERR_NOTIFY_REFUSED
 ERR_EVENTS_LOST: Final = BackendErrors.ERR_EVENTS_LOST
+ERR_DEADLINE: Final = BackendErrors.ERR_DEADLINE
 
 DEFAULT_PORT: Final = 6379
 OOM_CACHE_SECONDS: Final = 0.1  # SPEC §5.3: "stored for a short time"
@@ -346,11 +348,14 @@ def _set_io_timeout(sock: socket.socket, timeout: float | None) -> None:
     rather than Python's socket timeout: that one polls before every recv (a syscall per round
     trip) and would make the MSG_DONTWAIT probe of `_closed_by_server` wait."""
     sock.settimeout(None)
-    if timeout:
+    seconds, micros = 0, 0  # (0, 0): no limit
+    if timeout is not None:
+        timeout = max(timeout, 0.001)
         seconds = int(timeout)
-        value = struct.pack("ll", seconds, int((timeout - seconds) * 1e6))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        micros = int((timeout - seconds) * 1e6)
+    value = struct.pack("ll", seconds, micros)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
 
 
 def _handshake_error(url: RedisURL, replies: list[Reply]) -> str | None:
@@ -395,6 +400,7 @@ class _SyncConnection:
         self.db = store.db
         # Replies of commands sent without waiting (`send_only`), skipped by the next read.
         self.unread = 0
+        self.io_timeout = store.timeout  # the socket's SO_RCVTIMEO / SO_SNDTIMEO now
 
     def close(self) -> None:
         if self.sock is not None:
@@ -466,6 +472,12 @@ class _SyncConnection:
             if fence is not None:
                 commands = [fence, *commands]
         skip = self.unread
+        wait, bounded = store._wait_limit()
+        if wait is not None and wait <= 0:
+            raise BackendError(ERR_DEADLINE)
+        if wait != self.io_timeout:
+            _set_io_timeout(sock, wait)
+            self.io_timeout = wait
         try:
             sock.sendall(b"".join(encode_command(list(c)) for c in commands))
             self.unread = 0
@@ -474,6 +486,9 @@ class _SyncConnection:
             self.close()
             if opening:
                 store._section_fence_lost()
+            if bounded and isinstance(exc, (TimeoutError, BlockingIOError,
+                                            ssl.SSLWantReadError, ssl.SSLWantWriteError)):
+                raise BackendError(ERR_DEADLINE) from None  # (it may still run later)
             raise BackendError(ERR_CONNECTION_LOST.format(reason=_reason(exc))) from None
         return replies[skip + 1:] if opening and fence is not None else replies[skip:]
 
@@ -487,6 +502,7 @@ class _SyncConnection:
                 store.url, store.db, b"jshost-sync", store.timeout, store.connect_timeout
             )
             self.db = store.db
+            self.io_timeout = store.timeout
         return self.sock
 
     def _closed_by_server(self, sock: socket.socket) -> bool:
@@ -635,7 +651,7 @@ class _AsyncConnection:
         if self.session is not None:
             # Its state (MULTI, WATCH, subscriptions, CLIENT settings) is gone: the client must
             # know, as it would when Redis drops it. Shared connections hold no client state.
-            self.session._closed = True
+            self.session._mark_closed()
 
     # -- submitting --------------------------------------------------------------------------------
 
@@ -881,8 +897,11 @@ class _AsyncConnection:
         sock = self.sock
         if sock is None or self.closed or not (self.out or self._must_wait()):
             return
+        wait, bounded = self.store._wait_limit()
         try:
             sock.setblocking(True)  # reads are bounded by SO_RCVTIMEO (see `_connect`)
+            if bounded:  # no longer than the section may last
+                _set_io_timeout(sock, wait)
             while True:
                 if self.out:  # (again after a blocking reply released held-back commands)
                     sock.sendall(self.out)
@@ -898,6 +917,8 @@ class _AsyncConnection:
             self.lost(exc)
         finally:
             if self.sock is not None:
+                if bounded:
+                    _set_io_timeout(self.sock, self.store.timeout)
                 self.sock.setblocking(False)
 
     def _must_wait(self) -> bool:
@@ -1144,6 +1165,7 @@ class RemoteSession(Session):
         self._conn: _AsyncConnection | None = None  # dedicated, once it has one
         self._last_shared: asyncio.Future[Any] | None = None
         self._closed = False
+        self._on_close: list[Callable[[], None]] = []
         self._pipelinable: Sequence[bytes] | None = None  # the command last found pipelinable
 
     @property
@@ -1229,9 +1251,28 @@ class RemoteSession(Session):
     def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
+        self._mark_closed()
         if self._conn is not None:
             self._conn.fail(ERR_STORE_CLOSED)
+
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the session is closed (by `close()`, or because its own backend
+        connection was lost); at once if it is closed already."""
+        if self._closed:
+            callback()
+        else:
+            self._on_close.append(callback)
+
+    def _mark_closed(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # one bad callback must not stop the others
+                LOG.exception("session close callback failed")
 
     def _submit(self, args: Sequence[bytes], raw: bool) -> asyncio.Future[Any] | Reply:
         """Write the command (now, so that a session's commands keep their order) and return the
@@ -1271,7 +1312,9 @@ class RemoteSession(Session):
 class RemoteStore(Store):
     """A real Redis/Valkey behind jshost (see the module docstring).
 
-    `timeout` bounds every blocking read (sync calls, handshakes, drains); `connect_timeout`
+    `password`, when given, replaces the URL's (jshost serve reads it from
+    `JSHOST_BACKEND_PASSWORD` or `--backend-password-file`, out of sight of `ps`). `timeout`
+    bounds every blocking read (sync calls, handshakes, drains); `connect_timeout`
     bounds opening a connection. Nothing is connected until it is needed. Sessions start on the
     URL's database (0 unless the URL names another).
     """
@@ -1285,8 +1328,11 @@ class RemoteStore(Store):
         shared_connections: int = 1,
         timeout: float | None = 30.0,
         connect_timeout: float = 5.0,
+        password: str | None = None,
     ) -> None:
         self.url = RedisURL.parse(url)
+        if password is not None:  # given apart from the URL (which `ps` would show)
+            self.url = dataclasses.replace(self.url, password=password)
         self.db = self.url.db  # where sessions start
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -1309,6 +1355,10 @@ class RemoteStore(Store):
         #: Whether the events of atomic sections must be told apart (some keyspace trigger
         #: exists); None: always. Without, sections send no fences.
         self.sections_tagged: Callable[[], bool] | None = None
+        #: The longest an atomic section may last, in seconds (the host's lock-redis-timeout;
+        #: None: no limit): no wait for the backend inside one outlasts it (`_wait_limit`).
+        self.section_limit: Callable[[], float | None] | None = None
+        self._section_deadline: float | None = None  # time.monotonic() the section must end by
         self._events: _EventSubscriber | None = None
 
     def __repr__(self) -> str:
@@ -1375,8 +1425,22 @@ class RemoteStore(Store):
         connection (`_open_section`): a section that never reaches the store sends nothing."""
         self._atomic += 1
         if self._atomic == 1:
+            limit = self.section_limit() if self.section_limit is not None else None
+            self._section_deadline = None if limit is None else time.monotonic() + limit
             for conn in list(self._conns):
                 conn.drain()
+
+    def _wait_limit(self) -> tuple[float | None, bool]:
+        """How long a blocking wait for the backend may last now, and whether that is the
+        atomic section's deadline (rather than `timeout`). A JS call must not hold the event
+        loop past its time limit, whatever the backend does (CLIENT PAUSE, a slow script)."""
+        deadline = self._section_deadline
+        if deadline is None or not self._atomic:
+            return self.timeout, False
+        left = deadline - time.monotonic()
+        if self.timeout is not None and self.timeout <= left:
+            return self.timeout, False
+        return left, True
 
     def _open_section(self) -> list[bytes] | None:
         """The section's first store command is about to be sent: the fence that marks the
@@ -1403,6 +1467,7 @@ class RemoteStore(Store):
             raise RuntimeError("end_atomic() without begin_atomic()")
         self._atomic -= 1
         if self._atomic == 0:
+            self._section_deadline = None
             events = self._events
             if self._section_open:
                 self._section_open = False
@@ -1445,7 +1510,7 @@ class RemoteStore(Store):
         `BackendError` if notifications cannot be turned on or the connection fails."""
         if self.keyspace_events_running:
             return
-        self._ensure_notifications()
+        self.ensure_notifications()
         events = _EventSubscriber(self, b"jshost:fence:" + instance)
         await events.open()
         self._events = events
@@ -1455,8 +1520,10 @@ class RemoteStore(Store):
         if events is not None:
             events.close("stopped")
 
-    def _ensure_notifications(self) -> None:
-        """`notify-keyspace-events` must include E, A (all classes) and m (keymiss)."""
+    def ensure_notifications(self) -> None:
+        """`notify-keyspace-events` must include E, A (all classes) and m (keymiss): set them
+        (logged) if it does not. The trigger leader calls this on every lease renewal too, so a
+        change made directly on the backend is put back within seconds."""
         (reply,) = self._sync.round_trip([[b"CONFIG", b"GET", b"notify-keyspace-events"]])
         current = b""
         if isinstance(reply, dict):
