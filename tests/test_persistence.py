@@ -86,7 +86,6 @@ async def test_a_change_on_one_instance_reaches_the_other(server: RedisServer) -
         await h.store.aclose()
 
 
-@needs_redis
 async def test_the_follower_subscribes_again_and_reloads_after_client_kill(
         server: RedisServer) -> None:
     """Issue 12 item 9: `CLIENT KILL TYPE pubsub` on the backend cut the library subscription
@@ -130,7 +129,6 @@ async def _resolved(value: bool) -> bool:
     return value
 
 
-@needs_redis
 async def test_tampered_stored_libraries_are_skipped(server: RedisServer,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     """Issue 12 item 7: a Lua library named jshost_... with a malformed payload crashed the next
