@@ -13,6 +13,7 @@ RedisGears rules on top:
 from __future__ import annotations
 
 import struct
+from math import copysign
 from collections.abc import Callable
 from typing import Any
 
@@ -172,7 +173,7 @@ def js_to_reply(value: Any, depth: int = 0) -> Any:
 
 def _number(x: float) -> Any:
     """§6.3 rows 1–2: an int32 whole Number (not -0) is an integer, any other a double."""
-    if x.is_integer() and INT32_MIN <= x <= INT32_MAX and not (x == 0 and str(x)[0] == "-"):
+    if x.is_integer() and INT32_MIN <= x <= INT32_MAX and (x != 0 or copysign(1.0, x) > 0):
         return int(x)
     return x
 
