@@ -26,6 +26,8 @@ So a client's pipeline reaches the backend as a pipeline.
 
 Malformed input gets Redis's protocol error reply, then the connection is closed once that reply
 is written; more than the query buffer limit of unprocessed input closes it without a reply.
+Before AUTH (with `--requirepass`) the parser applies Redis' pre-auth limits (10 arguments,
+16 KiB bulks), so an unauthenticated client cannot make jshost buffer more than that.
 A pub/sub client that does not read what it is sent is closed once its unsent output passes
 Redis's ``client-output-buffer-limit pubsub`` (32mb hard; 8mb for 60 s soft), as Redis does;
 other clients have no output limit (Redis's default for normal clients).
@@ -218,6 +220,7 @@ class Connection(asyncio.Protocol):
             fd=_fileno(transport),
             authenticated=self._ctx.requirepass is None,
         )
+        self._parser.unauthenticated = not self.client.authenticated
         self._on_open(self)
         log.debug("client %d connected from %s", self.client.id, self.client.peer)
 
@@ -298,6 +301,8 @@ class Connection(asyncio.Protocol):
             while True:
                 argv, self._held = self._held, None
                 if argv is None:
+                    if parser.unauthenticated is client.authenticated:  # AUTH, RESET: in step
+                        parser.unauthenticated = not client.authenticated
                     try:
                         argv = parser.get_command()
                     except ProtocolError as exc:

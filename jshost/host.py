@@ -43,7 +43,7 @@ from jshost.errors import Era, LimitErrors, ReplyError
 from jshost.jobs import JobQueue
 from jshost.library import ALLOW_OOM, NO_WRITES, RAW_ARGUMENTS, FunctionInfo, Library
 from jshost.lock import Lock, async_token
-from jshost.natives import Natives, prelude_texts
+from jshost.natives import Natives, escape_controls, prelude_texts
 from jshost.persistence import LibraryArchive, SavedLibrary
 from jshost.prologue import check_api_version, parse_prologue
 from jshost.replies import ErrorReply, Reply
@@ -535,7 +535,8 @@ class Host:
             rt.gc()
             return errors.EXECUTION_TERMINATED
         except JSError as exc:
-            log.warning("library %s: background job failed: %s", lib.name, exc.text)
+            log.warning("library %s: background job failed: %s", lib.name,
+                        escape_controls(exc.text))
         finally:
             rt.set_deadline(None)
             self._slice_end = None
@@ -711,5 +712,6 @@ def _chain(source: Any, target: asyncio.Future[Reply]) -> None:
 
 def _log_job_errors(lib: Library, job_errors: list[Any]) -> None:
     for exc in job_errors:
-        log.warning("library %s: a job failed: %s", lib.name, getattr(exc, "text", exc))
+        log.warning("library %s: a job failed: %s", lib.name,
+                    escape_controls(str(getattr(exc, "text", exc))))
 

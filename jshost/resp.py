@@ -41,6 +41,8 @@ ERR_TOO_BIG_INLINE: Final = ProtocolErrors.ERR_TOO_BIG_INLINE
 ERR_TOO_BIG_MBULK_COUNT: Final = ProtocolErrors.ERR_TOO_BIG_MBULK_COUNT
 ERR_TOO_BIG_BULK_COUNT: Final = ProtocolErrors.ERR_TOO_BIG_BULK_COUNT
 ERR_UNBALANCED_QUOTES: Final = ProtocolErrors.ERR_UNBALANCED_QUOTES
+ERR_UNAUTH_MBULK_COUNT: Final = ProtocolErrors.ERR_UNAUTH_MBULK_COUNT
+ERR_UNAUTH_BULK_LENGTH: Final = ProtocolErrors.ERR_UNAUTH_BULK_LENGTH
 MSG_QUERY_BUFFER_LIMIT: Final = ProtocolErrors.MSG_QUERY_BUFFER_LIMIT
 ERR_REPLY_BAD_TYPE: Final = ProtocolErrors.ERR_REPLY_BAD_TYPE
 ERR_REPLY_BAD_LENGTH: Final = ProtocolErrors.ERR_REPLY_BAD_LENGTH
@@ -55,6 +57,10 @@ PROTO_MAX_BULK_LEN: Final = 512 * 1024 * 1024  # proto-max-bulk-len
 # Redis 7 accepts up to INT_MAX arguments (the 1M cap is Redis <= 6.2); verified on 7.0.15.
 MAX_MULTIBULK_LEN: Final = 2**31 - 1
 CLIENT_QUERY_BUFFER_LIMIT: Final = 1024**3  # client-query-buffer-limit
+# Before AUTH (when a password is required), as Redis since CVE-2021-32675: an unauthenticated
+# client can make the server hold at most about 10 x 16 KiB.
+UNAUTH_MAX_MULTIBULK_LEN: Final = 10
+UNAUTH_MAX_BULK_LEN: Final = 16384
 MAX_REPLY_DEPTH: Final = 1000
 
 # --- Common replies -----------------------------------------------------------------------------
@@ -267,6 +273,11 @@ class RequestParser(_Buffered):
     hides it (Redis uses strchr), so such a line waits until it is too big. Whether a long line
     is "too big" depends, as in Redis, on how much had arrived when it was looked at.
 
+    While ``unauthenticated`` is set (the connection's owner keeps it in step with AUTH), a
+    multibulk of more than 10 arguments or a bulk of more than 16 KiB is a protocol error as
+    soon as its header is read, as in Redis: a client that has not authenticated cannot make the
+    server buffer more than that.
+
     ``ProtocolError`` (text in ``.message``) is raised when the bad command is reached, after all
     the commands before it were returned. `feed` raises `QueryBufferLimitExceeded` when the bytes
     held for unreturned commands (unparsed data plus the consumed part of a partly read command)
@@ -284,6 +295,7 @@ class RequestParser(_Buffered):
         "max_inline_size",
         "max_multibulk_len",
         "query_buffer_limit",
+        "unauthenticated",
     )
 
     def __init__(
@@ -299,6 +311,7 @@ class RequestParser(_Buffered):
         self.max_multibulk_len = max_multibulk_len
         self.max_inline_size = max_inline_size
         self.query_buffer_limit = query_buffer_limit
+        self.unauthenticated = False  # apply the pre-AUTH limits
         # State of a partly read multibulk command.
         self._argv: list[bytes] | None = None
         self._remaining = 0  # arguments still to read
@@ -334,7 +347,7 @@ class RequestParser(_Buffered):
         data = self._buf
         pos = self._pos
         argv = self._argv
-        if argv is None and pos < len(data) and data[pos] == 42:  # '*'
+        if argv is None and pos < len(data) and data[pos] == 42 and not self.unauthenticated:
             argv = self._parse_batch(data, pos)
             if argv is not None:
                 return argv
@@ -371,6 +384,9 @@ class RequestParser(_Buffered):
                     self._pos = pos
                     self._need = end - pos + 1
                     return None
+                if count > UNAUTH_MAX_MULTIBULK_LEN and self.unauthenticated:
+                    self._pos = pos
+                    raise ProtocolError(ERR_UNAUTH_MBULK_COUNT)
                 pos = cr + 2
                 if count > 0:
                     break
@@ -395,6 +411,10 @@ class RequestParser(_Buffered):
                     bulklen = -1
                     self._need = end - pos + 1
                     break
+                if bulklen > UNAUTH_MAX_BULK_LEN and self.unauthenticated:
+                    self._partial += pos - self._pos
+                    self._pos, self._argv, self._remaining, self._bulklen = pos, argv, remaining, -1
+                    raise ProtocolError(ERR_UNAUTH_BULK_LENGTH)
                 pos = cr + 2
             stop = pos + bulklen
             if stop + 2 > end:
