@@ -537,6 +537,8 @@ class Host:
         except JSError as exc:
             log.warning("library %s: background job failed: %s", lib.name,
                         escape_controls(exc.text))
+        except JSValueTooLarge as exc:  # (what it passed to a client.call, say)
+            log.warning("library %s: background job failed: %s", lib.name, exc)
         finally:
             rt.set_deadline(None)
             self._slice_end = None
