@@ -13,7 +13,6 @@ cost), the floods grow without bound, the setting names are unknown.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -196,8 +195,11 @@ async def test_queued_jobs_count_against_the_library_memory(host_driver: Any) ->
     lib = drv.host.libraries["lib"]
     assert 0 < lib.pending_jobs <= 16 * MIB // JOB_COST
     assert lib.runtime.memory_usage()["external_size"] == lib.pending_jobs * JOB_COST
-    while lib.pending_jobs:  # the jobs run, and give their charge back
-        await asyncio.sleep(0)
+
+    async def ran() -> bool:  # the jobs run, and give their charge back
+        return lib.pending_jobs == 0
+
+    await wait_until(ran, what="the queued jobs to run")
     assert lib.runtime.memory_usage()["external_size"] == 0
     assert await drv.fcall("ping") == b"pong"
 

@@ -7,6 +7,8 @@
 
 use std::ffi::{c_void, CString};
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -29,9 +31,9 @@ pub struct Runtime {
 /// A memory budget for several runtimes together: give it to each `Runtime(pool=...)`. Every
 /// allocation of any of them is refused once their heaps (and external charges) add up to
 /// `limit` bytes (0 = none), as a runtime's own `memory_limit` is.
-#[pyclass(unsendable, module = "jshost._engine")]
+#[pyclass(module = "jshost._engine")]
 pub struct MemoryPool {
-    pub inner: Rc<Pool>,
+    pub inner: Arc<Pool>,
 }
 
 #[pymethods]
@@ -39,26 +41,26 @@ impl MemoryPool {
     #[new]
     #[pyo3(signature = (limit=0))]
     fn new(limit: usize) -> Self {
-        let inner = Rc::new(Pool::default());
-        inner.limit.set(limit);
+        let inner = Arc::new(Pool::default());
+        inner.limit.store(limit, Relaxed);
         MemoryPool { inner }
     }
 
     /// The limit in bytes (0 = none); lowering it frees nothing, it refuses what comes next.
     #[getter]
     fn get_limit(&self) -> usize {
-        self.inner.limit.get()
+        self.inner.limit.load(Relaxed)
     }
 
     #[setter]
     fn set_limit(&self, limit: usize) {
-        self.inner.limit.set(limit);
+        self.inner.limit.store(limit, Relaxed);
     }
 
     /// Bytes held by the runtimes of this pool, together.
     #[getter]
     fn used(&self) -> usize {
-        self.inner.used.get()
+        self.inner.used.load(Relaxed)
     }
 }
 

@@ -9,7 +9,8 @@
 //! functions, which enforce the memory limit here (see `Heap`).
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Instant;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -53,10 +54,20 @@ pub const ERROR_STACK_RESERVE: usize = 64 * 1024;
 
 /// A memory budget shared by several runtimes (jshost's `js-maxmemory`): every allocation of
 /// each of them is admitted only while the sum of their heaps stays under `limit` (0 = none).
+/// Only the thread that runs JS (holding the GIL) touches it: the atomics are plain loads and
+/// stores, there so that the Python object holding the pool may be freed on any thread.
 #[derive(Default)]
 pub struct Pool {
-    pub used: Cell<usize>,
-    pub limit: Cell<usize>,
+    pub used: AtomicUsize,
+    pub limit: AtomicUsize,
+}
+
+impl Pool {
+    #[inline]
+    pub fn add(&self, grow: usize, shrink: usize) {
+        let used = self.used.load(Relaxed);
+        self.used.store(used.saturating_add(grow).saturating_sub(shrink), Relaxed);
+    }
 }
 
 /// The heap account of one runtime, kept by its malloc functions (`runtime.rs`), which enforce
@@ -79,7 +90,7 @@ pub struct Heap {
     /// count against the limits as if JS had allocated them.
     pub external: Cell<usize>,
     /// The budget this runtime shares with others, if any.
-    pub pool: RefCell<Option<Rc<Pool>>>,
+    pub pool: RefCell<Option<Arc<Pool>>>,
 }
 
 impl Heap {
@@ -112,13 +123,13 @@ impl Heap {
         let own = self.limit.get();
         let pool = self.pool.borrow();
         let Some(pool) = pool.as_ref() else { return own };
-        let pool_limit = pool.limit.get();
+        let pool_limit = pool.limit.load(Relaxed);
         if pool_limit == 0 {
             return own;
         }
         // What the others use, plus the whole pool limit, is this runtime's room.
         let mine = self.used.get().saturating_add(self.external.get());
-        let others = pool.used.get().saturating_sub(mine);
+        let others = pool.used.load(Relaxed).saturating_sub(mine);
         let room = pool_limit.saturating_sub(others).max(1);
         if own == 0 { room } else { own.min(room) }
     }
@@ -128,7 +139,7 @@ impl Heap {
     pub fn account(&self, grow: usize, shrink: usize) {
         self.used.set(self.used.get().saturating_add(grow).saturating_sub(shrink));
         if let Some(pool) = self.pool.borrow().as_ref() {
-            pool.used.set(pool.used.get().saturating_add(grow).saturating_sub(shrink));
+            pool.add(grow, shrink);
         }
     }
 
@@ -142,7 +153,7 @@ impl Heap {
     pub fn charge_external(&self, grow: usize, shrink: usize) {
         self.external.set(self.external.get().saturating_add(grow).saturating_sub(shrink));
         if let Some(pool) = self.pool.borrow().as_ref() {
-            pool.used.set(pool.used.get().saturating_add(grow).saturating_sub(shrink));
+            pool.add(grow, shrink);
         }
     }
 }
