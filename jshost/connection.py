@@ -105,6 +105,9 @@ PUBSUB_OUTPUT_BUFFER_LIMIT: Final = OutputBufferLimit(32 * 1024 * 1024, 8 * 1024
 #: query buffer, as bytes) until they are in, so memory per client stays bounded.
 MAX_PIPELINED: Final = 1024
 
+#: The commands whose `LOAD` sub-command takes a library's code.
+_LOAD_COMMANDS: Final = frozenset({b"RG.FUNCTION", b"TFUNCTION"})
+
 #: Push kinds that carry the client's subscription count as their third element.
 _SUBSCRIPTION_PUSHES: Final = {
     b"subscribe": "channels",
@@ -221,6 +224,7 @@ class Connection(asyncio.Protocol):
             authenticated=self._ctx.requirepass is None,
         )
         self._parser.unauthenticated = not self.client.authenticated
+        self._parser.check_bulk = self._check_bulk
         self._on_open(self)
         log.debug("client %d connected from %s", self.client.id, self.client.peer)
 
@@ -285,6 +289,14 @@ class Connection(asyncio.Protocol):
             self.client.session.close()
             log.debug("client %d disconnected", self.client.id)
         self._on_close(self)
+
+    def _check_bulk(self, argv: list[bytes], length: int) -> str | None:
+        """Asked by the parser about a long bulk as its header arrives: the code of a library
+        load over `library-max-code-size` is refused there, before it is buffered (then the
+        connection closes, as after any protocol error: the bulk cannot be skipped unread)."""
+        if len(argv) >= 2 and argv[0].upper() in _LOAD_COMMANDS and argv[1].upper() == b"LOAD":
+            return self._ctx.host.code_size_problem(length)
+        return None
 
     # --- processing ----------------------------------------------------------------------------
 

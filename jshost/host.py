@@ -228,12 +228,20 @@ class Host:
     def _check_code_size(self, code: str) -> None:
         """`library-max-code-size`: refuse big code before parsing or compiling any of it (a
         compile cannot be interrupted, and would hold up every client)."""
-        limit = int(self.settings["library-max-code-size"])
-        if len(code) <= limit // 4:  # even all 4-byte characters fit
+        if len(code) <= int(self.settings["library-max-code-size"]) // 4:  # all 4-byte chars fit
             return
         size = len(code) if code.isascii() else len(code.encode("utf-8", "surrogatepass"))
+        problem = self.code_size_problem(size)
+        if problem is not None:
+            raise ReplyError(problem)
+
+    def code_size_problem(self, size: int) -> str | None:
+        """The error for library code of `size` bytes, if it is over `library-max-code-size`
+        (the server asks this as soon as a LOAD's bulk header arrives)."""
+        limit = int(self.settings["library-max-code-size"])
         if size > limit:
-            raise ReplyError(LimitErrors.CODE_TOO_LARGE.format(size=size, limit=limit))
+            return LimitErrors.CODE_TOO_LARGE.format(size=size, limit=limit)
+        return None
 
     def restore(self, saved: Iterable[SavedLibrary]) -> int:
         """Load saved libraries at start-up; one that fails is logged and skipped. Returns how

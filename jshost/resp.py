@@ -25,7 +25,7 @@ call raises the error again.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import Any, Final
 
@@ -61,6 +61,8 @@ CLIENT_QUERY_BUFFER_LIMIT: Final = 1024**3  # client-query-buffer-limit
 # client can make the server hold at most about 10 x 16 KiB.
 UNAUTH_MAX_MULTIBULK_LEN: Final = 10
 UNAUTH_MAX_BULK_LEN: Final = 16384
+# Bulks longer than this are shown to `RequestParser.check_bulk` when their header is read.
+CHECKED_BULK_LEN: Final = 64 * 1024
 MAX_REPLY_DEPTH: Final = 1000
 
 # --- Common replies -----------------------------------------------------------------------------
@@ -278,6 +280,11 @@ class RequestParser(_Buffered):
     soon as its header is read, as in Redis: a client that has not authenticated cannot make the
     server buffer more than that.
 
+    ``check_bulk(argv_so_far, length)``, if set, is asked about each bulk longer than 64 KiB
+    when its header is read (and not already wholly buffered): a text it returns is raised as a
+    protocol error there, before the bulk is buffered (the owner refuses a too big library
+    that way).
+
     ``ProtocolError`` (text in ``.message``) is raised when the bad command is reached, after all
     the commands before it were returned. `feed` raises `QueryBufferLimitExceeded` when the bytes
     held for unreturned commands (unparsed data plus the consumed part of a partly read command)
@@ -294,6 +301,7 @@ class RequestParser(_Buffered):
         "max_bulk_len",
         "max_inline_size",
         "max_multibulk_len",
+        "check_bulk",
         "query_buffer_limit",
         "unauthenticated",
     )
@@ -312,6 +320,7 @@ class RequestParser(_Buffered):
         self.max_inline_size = max_inline_size
         self.query_buffer_limit = query_buffer_limit
         self.unauthenticated = False  # apply the pre-AUTH limits
+        self.check_bulk: Callable[[list[bytes], int], str | None] | None = None
         # State of a partly read multibulk command.
         self._argv: list[bytes] | None = None
         self._remaining = 0  # arguments still to read
@@ -411,10 +420,13 @@ class RequestParser(_Buffered):
                     bulklen = -1
                     self._need = end - pos + 1
                     break
-                if bulklen > UNAUTH_MAX_BULK_LEN and self.unauthenticated:
-                    self._partial += pos - self._pos
-                    self._pos, self._argv, self._remaining, self._bulklen = pos, argv, remaining, -1
-                    raise ProtocolError(ERR_UNAUTH_BULK_LENGTH)
+                if bulklen > UNAUTH_MAX_BULK_LEN:
+                    problem = self._check_long_bulk(argv, bulklen)
+                    if problem is not None:
+                        self._partial += pos - self._pos
+                        self._pos, self._argv, self._remaining = pos, argv, remaining
+                        self._bulklen = -1
+                        raise ProtocolError(problem)
                 pos = cr + 2
             stop = pos + bulklen
             if stop + 2 > end:
@@ -542,6 +554,15 @@ class RequestParser(_Buffered):
             self._queue = commands
             self._ends = ends
         return first
+
+    def _check_long_bulk(self, argv: list[bytes], length: int) -> str | None:
+        """The error for a bulk header over 16 KiB, if any: Redis' pre-auth limit, then (over
+        `CHECKED_BULK_LEN`) the owner's `check_bulk`."""
+        if self.unauthenticated:
+            return ERR_UNAUTH_BULK_LENGTH
+        if length > CHECKED_BULK_LEN and self.check_bulk is not None:
+            return self.check_bulk(argv, length)
+        return None
 
     def _header_error(self, data: bytes, pos: int, end: int, cr: int, *, bulk: bool) -> None:
         """Raise Redis's error for the bad or incomplete header line at ``pos``.

@@ -309,6 +309,28 @@ def test_a_200_mb_library_is_refused_at_once(rg: HostDriver) -> None:
     assert rg.host.libraries == {}
 
 
+async def test_a_big_load_is_refused_by_its_header() -> None:
+    """Over a socket, a LOAD whose code is announced bigger than the limit is answered as soon
+    as its bulk header arrives, and the connection closes (the code cannot be skipped unread):
+    nothing of it is buffered or waited for."""
+    size = 200 * MIB
+    header = b"*3\r\n$11\r\nRG.FUNCTION\r\n$4\r\nLOAD\r\n$%d\r\n" % size
+    async with running_server() as server:
+        client = await RawClient.connect(server.port)
+        try:
+            await client.send(header)
+            expected = LimitErrors.CODE_TOO_LARGE.format(size=size, limit=16 * MIB)
+            assert await client.read_until_closed() == b"-" + expected.encode() + b"\r\n"
+        finally:
+            await client.close()
+        other = await RawClient.connect(server.port)  # small libraries still load
+        try:
+            assert await other.call("RG.FUNCTION", "LOAD", library(FLOOD, "small")) == Status(
+                b"OK")
+        finally:
+            await other.close()
+
+
 # --- js-maxmemory ---------------------------------------------------------------------------------
 
 HOG = """
