@@ -71,6 +71,13 @@ async def test_forty_million_zeros_fail_before_any_is_converted(rg: HostDriver) 
     assert await rg.fcall_error("zeros", "40000000") == too_large(64 * MIB)
 
 
+async def test_a_300_mb_string_reply_is_refused(host_driver: Any) -> None:
+    """(A generous lock limit: building the string is not what this is about.)"""
+    drv = host_driver("rg", lock_redis_timeout="20000")
+    drv.load(BOMBS)
+    assert await drv.fcall_error("text", str(300 * MIB)) == too_large(64 * MIB)
+
+
 @pytest.mark.parametrize(("fn", "size"), [("text", 2 * MIB), ("bytes", 2 * MIB), ("zeros", 5000)])
 async def test_replies_over_the_limit_are_refused(host_driver: Any, fn: str, size: int) -> None:
     drv = host_driver("rg", max_reply_size="1mb")
