@@ -13,8 +13,8 @@ RedisGears rules on top:
 from __future__ import annotations
 
 import struct
-from math import copysign
 from collections.abc import Callable
+from math import copysign
 from typing import Any
 
 from jshost import errors

@@ -298,10 +298,10 @@ class RequestParser(_Buffered):
         "_partial",
         "_queue",
         "_remaining",
+        "check_bulk",
         "max_bulk_len",
         "max_inline_size",
         "max_multibulk_len",
-        "check_bulk",
         "query_buffer_limit",
         "unauthenticated",
     )
