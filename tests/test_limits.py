@@ -21,7 +21,7 @@ from jshost._engine import ELEMENT_COST
 from server_fixture import RawClient, library, running_server, wait_until
 
 from jshost import errors, jobs
-from jshost.engine import Runtime
+from jshost.engine import JSTerminated, Runtime
 from jshost.errors import LimitErrors
 from jshost.host import JOB_COST
 from jshost.jobs import JobQueue
@@ -126,6 +126,26 @@ async def test_a_conversion_stops_at_the_deadline(host_driver: Any) -> None:
     drv.load(BOMBS)
     assert await drv.fcall_error("tree", "20") == errors.EXECUTION_TERMINATED
     assert await drv.fcall("tree", "1") == [[], []]
+
+
+def test_conversions_both_ways_stop_at_the_deadline() -> None:
+    """A deadline already past: a short value still crosses (the deadline is polled every 1024
+    values), a long one stops the conversion, out of JS and into it. (No JS code runs here:
+    only property reads and writes, which convert.)"""
+    rt = Runtime()
+    rt.eval("globalThis.big = new Array(5000).fill(0); globalThis.small = [1, 2];")
+    g = rt.globals
+    rt.set_deadline(0)
+    assert g.get("small") == [1.0, 2.0]
+    with pytest.raises(JSTerminated):
+        g.get("big")
+    rt.set_global("x", [0] * 10)
+    with pytest.raises(JSTerminated):
+        rt.set_global("x", [0] * 5000)
+    with pytest.raises(JSTerminated):
+        rt.set_global("x", {str(i): i for i in range(5000)})
+    rt.set_deadline(None)
+    assert len(g.get("big")) == 5000
 
 
 def test_runtime_value_limit_counts_values_and_bytes() -> None:

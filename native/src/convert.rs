@@ -64,6 +64,12 @@ fn charge(py: Python<'_>, shared: &Shared, bytes: usize) -> PyResult<()> {
         return Err(value_too_large(py, shared));
     }
     shared.value_left.set(left - bytes);
+    poll_deadline(shared)
+}
+
+/// Every `DEADLINE_POLL` calls, stop the conversion under way if the deadline has passed.
+#[inline]
+fn poll_deadline(shared: &Shared) -> PyResult<()> {
     let ticks = shared.value_ticks.get().wrapping_add(1);
     shared.value_ticks.set(ticks);
     if ticks % DEADLINE_POLL == 0 {
@@ -693,7 +699,8 @@ fn seq_to_js(py: Python<'_>, shared: &Rc<Shared>, items: Bound<'_, pyo3::types::
     let ctx = shared.ctx.get();
     let arr = owned(py, shared, unsafe { qjs::JS_NewArray(ctx) })?;
     for (i, item) in items.enumerate() {
-        let r = item.and_then(|item| from_py(py, shared, &item, depth + 1)).and_then(|v| {
+        // A long reply handed to JS (a `client.call` result) stops at the deadline too.
+        let r = poll_deadline(shared).and(item).and_then(|item| from_py(py, shared, &item, depth + 1)).and_then(|v| {
             // Consumes `v`, even on failure.
             if unsafe { qjs::JS_SetPropertyUint32(ctx, arr, i as u32, v) } < 0 {
                 return Err(take_exception(py, shared));
@@ -728,7 +735,7 @@ fn dict_to_js(py: Python<'_>, shared: &Rc<Shared>, d: &Bound<'_, PyDict>, depth:
     let ctx = shared.ctx.get();
     let o = owned(py, shared, unsafe { qjs::JS_NewObject(ctx) })?;
     for (k, v) in d.iter() {
-        let r = key_bytes(&k).and_then(|key| {
+        let r = poll_deadline(shared).and_then(|_| key_bytes(&k)).and_then(|key| {
             let val = from_py(py, shared, &v, depth + 1)?;
             unsafe {
                 let atom = qjs::JS_NewAtomLen(ctx, key.as_ptr() as *const _, key.len() as _);
