@@ -26,6 +26,8 @@ So a client's pipeline reaches the backend as a pipeline.
 
 Malformed input gets Redis's protocol error reply, then the connection is closed once that reply
 is written; more than the query buffer limit of unprocessed input closes it without a reply.
+Before AUTH (with `--requirepass`) the parser applies Redis' pre-auth limits (10 arguments,
+16 KiB bulks), so an unauthenticated client cannot make jshost buffer more than that.
 A pub/sub client that does not read what it is sent is closed once its unsent output passes
 Redis's ``client-output-buffer-limit pubsub`` (32mb hard; 8mb for 60 s soft), as Redis does;
 other clients have no output limit (Redis's default for normal clients).
@@ -102,6 +104,9 @@ PUBSUB_OUTPUT_BUFFER_LIMIT: Final = OutputBufferLimit(32 * 1024 * 1024, 8 * 1024
 #: The most pipelined replies one client may have due: past it, its next commands wait (in the
 #: query buffer, as bytes) until they are in, so memory per client stays bounded.
 MAX_PIPELINED: Final = 1024
+
+#: The commands whose `LOAD` sub-command takes a library's code.
+_LOAD_COMMANDS: Final = frozenset({b"RG.FUNCTION", b"TFUNCTION"})
 
 #: Push kinds that carry the client's subscription count as their third element.
 _SUBSCRIPTION_PUSHES: Final = {
@@ -218,6 +223,8 @@ class Connection(asyncio.Protocol):
             fd=_fileno(transport),
             authenticated=self._ctx.requirepass is None,
         )
+        self._parser.unauthenticated = not self.client.authenticated
+        self._parser.check_bulk = self._check_bulk
         self._on_open(self)
         log.debug("client %d connected from %s", self.client.id, self.client.peer)
 
@@ -283,6 +290,14 @@ class Connection(asyncio.Protocol):
             log.debug("client %d disconnected", self.client.id)
         self._on_close(self)
 
+    def _check_bulk(self, argv: list[bytes], length: int) -> str | None:
+        """Asked by the parser about a long bulk as its header arrives: the code of a library
+        load over `library-max-code-size` is refused there, before it is buffered (then the
+        connection closes, as after any protocol error: the bulk cannot be skipped unread)."""
+        if len(argv) >= 2 and argv[0].upper() in _LOAD_COMMANDS and argv[1].upper() == b"LOAD":
+            return self._ctx.host.code_size_problem(length)
+        return None
+
     # --- processing ----------------------------------------------------------------------------
 
     def _process(self) -> None:
@@ -298,6 +313,8 @@ class Connection(asyncio.Protocol):
             while True:
                 argv, self._held = self._held, None
                 if argv is None:
+                    if parser.unauthenticated is client.authenticated:  # AUTH, RESET: in step
+                        parser.unauthenticated = not client.authenticated
                     try:
                         argv = parser.get_command()
                     except ProtocolError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from math import copysign
 from typing import Any
 
 from jshost import errors
@@ -172,7 +173,7 @@ def js_to_reply(value: Any, depth: int = 0) -> Any:
 
 def _number(x: float) -> Any:
     """§6.3 rows 1–2: an int32 whole Number (not -0) is an integer, any other a double."""
-    if x.is_integer() and INT32_MIN <= x <= INT32_MAX and not (x == 0 and str(x)[0] == "-"):
+    if x.is_integer() and INT32_MIN <= x <= INT32_MAX and (x != 0 or copysign(1.0, x) > 0):
         return int(x)
     return x
 

@@ -693,6 +693,30 @@ class ServerErrors:
         )
 
 
+# --- jshost's own limits on what libraries may cost (docs/security-engine.md) ---------------
+
+
+class LimitErrors:
+    """Texts of the limits jshost puts on libraries beyond RedisGears' (its own wording; a
+    class, like `ServerErrors`, so the spec-text checks leave them alone). Each names the
+    setting that an operator may raise."""
+
+    VALUE_TOO_LARGE = (
+        "ERR value too large to leave JS: over max-reply-size ({limit} bytes, counting {cost} "
+        "bytes for each value in it plus the bytes of its strings and buffers)"
+    )
+    CODE_TOO_LARGE = (
+        "ERR library code too large: {size} bytes, over library-max-code-size ({limit} bytes)"
+    )
+    TOO_MANY_JOBS = (
+        "ERR library {name} has too many pending background jobs: "
+        "{limit} (library-max-pending-jobs)"
+    )
+    # The message of the EvalError that `Function(code)` and its async and generator kin throw,
+    # as V8 words it when a context disallows code generation from strings.
+    CODE_GENERATION = "Code generation from strings disallowed for this context"
+
+
 # --- the command line (jshost load/call/list/check/run, serve --load/--watch) ----------------
 
 
@@ -803,6 +827,9 @@ class ProtocolErrors:
     ERR_TOO_BIG_MBULK_COUNT = "ERR Protocol error: too big mbulk count string"
     ERR_TOO_BIG_BULK_COUNT = "ERR Protocol error: too big bulk count string"
     ERR_UNBALANCED_QUOTES = "ERR Protocol error: unbalanced quotes in request"
+    # Before AUTH, when a password is required (networking.c, since CVE-2021-32675).
+    ERR_UNAUTH_MBULK_COUNT = "ERR Protocol error: unauthenticated multibulk length"
+    ERR_UNAUTH_BULK_LENGTH = "ERR Protocol error: unauthenticated bulk length"
     # Redis closes such a client without any reply; this text is only for logs.
     MSG_QUERY_BUFFER_LIMIT = "client query buffer limit reached: {} bytes buffered, limit {}"
     # Reply side (malformed data from a Redis server; never sent to a client).

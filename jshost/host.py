@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from jshost import errors
-from jshost._engine import QUICKJS_VERSION
+from jshost._engine import ELEMENT_COST, QUICKJS_VERSION
 from jshost.commands.grammar import CallArgs, check_enough_arguments
 from jshost.conversions import (
     ConversionError,
@@ -30,11 +30,20 @@ from jshost.conversions import (
     settled_result,
     value_error_text,
 )
-from jshost.engine import JSError, JSFunction, JSPromise, JSTerminated, JSThrow
-from jshost.errors import Era, ReplyError
+from jshost.engine import (
+    JSError,
+    JSFunction,
+    JSPromise,
+    JSTerminated,
+    JSThrow,
+    JSValueTooLarge,
+    MemoryPool,
+)
+from jshost.errors import Era, LimitErrors, ReplyError
+from jshost.jobs import JobQueue
 from jshost.library import ALLOW_OOM, NO_WRITES, RAW_ARGUMENTS, FunctionInfo, Library
 from jshost.lock import Lock, async_token
-from jshost.natives import Natives, prelude_texts
+from jshost.natives import Natives, escape_controls, prelude_texts
 from jshost.persistence import LibraryArchive, SavedLibrary
 from jshost.prologue import check_api_version, parse_prologue
 from jshost.replies import ErrorReply, Reply
@@ -48,6 +57,9 @@ ENGINE_VERSION = f"quickjs-ng {QUICKJS_VERSION}"
 #: Under the `kill` policy, a background slice still stops at this many times the lock's limit:
 #: it runs on the event loop, where running forever would stop every client.
 KILL_POLICY_CEILING = 20
+#: What one queued background job is charged against its library's memory limit (and
+#: `js-maxmemory`) until it runs: about what it holds in Python meanwhile.
+JOB_COST = 1024
 
 
 class Host:
@@ -71,6 +83,9 @@ class Host:
         self.triggers = Triggers(self)
         self._limits: tuple[float | None, bool] = (None, False)  # see call_limits
         self._limits_version = -1
+        # Every library's heap together stays under `js-maxmemory`.
+        self.memory_pool = MemoryPool(int(self.settings["js-maxmemory"]))
+        self.jobs = JobQueue(self.call_soon)  # the background queue (jshost/jobs.py)
 
     # --- settings -----------------------------------------------------------------------------
 
@@ -108,12 +123,21 @@ class Host:
 
     def call_limits(self) -> tuple[float | None, bool]:
         """(`lock_deadline`, `kill_policy`), asked on every call: worked out again only when a
-        setting has changed."""
+        setting has changed (the runtimes' value and memory limits follow the settings then)."""
         settings = self.settings
         if self._limits_version != settings.version:
             self._limits = (self.lock_deadline, self.kill_policy)
             self._limits_version = settings.version
+            self.memory_pool.limit = int(settings["js-maxmemory"])
+            for lib in self.libraries.values():
+                self._set_value_limit(lib)
         return self._limits
+
+    def _set_value_limit(self, lib: Library) -> None:
+        """`max-reply-size` on a library's runtime, with the text of its error."""
+        limit = int(self.settings["max-reply-size"])
+        text = LimitErrors.VALUE_TOO_LARGE.format(limit=limit, cost=ELEMENT_COST)
+        lib.runtime.set_value_limit(limit, text)
 
     def check_overrun(self, lib: Library, started: float) -> None:
         """Under `kill`, log a locked section that ran past `lock-redis-timeout`."""
@@ -163,9 +187,12 @@ class Host:
         """Load (or, with `replace`, upgrade) a library; returns its name. A failed upgrade
         changes nothing: the old library keeps serving. With an archive (and `persist`), the
         library is saved so that it outlives this process."""
+        self._check_code_size(code)
         prologue = parse_prologue(code, era)
+        self.call_limits()
         lib = Library(prologue, code, era, config_text, user,
-                      memory_limit=self.memory_limit(era))
+                      memory_limit=self.memory_limit(era), pool=self.memory_pool)
+        self._set_value_limit(lib)
         try:
             try:
                 # The top level's completion value is not wanted: end the code on `undefined`
@@ -197,6 +224,24 @@ class Host:
         if persist and self.archive is not None:
             self.archive.save(SavedLibrary(lib.name, era, code, config_text, user))
         return lib.name
+
+    def _check_code_size(self, code: str) -> None:
+        """`library-max-code-size`: refuse big code before parsing or compiling any of it (a
+        compile cannot be interrupted, and would hold up every client)."""
+        if len(code) <= int(self.settings["library-max-code-size"]) // 4:  # all 4-byte chars fit
+            return
+        size = len(code) if code.isascii() else len(code.encode("utf-8", "surrogatepass"))
+        problem = self.code_size_problem(size)
+        if problem is not None:
+            raise ReplyError(problem)
+
+    def code_size_problem(self, size: int) -> str | None:
+        """The error for library code of `size` bytes, if it is over `library-max-code-size`
+        (the server asks this as soon as a LOAD's bulk header arrives)."""
+        limit = int(self.settings["library-max-code-size"])
+        if size > limit:
+            return LimitErrors.CODE_TOO_LARGE.format(size=size, limit=limit)
+        return None
 
     def restore(self, saved: Iterable[SavedLibrary]) -> int:
         """Load saved libraries at start-up; one that fails is logged and skipped. Returns how
@@ -319,6 +364,8 @@ class Host:
             raise ReplyError(error_text(exc, self.verbosity)) from None
         except ConversionError as exc:
             raise ReplyError(exc.text) from None
+        except JSValueTooLarge as exc:  # the return value costs more than max-reply-size
+            raise ReplyError(str(exc)) from None
         except ValueError as exc:
             if is_too_deep(exc):  # the return value itself could not be converted
                 raise ReplyError(errors.NESTING_LEVEL_REACHED) from None
@@ -346,6 +393,8 @@ class Host:
                 return js_to_reply(value)
         except ConversionError as exc:
             raise ReplyError(exc.text) from None
+        except JSValueTooLarge as exc:
+            raise ReplyError(str(exc)) from None
         except JSError as exc:  # a getter threw while the value was converted
             raise ReplyError(error_text(exc, self.verbosity)) from None
         raise ReplyError(value_error_text(value, self.verbosity, lib.string_of))
@@ -404,6 +453,8 @@ class Host:
                     outcome.append(exc)
                 except JSError as exc:
                     outcome.append(ReplyError(error_text(exc, self.verbosity)))
+                except JSValueTooLarge as exc:
+                    outcome.append(ReplyError(str(exc)))
                 except ValueError as exc:
                     if not is_too_deep(exc):
                         raise
@@ -418,7 +469,7 @@ class Host:
                 _chain(outcome[0], future)
             self._close_if_idle(lib)
 
-        self.call_soon(start)
+        self.jobs.add(lib, start)
         return future
 
     async def fcall(self, library: str, function: str, keys: Sequence[bytes | str] = (),
@@ -439,23 +490,45 @@ class Host:
     # --- background work ----------------------------------------------------------------------
 
     def schedule(self, lib: Library, job: JSFunction, on_terminated: JSFunction | None) -> None:
-        """Queue a JS job as a later loop callback (the "background queue" of the spec)."""
-        lib.pending_jobs += 1
+        """Queue a JS job in the background queue (jshost/jobs.py)."""
+        self._admit_job(lib)
 
         def run() -> None:
-            lib.pending_jobs -= 1
+            self._job_started(lib)
             if not lib.runtime.closed:
                 problem = self._run_background(lib, job)
                 if problem is not None and on_terminated is not None:
                     self._run_background(lib, lambda: on_terminated(problem))
             self._close_if_idle(lib)
 
-        self.call_soon(run)
+        self.jobs.add(lib, run)
+
+    def _admit_job(self, lib: Library) -> None:
+        """Count one more job that JS queued, within `library-max-pending-jobs` (else a thrown
+        error) and the library's memory (else a stop, as any allocation past it)."""
+        limit = int(self.settings["library-max-pending-jobs"])
+        if lib.pending_jobs >= limit:
+            if not lib.jobs_refused:
+                log.warning("library %s: %d background jobs pending; refusing more until they "
+                            "have run (library-max-pending-jobs)", lib.name, lib.pending_jobs)
+            lib.jobs_refused += 1
+            raise JSThrow(LimitErrors.TOO_MANY_JOBS.format(name=lib.name, limit=limit))
+        if not lib.runtime.charge(JOB_COST):
+            raise JSTerminated("the library's memory cannot hold one more job")
+        lib.pending_jobs += 1
+
+    def _job_started(self, lib: Library) -> None:
+        """A job counted by `_admit_job` leaves the queue."""
+        lib.pending_jobs -= 1
+        lib.runtime.release(JOB_COST)
+        if lib.pending_jobs == 0:
+            lib.jobs_refused = 0
 
     def _run_background(self, lib: Library, fn: Callable[[], Any]) -> str | None:
         """Run one background slice (and the jobs it queues) under the slice deadline.
         Returns the termination text if the slice was stopped."""
         rt = lib.runtime
+        self.call_limits()  # (settings changed since the last call: the limits follow)
         self._slice_end = time.monotonic() + self.background_timeout
         rt.set_deadline(self.background_timeout)
         try:
@@ -470,7 +543,10 @@ class Host:
             rt.gc()
             return errors.EXECUTION_TERMINATED
         except JSError as exc:
-            log.warning("library %s: background job failed: %s", lib.name, exc.text)
+            log.warning("library %s: background job failed: %s", lib.name,
+                        escape_controls(exc.text))
+        except JSValueTooLarge as exc:  # (what it passed to a client.call, say)
+            log.warning("library %s: background job failed: %s", lib.name, exc)
         finally:
             rt.set_deadline(None)
             self._slice_end = None
@@ -522,6 +598,7 @@ class Host:
         """tf `callAsync`: the promise is settled by a background job, never synchronously;
         a blocking command waits for the store without holding anything (§4.10). A refused
         command is a Redis error reply like any other: it rejects the promise."""
+        self._admit_job(lib)  # the job that settles the promise, counted now
         problem = self.commands.check_script_call(args, bool(self.lock.flags & NO_WRITES))
         if problem is not None:
             self._settle_later(lib, ErrorReply(problem), raw, resolve, reject)
@@ -533,6 +610,8 @@ class Host:
         if reply is not None or not self.commands.is_blocking(args):
             self._settle_later(lib, reply, raw, resolve, reject)
             return
+        # It waits: its job is counted once the reply is in (a waiting call is `inflight`).
+        self._job_started(lib)
         text = " ".join(a.decode("utf-8", "replace") for a in args)
         lib.pending_async_calls.append(text)
         lib.inflight += 1
@@ -549,16 +628,19 @@ class Host:
                 session.close()
                 lib.pending_async_calls.remove(text)
                 lib.inflight -= 1
+            lib.pending_jobs += 1  # over the limits if need be: the reply is here already
+            if not lib.runtime.closed:
+                lib.runtime.charge(JOB_COST, force=True)
             self._settle_later(lib, reply, raw, resolve, reject)
 
         self.loop().create_task(wait())
 
     def _settle_later(self, lib: Library, reply: Reply, raw: bool, resolve: JSFunction,
                       reject: JSFunction) -> None:
-        lib.pending_jobs += 1
+        """Settle a `callAsync` promise in a job (counted by `run_js_command_async`)."""
 
         def run() -> None:
-            lib.pending_jobs -= 1
+            self._job_started(lib)
             if lib.runtime.closed:
                 return
             try:
@@ -570,7 +652,7 @@ class Host:
                 self._run_background(lib, lambda: resolve(value))
             self._close_if_idle(lib)
 
-        self.call_soon(run)
+        self.jobs.add(lib, run)
 
     # --- shutdown -----------------------------------------------------------------------------
 
@@ -640,5 +722,6 @@ def _chain(source: Any, target: asyncio.Future[Reply]) -> None:
 
 def _log_job_errors(lib: Library, job_errors: list[Any]) -> None:
     for exc in job_errors:
-        log.warning("library %s: a job failed: %s", lib.name, getattr(exc, "text", exc))
+        log.warning("library %s: a job failed: %s", lib.name,
+                    escape_controls(str(getattr(exc, "text", exc))))
 

@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Any
 
 from jshost import errors
-from jshost.engine import JSFunction, JSThrow, Runtime
+from jshost.engine import JSFunction, JSThrow, JSValueTooLarge, MemoryPool, Runtime
 from jshost.errors import Era
 from jshost.prologue import Prologue
 
@@ -140,7 +140,7 @@ class Library:
     """One library: runtime, prologue, configuration and registrations."""
 
     def __init__(self, prologue: Prologue, code: str, era: Era, config_text: str | None,
-                 user: str, memory_limit: int) -> None:
+                 user: str, memory_limit: int, pool: MemoryPool | None = None) -> None:
         self.name = prologue.name
         self.prologue = prologue
         self.code = code
@@ -156,10 +156,11 @@ class Library:
         self.retired = False  # no longer in the registry; closed once its work is done
         self.previous: Library | None = None  # the library an upgrade replaces
         self.pending_jobs = 0  # background jobs queued and not yet started
+        self.jobs_refused = 0  # jobs refused since the queue was last empty (over the limit)
         self.terminations = 0  # runs stopped for time or memory (INFO)
         self.inflight = 0  # replies waiting on this runtime's promises
         self.pending_async_calls: list[str] = []  # tf callAsync commands still waiting
-        self.runtime = Runtime(memory_limit=memory_limit)
+        self.runtime = Runtime(memory_limit=memory_limit, pool=pool)
         self.entry: dict[str, JSFunction] = {}
 
     def install(self, natives: dict[str, Any], texts: dict[str, Any], engine_version: str) -> None:
@@ -178,8 +179,11 @@ class Library:
         return bool(self.functions or self.stream_triggers or self.keyspace_triggers)
 
     def string_of(self, value: Any) -> str:
-        """JS `String(value)` in this runtime."""
-        return self.entry["stringOf"](value)
+        """JS `String(value)` in this runtime (a text past `max-reply-size`: that error's)."""
+        try:
+            return self.entry["stringOf"](value)
+        except JSValueTooLarge as exc:
+            return str(exc)
 
     def close(self) -> None:
         """Free the runtime (handles into it fail cleanly from now on)."""

@@ -8,6 +8,7 @@ background work (§4.9), logging (§3.6) and registrations (§3).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -55,12 +56,28 @@ def prelude_texts(era: errors.Era) -> dict[str, Any]:
         "failedDeserializingArgument": errors.FAILED_DESERIALIZING_ARGUMENT,
         "failedDeserializingResult": errors.FAILED_DESERIALIZING_RESULT,
         "logNotString": errors.LOG_NOT_STRING,
+        "codeGeneration": errors.LimitErrors.CODE_GENERATION,
     }
 
 
 def command_bytes(args: Sequence[Any]) -> list[bytes]:
     """Command words from JS: strings as UTF-8, ArrayBuffers as they are."""
     return [a.encode("utf-8", "surrogatepass") if isinstance(a, str) else a for a in args]
+
+
+# What could end a log line, or start a forged one, or confuse a terminal: C0 controls but tab,
+# C1 controls, DEL, the Unicode line and paragraph separators, and lone surrogates (not UTF-8 at all).
+_UNSAFE_IN_LOG = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_LOG_ESCAPES = {"\t": "\\t", "\r": "\\r", "\n": "\\n"}
+
+
+def escape_controls(text: str) -> str:
+    """rg `redis.log`: the message as written, but each character that could end the log line
+    (or forge another) escaped as `escape_default` writes it (`\\n`, `\\u{1b}`)."""
+    if _UNSAFE_IN_LOG.search(text) is None:
+        return text
+    return _UNSAFE_IN_LOG.sub(
+        lambda m: _LOG_ESCAPES.get(m.group(), f"\\u{{{ord(m.group()):x}}}"), text)
 
 
 def escape_default(text: str) -> str:
@@ -176,4 +193,6 @@ class Natives:
     # --- redis.log (§3.6) ---------------------------------------------------------------------
 
     def write_log(self, message: str) -> None:
-        self.log.info(escape_default(message) if self.lib.era == "tf" else message)
+        """tf escapes as Rust's `escape_default` (§3.6); rg writes the message as it is, but
+        with control characters escaped: a library cannot end its line and forge another."""
+        self.log.info(escape_default(message) if self.lib.era == "tf" else escape_controls(message))

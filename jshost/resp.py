@@ -25,7 +25,7 @@ call raises the error again.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import Any, Final
 
@@ -41,6 +41,8 @@ ERR_TOO_BIG_INLINE: Final = ProtocolErrors.ERR_TOO_BIG_INLINE
 ERR_TOO_BIG_MBULK_COUNT: Final = ProtocolErrors.ERR_TOO_BIG_MBULK_COUNT
 ERR_TOO_BIG_BULK_COUNT: Final = ProtocolErrors.ERR_TOO_BIG_BULK_COUNT
 ERR_UNBALANCED_QUOTES: Final = ProtocolErrors.ERR_UNBALANCED_QUOTES
+ERR_UNAUTH_MBULK_COUNT: Final = ProtocolErrors.ERR_UNAUTH_MBULK_COUNT
+ERR_UNAUTH_BULK_LENGTH: Final = ProtocolErrors.ERR_UNAUTH_BULK_LENGTH
 MSG_QUERY_BUFFER_LIMIT: Final = ProtocolErrors.MSG_QUERY_BUFFER_LIMIT
 ERR_REPLY_BAD_TYPE: Final = ProtocolErrors.ERR_REPLY_BAD_TYPE
 ERR_REPLY_BAD_LENGTH: Final = ProtocolErrors.ERR_REPLY_BAD_LENGTH
@@ -55,6 +57,12 @@ PROTO_MAX_BULK_LEN: Final = 512 * 1024 * 1024  # proto-max-bulk-len
 # Redis 7 accepts up to INT_MAX arguments (the 1M cap is Redis <= 6.2); verified on 7.0.15.
 MAX_MULTIBULK_LEN: Final = 2**31 - 1
 CLIENT_QUERY_BUFFER_LIMIT: Final = 1024**3  # client-query-buffer-limit
+# Before AUTH (when a password is required), as Redis since CVE-2021-32675: an unauthenticated
+# client can make the server hold at most about 10 x 16 KiB.
+UNAUTH_MAX_MULTIBULK_LEN: Final = 10
+UNAUTH_MAX_BULK_LEN: Final = 16384
+# Bulks longer than this are shown to `RequestParser.check_bulk` when their header is read.
+CHECKED_BULK_LEN: Final = 64 * 1024
 MAX_REPLY_DEPTH: Final = 1000
 
 # --- Common replies -----------------------------------------------------------------------------
@@ -267,6 +275,16 @@ class RequestParser(_Buffered):
     hides it (Redis uses strchr), so such a line waits until it is too big. Whether a long line
     is "too big" depends, as in Redis, on how much had arrived when it was looked at.
 
+    While ``unauthenticated`` is set (the connection's owner keeps it in step with AUTH), a
+    multibulk of more than 10 arguments or a bulk of more than 16 KiB is a protocol error as
+    soon as its header is read, as in Redis: a client that has not authenticated cannot make the
+    server buffer more than that.
+
+    ``check_bulk(argv_so_far, length)``, if set, is asked about each bulk longer than 64 KiB
+    when its header is read (and not already wholly buffered): a text it returns is raised as a
+    protocol error there, before the bulk is buffered (the owner refuses a too big library
+    that way).
+
     ``ProtocolError`` (text in ``.message``) is raised when the bad command is reached, after all
     the commands before it were returned. `feed` raises `QueryBufferLimitExceeded` when the bytes
     held for unreturned commands (unparsed data plus the consumed part of a partly read command)
@@ -280,10 +298,12 @@ class RequestParser(_Buffered):
         "_partial",
         "_queue",
         "_remaining",
+        "check_bulk",
         "max_bulk_len",
         "max_inline_size",
         "max_multibulk_len",
         "query_buffer_limit",
+        "unauthenticated",
     )
 
     def __init__(
@@ -299,6 +319,8 @@ class RequestParser(_Buffered):
         self.max_multibulk_len = max_multibulk_len
         self.max_inline_size = max_inline_size
         self.query_buffer_limit = query_buffer_limit
+        self.unauthenticated = False  # apply the pre-AUTH limits
+        self.check_bulk: Callable[[list[bytes], int], str | None] | None = None
         # State of a partly read multibulk command.
         self._argv: list[bytes] | None = None
         self._remaining = 0  # arguments still to read
@@ -334,7 +356,7 @@ class RequestParser(_Buffered):
         data = self._buf
         pos = self._pos
         argv = self._argv
-        if argv is None and pos < len(data) and data[pos] == 42:  # '*'
+        if argv is None and pos < len(data) and data[pos] == 42 and not self.unauthenticated:
             argv = self._parse_batch(data, pos)
             if argv is not None:
                 return argv
@@ -371,6 +393,9 @@ class RequestParser(_Buffered):
                     self._pos = pos
                     self._need = end - pos + 1
                     return None
+                if count > UNAUTH_MAX_MULTIBULK_LEN and self.unauthenticated:
+                    self._pos = pos
+                    raise ProtocolError(ERR_UNAUTH_MBULK_COUNT)
                 pos = cr + 2
                 if count > 0:
                     break
@@ -395,6 +420,13 @@ class RequestParser(_Buffered):
                     bulklen = -1
                     self._need = end - pos + 1
                     break
+                if bulklen > UNAUTH_MAX_BULK_LEN:
+                    problem = self._check_long_bulk(argv, bulklen)
+                    if problem is not None:
+                        self._partial += pos - self._pos
+                        self._pos, self._argv, self._remaining = pos, argv, remaining
+                        self._bulklen = -1
+                        raise ProtocolError(problem)
                 pos = cr + 2
             stop = pos + bulklen
             if stop + 2 > end:
@@ -522,6 +554,15 @@ class RequestParser(_Buffered):
             self._queue = commands
             self._ends = ends
         return first
+
+    def _check_long_bulk(self, argv: list[bytes], length: int) -> str | None:
+        """The error for a bulk header over 16 KiB, if any: Redis' pre-auth limit, then (over
+        `CHECKED_BULK_LEN`) the owner's `check_bulk`."""
+        if self.unauthenticated:
+            return ERR_UNAUTH_BULK_LENGTH
+        if length > CHECKED_BULK_LEN and self.check_bulk is not None:
+            return self.check_bulk(argv, length)
+        return None
 
     def _header_error(self, data: bytes, pos: int, end: int, cr: int, *, bulk: bool) -> None:
         """Raise Redis's error for the bad or incomplete header line at ``pos``.

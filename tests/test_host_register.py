@@ -315,7 +315,9 @@ def test_other_registration_errors(host_driver, era, top_level, text):
 async def test_log_goes_to_the_library_logger(host_driver, caplog):
     message = "a\nb\t\"q\" 'x' \\ caf\u00e9 \U0001F600"
     escaped = "a\\nb\\t\\\"q\\\" \\'x\\' \\\\ caf\\u{e9} \\u{1f600}"
-    for era, expected in (("rg", message), ("tf", escaped)):
+    # rg writes the message as it is, but for the control characters that could end the line.
+    rg_escaped = "a\\nb\t\"q\" 'x' \\ caf\u00e9 \U0001F600"
+    for era, expected in (("rg", rg_escaped), ("tf", escaped)):
         drv = host_driver(era)
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="jshost.lib"):
@@ -323,6 +325,23 @@ async def test_log_goes_to_the_library_logger(host_driver, caplog):
                      f"redis.{drv.api.register}('f', () => 1);")
         records = [r for r in caplog.records if r.name == "jshost.lib"]
         assert [(r.levelno, r.getMessage()) for r in records] == [(logging.INFO, expected)]
+
+
+@pytest.mark.parametrize(("message", "logged"), [
+    ("ok\nINFO:jshost:forged line", "ok\\nINFO:jshost:forged line"),
+    ("a\r\nb", "a\\r\\nb"),
+    ("\x1b[2Jclear screen", "\\u{1b}[2Jclear screen"),
+    ("nul\0del\x7fc1\x85", "nul\\u{0}del\\u{7f}c1\\u{85}"),
+    ("line\u2028separator\u2029", "line\\u{2028}separator\\u{2029}"),
+    ("tab\tand caf\u00e9 stay", "tab\tand caf\u00e9 stay"),
+])
+async def test_rg_log_cannot_forge_lines(rg, caplog, message, logged):
+    """rg wrote the message unchanged (§3.6); jshost escapes what could end the log line, so a
+    library cannot write a line that looks like jshost's own."""
+    rg.load("redis.register_function('log', (c, m) => { redis.log(m); return 1; });")
+    with caplog.at_level(logging.INFO, logger="jshost.lib"):
+        await rg.fcall("log", message)
+    assert [r.getMessage() for r in caplog.records if r.name == "jshost.lib"] == [logged]
 
 
 async def test_log_works_locked_in_background_and_returns_undefined(jh, caplog):

@@ -907,3 +907,34 @@ def test_encode_command():
         encode_command([True])
     with pytest.raises(TypeError):
         encode_command([None])
+
+
+# --- check_bulk: the owner may refuse a long bulk by its header ----------------------------------
+
+
+def test_check_bulk_sees_long_bulks_by_their_header() -> None:
+    seen: list[tuple[list[bytes], int]] = []
+
+    def check(argv: list[bytes], length: int) -> str | None:
+        seen.append((list(argv), length))
+        return "ERR too big" if length > 100_000 else None
+
+    parser = RequestParser()
+    parser.check_bulk = check
+    value = b"v" * 70_000
+    parser.feed(b"*2\r\n$3\r\nSET\r\n$70000\r\n")  # the header first, as from a socket
+    assert parser.get_command() is None
+    parser.feed(value + b"\r\n")
+    assert parser.get_command() == [b"SET", value]
+    parser.feed(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$200000\r\n")
+    with pytest.raises(ProtocolError) as info:
+        parser.get_command()
+    assert info.value.message == "ERR too big"
+    assert seen == [([b"SET"], 70_000), ([b"SET", b"k"], 200_000)]
+
+
+def test_short_bulks_are_not_checked() -> None:
+    parser = RequestParser()
+    parser.check_bulk = lambda argv, length: "ERR never"
+    parser.feed(b"*2\r\n$3\r\nGET\r\n$65536\r\n" + b"k" * 65536 + b"\r\n")
+    assert parser.get_command() == [b"GET", b"k" * 65536]

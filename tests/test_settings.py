@@ -34,6 +34,10 @@ DEFAULTS = {
     "v8-plugin-path": "libredisgears_v8_plugin.so",
     "v8-flags": "'--noexpose-wasm'",
     "v8-debug-server-address": "",
+    "max-reply-size": str(64 * 2**20),
+    "library-max-code-size": str(16 * 2**20),
+    "library-max-pending-jobs": "10000",
+    "js-maxmemory": str(2 * 2**30),
 }
 MUTABLE = {
     "lock-redis-timeout",
@@ -42,6 +46,10 @@ MUTABLE = {
     "error-verbosity",
     "library-fatal-failure-policy",
     "gearsbox-address",
+    "max-reply-size",
+    "library-max-code-size",
+    "library-max-pending-jobs",
+    "js-maxmemory",
 }
 
 
@@ -79,6 +87,10 @@ def test_mutability() -> None:
         ("db-loading-lock-redis-timeout", 100, 10**9),
         ("remote-task-default-timeout", 1, 2**63 - 1),
         ("error-verbosity", 1, 2),
+        ("max-reply-size", 2**20, 4 * 2**30),
+        ("library-max-code-size", 1024, 2**30),
+        ("library-max-pending-jobs", 1, 10**9),
+        ("js-maxmemory", 0, 2**50),
     ],
 )
 def test_ranges(name: str, low: int, high: int) -> None:

@@ -8,6 +8,8 @@ from jshost._engine import (
     JSScript,
     JSTerminated,
     JSThrow,
+    JSValueTooLarge,
+    MemoryPool,
     Runtime,
 )
 from jshost.engine.values import UNDEFINED, Boxed, JSMap, JSSet, TypedArray, Undefined
@@ -24,6 +26,8 @@ __all__ = [
     "JSSet",
     "JSTerminated",
     "JSThrow",
+    "JSValueTooLarge",
+    "MemoryPool",
     "Runtime",
     "TypedArray",
     "Undefined",

@@ -15,6 +15,8 @@
   const defineProperty = Object.defineProperty;
   const isArray = Array.isArray;
   const StringValueOf = String.prototype.valueOf;
+  const setPrototypeOf = Object.setPrototypeOf;
+  const EvalErrorC = EvalError; // (the global goes with the sandbox; the errors it makes stay)
 
   const isAsync = (f) => typeof f === "function" && getPrototypeOf(f) === AsyncFunctionPrototype;
   const isStringObject = (v) => {
@@ -38,6 +40,30 @@
     "FinalizationRegistry WeakRef decodeURI decodeURIComponent encodeURI encodeURIComponent " +
     "escape unescape isFinite isNaN console WebAssembly").split(" "));
 
+  // `eval` is gone (SPEC §3.7); the Function constructors compile code from strings just the
+  // same, so they go too, as in a V8 context that disallows code generation from strings: the
+  // plain, async, generator and async generator constructors throw an EvalError, and no path
+  // (`Function`, `f.constructor`, `getPrototypeOf(async function () {}).constructor`, their
+  // prototypes) reaches the originals. `Function.prototype` and its methods stay as they are.
+  function refuseCodeFromStrings(message) {
+    let FunctionGuard = null;
+    for (const sample of [function () {}, async function () {}, function* () {}, async function* () {}]) {
+      const proto = getPrototypeOf(sample);
+      const original = proto.constructor;
+      const guard = function () { throw new EvalErrorC(message); };
+      defineProperty(guard, "name", { value: original.name });
+      defineProperty(guard, "length", { value: original.length });
+      defineProperty(guard, "prototype", { value: proto, writable: false, enumerable: false, configurable: false });
+      if (FunctionGuard === null) {
+        FunctionGuard = guard;
+        defineProperty(globalThis, "Function", { value: guard, writable: true, configurable: true });
+      } else {
+        setPrototypeOf(guard, FunctionGuard); // not the original Function, as %AsyncFunction%'s is
+      }
+      defineProperty(proto, "constructor", { value: guard, writable: false, enumerable: false, configurable: true });
+    }
+  }
+
   return function install(native, T, era, configJson, version) {
     const tf = era === "tf";
 
@@ -49,6 +75,7 @@
     // QuickJS's V8-style stack hook hands out every frame's function (the prelude's too): keep
     // it unset for good.
     defineProperty(Error, "prepareStackTrace", { value: undefined, writable: false, configurable: false });
+    refuseCodeFromStrings(T.codeGeneration);
     const noop = function () {};
     const console = {};
     for (const m of ["log", "info", "warn", "error", "debug", "trace", "dir", "table", "assert",

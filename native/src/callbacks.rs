@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use rquickjs::qjs;
 
-use crate::convert::{call_helper, dup, from_py, new_js_string, to_py};
+use crate::convert::{call_helper, dup, from_py, new_js_string, values_to_py};
 use crate::errors::{throw_terminated, JSTerminated, JSThrow};
 use crate::shared::{Helper, Shared};
 
@@ -130,18 +130,12 @@ const EXCEPTION: qjs::JSValue = qjs::JSValue {
     tag: qjs::JS_TAG_EXCEPTION as i64,
 };
 
+/// The arguments as Python values; all of them together are one value for the value limit.
 fn convert_args<'py>(py: Python<'py>, shared: &Rc<Shared>, args: &[qjs::JSValue]) -> PyResult<Bound<'py, PyTuple>> {
-    match args {
-        [] => Ok(PyTuple::empty(py)),
-        [a] => PyTuple::new(py, [to_py(py, shared, *a, 0)?]),
-        _ => {
-            let mut out = Vec::with_capacity(args.len());
-            for a in args {
-                out.push(to_py(py, shared, *a, 0)?);
-            }
-            PyTuple::new(py, out)
-        }
+    if args.is_empty() {
+        return Ok(PyTuple::empty(py));
     }
+    PyTuple::new(py, values_to_py(py, shared, args)?)
 }
 
 /// Throw a Python exception into JS (see the module doc).

@@ -14,7 +14,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple};
 use rquickjs::qjs;
 
-use crate::errors::take_exception;
+use crate::errors::{take_exception, value_too_large, JSTerminated};
 use crate::handles::{new_handle, JSObject};
 use crate::shared::{Helper, Shared, NULL, UNDEFINED};
 
@@ -23,6 +23,81 @@ pub const MAX_DEPTH: usize = 512;
 
 /// Longer arrays are refused rather than turned into lists.
 pub const MAX_ARRAY_LENGTH: i64 = 1 << 26;
+
+/// What each value (an array item, an object property, a map or set entry, …) costs in a
+/// runtime's value limit besides the bytes of its strings and buffers: about what it costs to
+/// carry it on to a reply (its Python objects on the way and the time to make them), so that
+/// the limit bounds both the memory and the time of a conversion.
+pub const ELEMENT_COST: usize = 256;
+
+/// While converting, the deadline is polled every this many values.
+const DEADLINE_POLL: u32 = 1024;
+
+/// The value limit's account for one conversion from JS (see `Runtime.set_value_limit`). The
+/// outermost conversion starts it; conversions nested in it (a getter that calls Python) draw
+/// on the same budget.
+struct Budget<'a>(&'a Shared);
+
+impl<'a> Budget<'a> {
+    fn start(shared: &'a Shared) -> Self {
+        let outer = shared.converting.get();
+        if outer == 0 {
+            let limit = shared.value_limit.get();
+            shared.value_left.set(if limit == 0 { usize::MAX } else { limit });
+        }
+        shared.converting.set(outer + 1);
+        Budget(shared)
+    }
+}
+
+impl Drop for Budget<'_> {
+    fn drop(&mut self) {
+        self.0.converting.set(self.0.converting.get() - 1);
+    }
+}
+
+/// Take `bytes` from the conversion's budget; now and then, check the deadline too.
+#[inline]
+fn charge(py: Python<'_>, shared: &Shared, bytes: usize) -> PyResult<()> {
+    let left = shared.value_left.get();
+    if bytes > left {
+        return Err(value_too_large(py, shared));
+    }
+    shared.value_left.set(left - bytes);
+    poll_deadline(shared)
+}
+
+/// Every `DEADLINE_POLL` calls, stop the conversion under way if the deadline has passed.
+#[inline]
+fn poll_deadline(shared: &Shared) -> PyResult<()> {
+    let ticks = shared.value_ticks.get().wrapping_add(1);
+    shared.value_ticks.set(ticks);
+    if ticks % DEADLINE_POLL == 0 {
+        if let Some(d) = shared.deadline.get() {
+            if std::time::Instant::now() >= d {
+                shared.interrupted.set(true);
+                return Err(JSTerminated::new_err("JS execution was stopped at its deadline"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Convert a borrowed JS value to Python, as one value for the value limit.
+pub fn value_to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue) -> PyResult<Py<PyAny>> {
+    let _budget = Budget::start(shared);
+    to_py(py, shared, v, 0)
+}
+
+/// Convert borrowed JS values (a call's arguments) to Python, together one value for the limit.
+pub fn values_to_py(py: Python<'_>, shared: &Rc<Shared>, vs: &[qjs::JSValue]) -> PyResult<Vec<Py<PyAny>>> {
+    let _budget = Budget::start(shared);
+    let mut out = Vec::with_capacity(vs.len());
+    for v in vs {
+        out.push(to_py(py, shared, *v, 0)?);
+    }
+    Ok(out)
+}
 
 struct PyTypes {
     undefined: Py<PyAny>,
@@ -87,13 +162,18 @@ pub fn js_string_to_py(py: Python<'_>, ctx: *mut qjs::JSContext, v: qjs::JSValue
     out
 }
 
-/// A JS string (borrowed) as a Python `str`; failing to read it (out of memory) is a JSError.
+/// A JS string (borrowed) as a Python `str`, its bytes charged to the value limit; failing to
+/// read it (out of memory) is a JSError.
 fn string_to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue) -> PyResult<Py<PyAny>> {
     let ctx = shared.ctx.get();
     let mut len: usize = 0;
     let p = unsafe { qjs::JS_ToCStringLen2(ctx, &mut len as *mut usize as *mut _, v, false) };
     if p.is_null() {
         return Err(take_exception(py, shared));
+    }
+    if let Err(e) = charge(py, shared, len) {
+        unsafe { qjs::JS_FreeCString(ctx, p) };
+        return Err(e);
     }
     let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, len) };
     let out = utf8_to_py(py, bytes);
@@ -123,6 +203,10 @@ fn array_to_vec(py: Python<'_>, shared: &Rc<Shared>, arr: qjs::JSValue, depth: u
             "JS array too long to convert (length {len}, at most {MAX_ARRAY_LENGTH})"
         )));
     }
+    // Fail before converting anything when the items alone cannot fit (`new Array(4e7)`).
+    if (len.max(0) as usize).saturating_mul(ELEMENT_COST) > shared.value_left.get() {
+        return Err(value_too_large(py, shared));
+    }
     let mut out = Vec::with_capacity(len.clamp(0, 1024) as usize);
     for i in 0..len {
         let item = unsafe { qjs::JS_GetPropertyUint32(ctx, arr, i as u32) };
@@ -136,11 +220,12 @@ fn array_to_vec(py: Python<'_>, shared: &Rc<Shared>, arr: qjs::JSValue, depth: u
     Ok(out)
 }
 
-/// Convert a borrowed JS value to Python.
-pub fn to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth: usize) -> PyResult<Py<PyAny>> {
+/// Convert a borrowed JS value to Python, inside a conversion (`value_to_py` starts one).
+fn to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth: usize) -> PyResult<Py<PyAny>> {
     if depth > MAX_DEPTH {
         return Err(too_deep());
     }
+    charge(py, shared, ELEMENT_COST)?;
     let ctx = shared.ctx.get();
     let tag = unsafe { qjs::JS_VALUE_GET_NORM_TAG(v) };
     match tag {
@@ -196,6 +281,7 @@ fn view_bytes(py: Python<'_>, shared: &Shared, buf: qjs::JSValue, offset: usize,
         Some(end) if end <= size => unsafe { std::slice::from_raw_parts(p.add(offset), length) },
         _ => &[],
     };
+    charge(py, shared, data.len())?;
     Ok(PyBytes::new(py, data).into_any().unbind())
 }
 
@@ -423,6 +509,7 @@ fn own_data_to_dict(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth:
             let d = PyDict::new(py);
             for (prop, val) in props.iter().zip(values.iter()) {
                 let key = atom_to_py(py, ctx, prop.atom)?;
+                charge(py, shared, key.bind(py).len().unwrap_or(0))?;
                 let val = to_py(py, shared, *val, depth + 1)?;
                 d.set_item(key, val)?;
             }
@@ -612,7 +699,8 @@ fn seq_to_js(py: Python<'_>, shared: &Rc<Shared>, items: Bound<'_, pyo3::types::
     let ctx = shared.ctx.get();
     let arr = owned(py, shared, unsafe { qjs::JS_NewArray(ctx) })?;
     for (i, item) in items.enumerate() {
-        let r = item.and_then(|item| from_py(py, shared, &item, depth + 1)).and_then(|v| {
+        // A long reply handed to JS (a `client.call` result) stops at the deadline too.
+        let r = poll_deadline(shared).and(item).and_then(|item| from_py(py, shared, &item, depth + 1)).and_then(|v| {
             // Consumes `v`, even on failure.
             if unsafe { qjs::JS_SetPropertyUint32(ctx, arr, i as u32, v) } < 0 {
                 return Err(take_exception(py, shared));
@@ -647,7 +735,7 @@ fn dict_to_js(py: Python<'_>, shared: &Rc<Shared>, d: &Bound<'_, PyDict>, depth:
     let ctx = shared.ctx.get();
     let o = owned(py, shared, unsafe { qjs::JS_NewObject(ctx) })?;
     for (k, v) in d.iter() {
-        let r = key_bytes(&k).and_then(|key| {
+        let r = poll_deadline(shared).and_then(|_| key_bytes(&k)).and_then(|key| {
             let val = from_py(py, shared, &v, depth + 1)?;
             unsafe {
                 let atom = qjs::JS_NewAtomLen(ctx, key.as_ptr() as *const _, key.len() as _);

@@ -6,21 +6,36 @@
 //! - `JSTerminated(BaseException)`: JS was stopped at its deadline. It derives from
 //!   `BaseException` so `except Exception` in a callback cannot swallow it.
 //! - `JSThrow(Exception)`: raised by a Python callable to throw `args[0]` into JS as it is.
+//! - `JSValueTooLarge(ValueError)`: a value leaving JS costs more than the runtime's value
+//!   limit (`Runtime.set_value_limit`); `.limit` is that limit in bytes.
 
 use std::rc::Rc;
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyBaseException, PyException};
+use pyo3::exceptions::{PyBaseException, PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use rquickjs::qjs;
 
-use crate::convert::{call_helper, js_string_to_py, to_py};
+use crate::convert::{call_helper, js_string_to_py, value_to_py};
 use crate::shared::{Helper, Shared};
 
 create_exception!(_engine, JSError, PyException, "An uncaught JS exception.");
 create_exception!(_engine, JSTerminated, PyBaseException, "JS execution was stopped at its deadline.");
 create_exception!(_engine, JSThrow, PyException, "Raise from a Python callable to throw args[0] into JS.");
+create_exception!(_engine, JSValueTooLarge, PyValueError, "A value leaving JS costs more than the runtime's value limit.");
+
+/// The error for a value over the runtime's value limit (its `.limit` attribute says which).
+pub fn value_too_large(py: Python<'_>, shared: &Shared) -> PyErr {
+    let limit = shared.value_limit.get();
+    let text = match shared.value_error.borrow().as_ref() {
+        Some(t) => t.clone(),
+        None => format!("value too large to leave JS (more than {limit} bytes)"),
+    };
+    let err = JSValueTooLarge::new_err(text);
+    let _ = err.value(py).setattr("limit", limit);
+    err
+}
 
 /// Take the pending JS exception and turn it into the Python exception to raise.
 pub fn take_exception(py: Python<'_>, shared: &Rc<Shared>) -> PyErr {
@@ -188,7 +203,7 @@ fn build_js_error(py: Python<'_>, shared: &Rc<Shared>, exc: qjs::JSValue) -> PyE
         Err(e) if e.is_instance_of::<JSTerminated>(py) => return e,
         Err(_) => describe(py, shared, exc),
     };
-    let value = match to_py(py, shared, exc, 0) {
+    let value = match value_to_py(py, shared, exc) {
         Ok(v) => v,
         Err(e) if e.is_instance_of::<JSTerminated>(py) => return e,
         Err(_) => text.clone_ref(py),

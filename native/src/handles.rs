@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use rquickjs::qjs;
 
-use crate::convert::{call_helper, from_py, to_py};
+use crate::convert::{call_helper, from_py, value_to_py};
 use crate::errors::take_exception;
 use crate::shared::{Entry, Helper, Shared, UNDEFINED};
 
@@ -84,7 +84,7 @@ pub fn finish(py: Python<'_>, shared: &Rc<Shared>, r: qjs::JSValue) -> PyResult<
     if unsafe { qjs::JS_IsException(r) } {
         return Err(take_exception(py, shared));
     }
-    let out = to_py(py, shared, r, 0);
+    let out = value_to_py(py, shared, r);
     unsafe { qjs::JS_FreeValue(shared.ctx.get(), r) };
     out
 }
@@ -198,7 +198,7 @@ impl JSObject {
         let v = self.value()?;
         let _entry = Entry::new(&self.shared)?;
         let flat = call_helper(py, &self.shared, Helper::ForIn, &mut [v])?;
-        let items = to_py(py, &self.shared, flat, 0);
+        let items = value_to_py(py, &self.shared, flat);
         unsafe { qjs::JS_FreeValue(self.shared.ctx.get(), flat) };
         let items = items?;
         let items = items.bind(py).cast::<PyList>()?;

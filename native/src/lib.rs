@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<runtime::Runtime>()?;
+    m.add_class::<runtime::MemoryPool>()?;
     m.add_class::<handles::JSObject>()?;
     m.add_class::<handles::JSFunction>()?;
     m.add_class::<handles::JSPromise>()?;
@@ -24,6 +25,8 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("JSError", py.get_type::<errors::JSError>())?;
     m.add("JSTerminated", py.get_type::<errors::JSTerminated>())?;
     m.add("JSThrow", py.get_type::<errors::JSThrow>())?;
+    m.add("JSValueTooLarge", py.get_type::<errors::JSValueTooLarge>())?;
+    m.add("ELEMENT_COST", convert::ELEMENT_COST)?;
     m.add("MAX_DEPTH", convert::MAX_DEPTH)?;
     m.add("QUICKJS_VERSION", quickjs_version())?;
     Ok(())

@@ -7,6 +7,8 @@
 
 use std::ffi::{c_void, CString};
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -14,16 +16,52 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use rquickjs::qjs;
 
-use crate::convert::{from_py, to_py};
+use crate::convert::{from_py, value_to_py};
 use crate::errors::{exception_to_pyerr, take_exception};
 use crate::handles::{finish, new_handle, new_script};
-use crate::shared::{Entry, Shared, HELPER_COUNT, UNDEFINED};
+use crate::shared::{Entry, Pool, Shared, HELPER_COUNT, UNDEFINED};
 
 const HELPERS_JS: &str = include_str!("helpers.js");
 
 #[pyclass(unsendable, module = "jshost._engine")]
 pub struct Runtime {
     shared: Rc<Shared>,
+}
+
+/// A memory budget for several runtimes together: give it to each `Runtime(pool=...)`. Every
+/// allocation of any of them is refused once their heaps (and external charges) add up to
+/// `limit` bytes (0 = none), as a runtime's own `memory_limit` is.
+#[pyclass(module = "jshost._engine")]
+pub struct MemoryPool {
+    pub inner: Arc<Pool>,
+}
+
+#[pymethods]
+impl MemoryPool {
+    #[new]
+    #[pyo3(signature = (limit=0))]
+    fn new(limit: usize) -> Self {
+        let inner = Arc::new(Pool::default());
+        inner.limit.store(limit, Relaxed);
+        MemoryPool { inner }
+    }
+
+    /// The limit in bytes (0 = none); lowering it frees nothing, it refuses what comes next.
+    #[getter]
+    fn get_limit(&self) -> usize {
+        self.inner.limit.load(Relaxed)
+    }
+
+    #[setter]
+    fn set_limit(&self, limit: usize) {
+        self.inner.limit.store(limit, Relaxed);
+    }
+
+    /// Bytes held by the runtimes of this pool, together.
+    #[getter]
+    fn used(&self) -> usize {
+        self.inner.used.load(Relaxed)
+    }
 }
 
 // --- the heap ---------------------------------------------------------------------------------
@@ -65,7 +103,7 @@ unsafe extern "C" fn js_calloc(opaque: *mut c_void, count: qjs::size_t, size: qj
     }
     let p = calloc(count as usize, size as usize);
     if !p.is_null() {
-        heap.used.set(heap.used.get() + malloc_usable_size(p));
+        heap.account(malloc_usable_size(p), 0);
     }
     p
 }
@@ -78,7 +116,7 @@ unsafe extern "C" fn js_malloc(opaque: *mut c_void, size: qjs::size_t) -> *mut c
     }
     let p = malloc(size as usize);
     if !p.is_null() {
-        heap.used.set(heap.used.get() + malloc_usable_size(p));
+        heap.account(malloc_usable_size(p), 0);
     }
     p
 }
@@ -88,7 +126,7 @@ unsafe extern "C" fn js_free(opaque: *mut c_void, ptr: *mut c_void) {
         return;
     }
     let heap = &shared_of(opaque).heap;
-    heap.used.set(heap.used.get().saturating_sub(malloc_usable_size(ptr)));
+    heap.account(0, malloc_usable_size(ptr));
     free(ptr);
 }
 
@@ -101,9 +139,9 @@ unsafe extern "C" fn js_realloc(opaque: *mut c_void, ptr: *mut c_void, size: qjs
     }
     let p = realloc(ptr, size as usize);
     if !p.is_null() {
-        heap.used.set(heap.used.get().saturating_sub(old) + malloc_usable_size(p));
+        heap.account(malloc_usable_size(p), old);
     } else if size == 0 {
-        heap.used.set(heap.used.get().saturating_sub(old));
+        heap.account(0, old);
     }
     p
 }
@@ -189,11 +227,13 @@ impl Runtime {
     /// plus `InternalError`, `queueMicrotask`, `DOMException`, `atob`, `btoa` and `performance`
     /// (no I/O, no module loader, no timers). `memory_limit` in bytes (0 = none; see
     /// `set_memory_limit`); `max_stack_size` in bytes of C stack (0 = none; keep it well below
-    /// the thread's real stack, or deep recursion crashes the process).
+    /// the thread's real stack, or deep recursion crashes the process); `pool`: a `MemoryPool`
+    /// whose budget this runtime shares with others.
     #[new]
-    #[pyo3(signature = (memory_limit=0, max_stack_size=1024 * 1024))]
-    fn new(py: Python<'_>, memory_limit: usize, max_stack_size: usize) -> PyResult<Self> {
+    #[pyo3(signature = (memory_limit=0, max_stack_size=1024 * 1024, pool=None))]
+    fn new(py: Python<'_>, memory_limit: usize, max_stack_size: usize, pool: Option<PyRef<'_, MemoryPool>>) -> PyResult<Self> {
         let shared = Rc::new(Shared::new());
+        *shared.heap.pool.borrow_mut() = pool.map(|p| p.inner.clone());
         let opaque = Rc::as_ptr(&shared) as *mut c_void;
         let rt = unsafe { qjs::JS_NewRuntime2(&MALLOC_FUNCTIONS, opaque) };
         if rt.is_null() {
@@ -346,6 +386,40 @@ impl Runtime {
         Ok(())
     }
 
+    /// The most one value leaving JS may cost, in bytes (0 = no limit): a value converted to
+    /// Python (a result, the arguments of a Python callable) counts the bytes of its strings
+    /// and buffers and `ELEMENT_COST` for each value in it; past the limit the conversion stops
+    /// with `JSValueTooLarge`. Conversions also stop at the deadline (`JSTerminated`).
+    /// `text` is the error's message (default: a plain one).
+    #[pyo3(signature = (limit, text=None))]
+    fn set_value_limit(&self, limit: usize, text: Option<String>) -> PyResult<()> {
+        self.shared.check_open()?;
+        self.shared.value_limit.set(limit);
+        *self.shared.value_error.borrow_mut() = text;
+        Ok(())
+    }
+
+    /// Count `size` bytes kept outside the heap for this runtime against its memory limit (and
+    /// its pool's), until `release(size)`. Returns False, charging nothing, when they do not
+    /// fit under the limit (unless `force`: what is already held is charged all the same).
+    #[pyo3(signature = (size, force=false))]
+    fn charge(&self, size: usize, force: bool) -> PyResult<bool> {
+        self.shared.check_open()?;
+        if !force && !self.shared.heap.admit_external(size) {
+            return Ok(false);
+        }
+        self.shared.heap.charge_external(size, 0);
+        Ok(true)
+    }
+
+    /// Give back bytes counted by `charge`.
+    fn release(&self, size: usize) -> PyResult<()> {
+        if !self.shared.closed.get() {
+            self.shared.heap.charge_external(0, size);
+        }
+        Ok(())
+    }
+
     /// The heap: `heap_size` (bytes held from the system allocator, what the limit applies to),
     /// `malloc_limit`, and QuickJS's own account (`JS_ComputeMemoryUsage`): `malloc_size`,
     /// `memory_used_size`, `obj_count`.
@@ -356,6 +430,7 @@ impl Runtime {
         let u = unsafe { u.assume_init() };
         let d = PyDict::new(py);
         d.set_item("heap_size", self.shared.heap.used.get())?;
+        d.set_item("external_size", self.shared.heap.external.get())?;
         d.set_item("malloc_limit", self.shared.heap.limit.get())?;
         d.set_item("malloc_size", u.malloc_size)?;
         d.set_item("memory_used_size", u.memory_used_size)?;
@@ -392,7 +467,7 @@ impl Runtime {
     fn roundtrip(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let _entry = Entry::new(&self.shared)?;
         let v = from_py(py, &self.shared, value, 0)?;
-        let out = to_py(py, &self.shared, v, 0);
+        let out = value_to_py(py, &self.shared, v);
         unsafe { qjs::JS_FreeValue(self.shared.ctx.get(), v) };
         out
     }
@@ -421,6 +496,10 @@ impl Runtime {
         }
         shared.ctx.set(std::ptr::null_mut());
         shared.rt.set(std::ptr::null_mut());
+        // Whatever the account still shows (external charges) leaves the pool with the runtime.
+        let heap = &shared.heap;
+        heap.account(0, heap.used.get());
+        heap.charge_external(0, heap.external.get());
         shared.release_dead_callables();
     }
 }

@@ -9,6 +9,8 @@
 //! functions, which enforce the memory limit here (see `Heap`).
 
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Instant;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -50,6 +52,24 @@ pub const OOM_GRACE_ALLOCATIONS: u32 = 32;
 /// call — even the binding's own `String(e)` — would overflow again.
 pub const ERROR_STACK_RESERVE: usize = 64 * 1024;
 
+/// A memory budget shared by several runtimes (jshost's `js-maxmemory`): every allocation of
+/// each of them is admitted only while the sum of their heaps stays under `limit` (0 = none).
+/// Only the thread that runs JS (holding the GIL) touches it: the atomics are plain loads and
+/// stores, there so that the Python object holding the pool may be freed on any thread.
+#[derive(Default)]
+pub struct Pool {
+    pub used: AtomicUsize,
+    pub limit: AtomicUsize,
+}
+
+impl Pool {
+    #[inline]
+    pub fn add(&self, grow: usize, shrink: usize) {
+        let used = self.used.load(Relaxed);
+        self.used.store(used.saturating_add(grow).saturating_sub(shrink), Relaxed);
+    }
+}
+
 /// The heap account of one runtime, kept by its malloc functions (`runtime.rs`), which enforce
 /// the memory limit themselves: QuickJS's own limit is left off, for when it refuses an
 /// allocation QuickJS cannot allocate the error it throws either.
@@ -66,6 +86,11 @@ pub struct Heap {
     /// QuickJS's GC threshold, saved while automatic GC is held off after a refusal (see
     /// `Shared::refused`).
     saved_gc_threshold: Cell<Option<qjs::size_t>>,
+    /// Bytes charged for what the runtime keeps outside its heap (the host's queued jobs): they
+    /// count against the limits as if JS had allocated them.
+    pub external: Cell<usize>,
+    /// The budget this runtime shares with others, if any.
+    pub pool: RefCell<Option<Arc<Pool>>>,
 }
 
 impl Heap {
@@ -73,11 +98,11 @@ impl Heap {
     /// `OOM_GRACE_ALLOCATIONS` allocations room in `OOM_RESERVE`.
     #[inline]
     pub fn admit(&self, extra: usize) -> bool {
-        let limit = self.limit.get();
+        let limit = self.limit_now();
         if limit == 0 {
             return true;
         }
-        let want = self.used.get().saturating_add(extra);
+        let want = self.used.get().saturating_add(self.external.get()).saturating_add(extra);
         if want <= limit {
             return true;
         }
@@ -89,6 +114,47 @@ impl Heap {
         self.grace.set(OOM_GRACE_ALLOCATIONS);
         self.refused.set(true);
         false
+    }
+
+    /// The limit in force now: the runtime's own, or less when the shared pool has less room
+    /// left for it (0 = none).
+    #[inline]
+    fn limit_now(&self) -> usize {
+        let own = self.limit.get();
+        let pool = self.pool.borrow();
+        let Some(pool) = pool.as_ref() else { return own };
+        let pool_limit = pool.limit.load(Relaxed);
+        if pool_limit == 0 {
+            return own;
+        }
+        // What the others use, plus the whole pool limit, is this runtime's room.
+        let mine = self.used.get().saturating_add(self.external.get());
+        let others = pool.used.load(Relaxed).saturating_sub(mine);
+        let room = pool_limit.saturating_sub(others).max(1);
+        if own == 0 { room } else { own.min(room) }
+    }
+
+    /// Record `delta` more (or fewer) bytes in use, in the pool too.
+    #[inline]
+    pub fn account(&self, grow: usize, shrink: usize) {
+        self.used.set(self.used.get().saturating_add(grow).saturating_sub(shrink));
+        if let Some(pool) = self.pool.borrow().as_ref() {
+            pool.add(grow, shrink);
+        }
+    }
+
+    /// Whether `size` more bytes kept outside the heap fit under the limits (no grace).
+    pub fn admit_external(&self, size: usize) -> bool {
+        let limit = self.limit_now();
+        limit == 0 || self.used.get().saturating_add(self.external.get()).saturating_add(size) <= limit
+    }
+
+    /// Charge (or release) bytes kept outside the heap on the runtime's behalf.
+    pub fn charge_external(&self, grow: usize, shrink: usize) {
+        self.external.set(self.external.get().saturating_add(grow).saturating_sub(shrink));
+        if let Some(pool) = self.pool.borrow().as_ref() {
+            pool.add(grow, shrink);
+        }
     }
 }
 
@@ -128,6 +194,16 @@ pub struct Shared {
     /// longer running: releasing one may run Python code (`__del__`) that calls back into JS,
     /// which QuickJS does not allow from inside a finalizer.
     pub dead_callables: RefCell<Vec<Py<PyAny>>>,
+    /// The most one value leaving JS may cost (see `convert::ELEMENT_COST`; 0 = no limit), what
+    /// is left of it for the conversion under way, how many conversions are nested (a getter run
+    /// by a conversion may call Python, whose arguments share the outer budget), and a counter
+    /// for polling the deadline while converting.
+    pub value_limit: Cell<usize>,
+    pub value_left: Cell<usize>,
+    pub converting: Cell<u32>,
+    pub value_ticks: Cell<u32>,
+    /// The message of the error past `value_limit` (None: a plain one).
+    pub value_error: RefCell<Option<String>>,
 }
 
 pub const UNDEFINED: qjs::JSValue = qjs::JSValue {
@@ -160,7 +236,14 @@ impl Shared {
                 grace: Cell::new(0),
                 refused: Cell::new(false),
                 saved_gc_threshold: Cell::new(None),
+                external: Cell::new(0),
+                pool: RefCell::new(None),
             },
+            value_limit: Cell::new(0),
+            value_left: Cell::new(usize::MAX),
+            converting: Cell::new(0),
+            value_ticks: Cell::new(0),
+            value_error: RefCell::new(None),
             max_stack: Cell::new(0),
             stack_reserve_users: Cell::new(0),
             converting_error: Cell::new(false),
