@@ -693,7 +693,7 @@ class ServerErrors:
         )
 
 
-# --- jshost's own limits on what libraries may cost (docs/security-engine.md) ---------------
+# --- jshost's own limits on what libraries may cost (docs/security.md) ---------------
 
 
 class LimitErrors:

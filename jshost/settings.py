@@ -109,7 +109,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("v8-plugin-path", "both", "string", "libredisgears_v8_plugin.so"),
     SettingSpec("v8-flags", "tf", "string", "'--noexpose-wasm'"),
     SettingSpec("v8-debug-server-address", "tf", "string", ""),
-    # jshost's own limits (docs/security-engine.md): what one library, or all of them, may cost.
+    # jshost's own limits (docs/security.md): what one library, or all of them, may cost.
     SettingSpec("max-reply-size", "both", "bytes", 64 * _MIB, _MIB, 4 * _GIB, mutable=True),
     SettingSpec("library-max-code-size", "both", "bytes", 16 * _MIB, 1024, _GIB, mutable=True),
     SettingSpec("library-max-pending-jobs", "both", "int", 10000, 1, 10**9, mutable=True),

@@ -1,4 +1,4 @@
-"""jshost's own limits on what a library may cost (docs/security-engine.md).
+"""jshost's own limits on what a library may cost (docs/security.md).
 
 - `max-reply-size`: a value leaving JS (a function's reply, the words of a `client.call`) is
   charged per value and per byte while it is converted, and refused past the limit; the

@@ -188,7 +188,7 @@ async def test_eval_is_removed(jh: HostDriver, expression: str) -> None:
 
 
 #: What V8 throws in a context that disallows code generation from strings (jshost's choice,
-#: docs/security-engine.md): `eval` is gone, so the Function constructors go too.
+#: docs/security.md): `eval` is gone, so the Function constructors go too.
 CODE_GENERATION = "threw EvalError: Code generation from strings disallowed for this context"
 
 #: Every way to a constructor that compiles code from a string, the classic ways out of a
