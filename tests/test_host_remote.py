@@ -58,7 +58,7 @@ async def test_locked_sections_are_atomic_against_pipelined_clients(host: Host) 
     lost, so the final count is exact only if each function runs alone."""
     # Each section first drains up to 12 000 pipelined INCRs; on a loaded machine that can
     # pass the default 500 ms limit of a JS call's backend wait, which is not what this tests.
-    host.settings.set("lock-redis-timeout", "60000")
+    host.settings.set("redisgears_2.lock-redis-timeout", "60000")
     sessions = [host.store.open_session() for _ in range(4)]
     incrs_per_session, functions = 3000, 300
 
