@@ -187,12 +187,21 @@ def start_redis(nofile: int) -> ServerProcess:
     return server
 
 
-def jshost_argv(backend: str | None = None, profile_to: Path | None = None) -> list[str]:
-    """The command line of `jshost serve` on a free port (under cProfile with `profile_to`)."""
+#: Descriptors a jshost keeps beside its clients (jshost.listener_config.RESERVED_FDS).
+JSHOST_RESERVED_FDS = 64
+
+
+def jshost_argv(backend: str | None = None, profile_to: Path | None = None,
+                nofile: int | None = None, extra: Sequence[str] = ()) -> list[str]:
+    """The command line of `jshost serve` on a free port (under cProfile with `profile_to`);
+    with `nofile`, maxclients is as many clients as that many descriptors allow."""
     argv = [sys.executable]
     if profile_to is not None:
         argv += ["-m", "cProfile", "-o", str(profile_to)]
     argv += ["-m", "jshost", "serve", "--port", "0"]
+    if nofile is not None:
+        argv += ["--maxclients", str(max(1, nofile - JSHOST_RESERVED_FDS))]
+    argv += list(extra)
     if backend is not None:
         argv += ["--backend", backend]
     return argv
@@ -203,9 +212,10 @@ def start_jshost(
     backend: str | None = None,
     profile_to: Path | None = None,
     name: str = "jshost",
+    extra: Sequence[str] = (),
 ) -> ServerProcess:
-    """`jshost serve`; returns once it has printed the port it listens on."""
-    server = _spawn(name, jshost_argv(backend, profile_to), nofile)
+    """`jshost serve` (with `extra` options); returns once it has printed its port."""
+    server = _spawn(name, jshost_argv(backend, profile_to, nofile, extra), nofile)
     lines: queue.Queue[bytes | None] = queue.Queue()
     _pump(server, lines)
     try:

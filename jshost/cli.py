@@ -8,7 +8,9 @@ store it serves; logs go to stderr. SIGINT or SIGTERM shut it down gracefully; i
 
 Settings of SPEC §9 (the `redisgears_2.*` names, prefix optional) come from ``JSHOST_<NAME>``
 environment variables (``JSHOST_LOCK_REDIS_TIMEOUT=1000``), then ``--config-file`` (one
-``<name> <value>`` per line, ``#`` comments), then ``--set NAME=VALUE`` options.
+``<name> <value>`` per line, ``#`` comments), then ``--set NAME=VALUE`` options. The listener's
+settings (`jshost.listener_config`: ``maxclients``, ``timeout``, ``tls-port``, ...) can be given
+the same way (file and ``--set``), and by their own options, which win.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from pathlib import Path
 
 import click
 
-from jshost import __version__
+from jshost import __version__, listener_config
 from jshost.cli_client import COMMANDS
-from jshost.errors import CliErrors, ManagedStoreErrors, ServerErrors
+from jshost.errors import CliErrors, ListenerErrors, ManagedStoreErrors, ServerErrors
 from jshost.host import Host
+from jshost.listener_config import ListenerConfig
 from jshost.persistence import DataFileError
-from jshost.server import Server, run, tune_gc_for_serving
-from jshost.settings import Settings, parse_size
+from jshost.server import Server, run, tls_context, tune_gc_for_serving
+from jshost.settings import Settings
 from jshost.store import EmbeddedStore, RemoteStore, Store
 from jshost.store.managed import (
     ManagedServer,
@@ -49,14 +52,43 @@ def main() -> None:
     """Run RedisGears 2 JavaScript libraries on QuickJS, behind the Redis protocol."""
 
 
+#: The listener's options of `jshost serve`: (option, setting name, help). Each is passed on as
+#: the text Redis would take (`--maxclients 100` is `maxclients 100`); unset ones are not.
+_LISTENER_OPTIONS = (
+    ("--tls-port", "tls-port", "TLS port (0: none). With it, --port 0 means no plain port, "
+     "as in Redis."),
+    ("--tls-cert-file", "tls-cert-file", "The server's certificate (PEM) for --tls-port."),
+    ("--tls-key-file", "tls-key-file", "Its private key (PEM)."),
+    ("--tls-ca-cert-file", "tls-ca-cert-file", "CA certificate(s) that sign client "
+     "certificates."),
+    ("--tls-auth-clients", "tls-auth-clients", "yes (default): clients must present a "
+     "certificate signed by the CA; optional: checked if sent; no: not asked for."),
+    ("--protected-mode", "protected-mode", "yes (default): without a password, only clients "
+     "on the loopback interface are served (others get Redis's DENIED error)."),
+    ("--maxclients", "maxclients", "Most clients at once (default 10000); the next one gets "
+     "'max number of clients reached'."),
+    ("--timeout", "timeout", "Close a client idle this many seconds (default 0: never)."),
+    ("--tcp-backlog", "tcp-backlog", "The listen backlog (default 4096; Redis: 511)."),
+    ("--client-output-buffer-limit", "client-output-buffer-limit", "As Redis: 'CLASS HARD "
+     "SOFT SECONDS ...', classes normal and pubsub (default: normal 0 0 0 pubsub 32mb 8mb 60)."),
+)
+
+
+def _listener_options(command: click.Command) -> click.Command:
+    for option, _, text in reversed(_LISTENER_OPTIONS):
+        command = click.option(option, "listener_" + option[2:].replace("-", "_"), default=None,
+                               metavar="VALUE", help=text)(command)
+    return command
+
+
 @main.command()
-@click.option("--host", "bind", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--host", "bind", default=None, help="Address(es) to bind (default 127.0.0.1; "
+              "several separated by spaces).")
 @click.option(
     "--port",
-    default=6379,
-    show_default=True,
+    default=None,
     type=click.IntRange(0, 65535),
-    help="TCP port; 0 picks a free one.",
+    help="TCP port (default 6379); 0 picks a free one.",
 )
 @click.option("--requirepass", default=None, help="Password of the `default` user (AUTH).")
 @click.option(
@@ -128,10 +160,10 @@ def main() -> None:
 @click.option(
     "--client-query-buffer-limit",
     "query_buffer_limit",
-    default="1gb",
-    show_default=True,
+    default=None,
     metavar="SIZE",
-    help="Unparsed input one client may buffer before it is disconnected (as in Redis).",
+    help="Unparsed input one client may buffer before it is disconnected (as in Redis; "
+    "default 1gb).",
 )
 @click.option(
     "--load",
@@ -148,9 +180,10 @@ def main() -> None:
     "failed reload is logged and the old library keeps serving.",
 )
 @click.option("-v", "--verbose", count=True, help="More logging (-v: debug).")
+@_listener_options
 def serve(
-    bind: str,
-    port: int,
+    bind: str | None,
+    port: int | None,
     requirepass: str | None,
     config_file: Path | None,
     overrides: tuple[str, ...],
@@ -160,10 +193,11 @@ def serve(
     data_dir: Path | None,
     store_config: tuple[str, ...],
     store_binary: Path | None,
-    query_buffer_limit: str,
+    query_buffer_limit: str | None,
     load_dir: Path | None,
     watch: bool,
     verbose: int,
+    **listener_options: str | None,
 ) -> None:
     """Serve the Redis protocol (RESP2 and RESP3) with the RG.* / TFUNCTION commands."""
     logging.basicConfig(
@@ -173,19 +207,24 @@ def serve(
     )
     if watch and load_dir is None:
         raise click.UsageError(CliErrors.WATCH_WITHOUT_LOAD)
+    values = _read_settings(config_file, overrides)
+    given = {name: value for name, value in (
+        ("bind", bind), ("port", None if port is None else str(port)),
+        ("requirepass", requirepass), ("client-query-buffer-limit", query_buffer_limit),
+        *((setting, listener_options["listener_" + option[2:].replace("-", "_")])
+          for option, setting, _ in _LISTENER_OPTIONS),
+    ) if value is not None}
     try:
-        settings = Settings(_read_settings(config_file, overrides))
+        settings = Settings({k: v for k, v in values.items() if not listener_config.owns(k)})
+        listener = ListenerConfig({**{k: v for k, v in values.items()
+                                      if listener_config.owns(k)}, **given})
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    try:
-        buffer_limit = parse_size(query_buffer_limit)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--client-query-buffer-limit") from None
+    _check_tls(listener)
     managed = _managed_store(store_kind, backend, data_dir, store_config, store_binary)
     if managed is None:
         password = _backend_password(backend, password_file)
-        _serve(bind, port, requirepass, settings, backend, data_dir, buffer_limit, load_dir,
-               watch, password=password)
+        _serve(listener, settings, backend, data_dir, load_dir, watch, password=password)
         return
     if password_file is not None:
         raise click.UsageError(CliErrors.PASSWORD_WITHOUT_BACKEND)
@@ -194,10 +233,25 @@ def serve(
     except ManagedStoreError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        _serve(bind, port, requirepass, settings, managed.url, None, buffer_limit, load_dir,
-               watch, label=f"valkey, dir {data_dir}")
+        _serve(listener, settings, managed.url, None, load_dir, watch,
+               label=f"valkey, dir {data_dir}")
     finally:
         managed.stop()
+
+
+def _check_tls(listener: ListenerConfig) -> None:
+    """TLS options that cannot work are refused at start, with what is missing."""
+    if not listener.tls_port:
+        return
+    if not listener.tls_cert_file or not listener.tls_key_file:
+        raise click.UsageError(ListenerErrors.TLS_NEEDS_CERTIFICATE)
+    if listener.tls_auth_clients != "no" and not listener.tls_ca_cert_file:
+        raise click.UsageError(ListenerErrors.TLS_NEEDS_CA.format(
+            mode=listener.tls_auth_clients))
+    try:
+        tls_context(listener)
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(ListenerErrors.TLS_BAD_FILES.format(reason=exc)) from None
 
 
 def _managed_store(
@@ -231,13 +285,10 @@ def _managed_store(
 
 
 def _serve(
-    bind: str,
-    port: int,
-    requirepass: str | None,
+    listener: ListenerConfig,
     settings: Settings,
     backend: str | None,
     data_dir: Path | None,
-    buffer_limit: int,
     load_dir: Path | None,
     watch: bool,
     label: str | None = None,
@@ -262,15 +313,12 @@ def _serve(
             if watch:
                 watcher.append(asyncio.get_running_loop().create_task(folder.watch()))
         tune_gc_for_serving()
-        click.echo(
-            f"jshost {__version__} listening on {server.bind}:{server.port} (store: {store_label})"
-        )
+        click.echo(f"jshost {__version__} listening on {_addresses(server)} (store: {store_label})")
         sys.stdout.flush()
 
     async def serve_and_watch() -> None:
         try:
-            await run(host, bind=bind, port=port, requirepass=requirepass, on_started=started,
-                      data_dir=data_dir, client_query_buffer_limit=buffer_limit)
+            await run(host, config=listener, on_started=started, data_dir=data_dir)
         finally:
             for task in watcher:
                 task.cancel()
@@ -281,9 +329,20 @@ def _serve(
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise click.ClickException(
-            ServerErrors.CANNOT_LISTEN.format(address=f"{bind}:{port}", reason=reason)
-        ) from None
+        ports = " ".join(str(p) for p in (listener.port, listener.tls_port) if p)
+        raise click.ClickException(ServerErrors.CANNOT_LISTEN.format(
+            address=f"{' '.join(listener.bind)}:{ports or 0}", reason=reason)) from None
+
+
+def _addresses(server: Server) -> str:
+    """Where the server listens, for the startup line: `127.0.0.1:6379`, and `tls
+    127.0.0.1:6380` after it (alone without a plain port)."""
+    places = []
+    if server.config.port or not server.tls_port:
+        places.append(f"{server.bind}:{server.port}")
+    if server.tls_port:
+        places.append(f"tls {server.bind}:{server.tls_port}")
+    return " and ".join(places)
 
 
 def _open_store(backend: str | None, data_dir: Path | None,

@@ -28,9 +28,18 @@ Malformed input gets Redis's protocol error reply, then the connection is closed
 is written; more than the query buffer limit of unprocessed input closes it without a reply.
 Before AUTH (with `--requirepass`) the parser applies Redis' pre-auth limits (10 arguments,
 16 KiB bulks), so an unauthenticated client cannot make jshost buffer more than that.
-A pub/sub client that does not read what it is sent is closed once its unsent output passes
-Redis's ``client-output-buffer-limit pubsub`` (32mb hard; 8mb for 60 s soft), as Redis does;
-other clients have no output limit (Redis's default for normal clients).
+
+**Output.** A client that does not read its replies holds little: its reading is paused once
+the transport's buffer backs up, and the commands of one read are not all run at once either —
+once the replies made since the last write pass `REPLY_BATCH_BYTES` (or the client's output
+limit), the rest of the query buffer waits (`_output_held`) until they are written, so a
+pipeline of 11 000 ``GET`` of a 1 MB value costs a few MB, not 11 GB. Redis's
+``client-output-buffer-limit`` is checked then and at every write, for the client's class
+(``pubsub`` once subscribed, else ``normal``): past the hard limit, or above the soft one for
+its seconds, the client is closed (defaults: normal none, pubsub 32mb / 8mb for 60 s).
+
+**Admission.** Before a connection gets a store session, the server may refuse it
+(``maxclients``, protected mode): it is sent Redis's error and closed.
 """
 
 from __future__ import annotations
@@ -43,10 +52,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from jshost.errors import ReplyError, ServerErrors
+from jshost.errors import ListenerErrors, ReplyError, ServerErrors
+from jshost.listener_config import PUBSUB_OUTPUT_BUFFER_LIMIT as PUBSUB_OUTPUT_BUFFER_LIMIT
+from jshost.listener_config import ListenerConfig
+from jshost.listener_config import OutputBufferLimit as OutputBufferLimit
 from jshost.replies import ErrorReply, Push, Status
 from jshost.resp import (
-    CLIENT_QUERY_BUFFER_LIMIT,
     ProtocolError,
     QueryBufferLimitExceeded,
     RequestParser,
@@ -88,18 +99,9 @@ class Pipelined:
         return self.shape(future.result())
 
 
-@dataclass(frozen=True)
-class OutputBufferLimit:
-    """Redis's ``client-output-buffer-limit <class> <hard> <soft> <soft-seconds>``: a client is
-    closed when its unsent output passes `hard`, or stays above `soft` for `soft_seconds`."""
-
-    hard: int
-    soft: int
-    soft_seconds: float
-
-
-#: Redis's default for pub/sub clients (``client-output-buffer-limit pubsub 32mb 8mb 60``).
-PUBSUB_OUTPUT_BUFFER_LIMIT: Final = OutputBufferLimit(32 * 1024 * 1024, 8 * 1024 * 1024, 60.0)
+#: Replies made from one read before they must be written: past it, the rest of the query
+#: buffer waits until the client has taken them (see "Output" in the module docstring).
+REPLY_BATCH_BYTES: Final = 1 << 20
 
 #: The most pipelined replies one client may have due: past it, its next commands wait (in the
 #: query buffer, as bytes) until they are in, so memory per client stays bounded.
@@ -121,11 +123,15 @@ _SUBSCRIPTION_PUSHES: Final = {
 
 @dataclass(eq=False)
 class ClientState:
-    """What the command modules may read and change about one client."""
+    """What the command modules may read and change about one client.
+
+    Its store session (and with it the id, which is the session's own on the embedded store)
+    is opened on first use, not when the client connects: accepting a burst of connections
+    stays cheap, and a client that never reaches the store never costs a session."""
 
     ctx: ServerContext
-    session: Session
-    id: int
+    #: Opens this client's store session (`session`, on first use).
+    session_factory: Callable[[], Session]
     peer: str
     local: str
     fd: int = -1
@@ -153,6 +159,28 @@ class ClientState:
     created: float = field(default_factory=time.monotonic)
     #: The command being (or last) run, as CLIENT INFO's `cmd=` shows it.
     last_command: CommandInfo | None = None
+    _session: Session | None = None
+    _id: int | None = None
+
+    @property
+    def session(self) -> Session:
+        """The client's store session (opened now if it was not yet)."""
+        session = self._session
+        if session is None:
+            session = self._session = self.session_factory()
+        return session
+
+    @property
+    def id(self) -> int:
+        """The id HELLO and CLIENT ID report (see `ServerContext.client_id`)."""
+        if self._id is None:
+            self._id = self.ctx.client_id(self.session)
+        return self._id
+
+    def close_session(self) -> None:
+        """The client is gone: close its session if it had one."""
+        if self._session is not None:
+            self._session.close()
 
     def note_push(self, push: Push) -> None:
         """Track the subscription count carried by subscribe/unsubscribe confirmations."""
@@ -175,20 +203,21 @@ class Connection(asyncio.Protocol):
         self,
         ctx: ServerContext,
         dispatcher: Dispatcher,
-        on_open: Callable[[Connection], None],
+        on_open: Callable[[Connection, asyncio.Transport], str | None],
         on_close: Callable[[Connection], None],
         *,
-        query_buffer_limit: int = CLIENT_QUERY_BUFFER_LIMIT,
-        pubsub_output_limit: OutputBufferLimit = PUBSUB_OUTPUT_BUFFER_LIMIT,
+        config: ListenerConfig | None = None,
     ) -> None:
         self._ctx = ctx
         self._dispatcher = dispatcher
-        self._on_open = on_open
+        self._on_open = on_open  # admits the client (None) or gives the error that refuses it
         self._on_close = on_close
-        # `query_buffer_limit`: Redis's client-query-buffer-limit (1 GiB by default).
-        self._parser = RequestParser(query_buffer_limit=query_buffer_limit)
-        self._pubsub_output_limit = pubsub_output_limit
+        self._config = config = config or ListenerConfig()
+        self._parser = RequestParser(query_buffer_limit=config.client_query_buffer_limit)
         self._over_soft_limit_since: float | None = None
+        # Output backpressure (see "Output" in the module docstring).
+        self._output_held = False  # the rest of the query buffer waits for replies to be sent
+        self._writing_paused = False  # the transport's buffer is over its high-water mark
         self._out = bytearray()
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
@@ -206,18 +235,22 @@ class Connection(asyncio.Protocol):
         self._stalled = False  # processing waits until `_inflight` is empty
         self.client: ClientState | None = None
         self.writes = 0  # transport writes so far (replies are coalesced: about one per pass)
+        self.last_active = self._loop.time()  # when the client last sent something (`timeout`)
 
     # --- asyncio.Protocol ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # (uvloop's are not subclasses)
         self._transport = transport
-        session = self._ctx.store.open_session()
-        session.on_push = self._on_push
+        refusal = self._on_open(self, transport)
+        if refusal is not None:  # refused before it costs a store session
+            self._closing = True
+            transport.write(b"-%s\r\n" % refusal.encode())
+            transport.close()
+            return
         self.client = ClientState(
             ctx=self._ctx,
-            session=session,
-            id=self._ctx.client_id(session),
+            session_factory=self._open_session,
             peer=_address(transport.get_extra_info("peername")),
             local=_address(transport.get_extra_info("sockname")),
             fd=_fileno(transport),
@@ -225,17 +258,22 @@ class Connection(asyncio.Protocol):
         )
         self._parser.unauthenticated = not self.client.authenticated
         self._parser.check_bulk = self._check_bulk
-        self._on_open(self)
-        log.debug("client %d connected from %s", self.client.id, self.client.peer)
+
+    def _open_session(self) -> Session:
+        session = self._ctx.store.open_session()
+        session.on_push = self._on_push
+        return session
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = self._loop.time()
         try:
             self._parser.feed(data)
         except QueryBufferLimitExceeded as exc:
             log.debug("client %s: %s; closing", self._client_id(), exc)
             self.abort()
             return
-        if self._waiting is None and not self._stalled and not self._closing:
+        if (self._waiting is None and not self._stalled and not self._closing
+                and not self._output_held):
             self._process()
 
     def eof_received(self) -> bool | None:
@@ -244,7 +282,7 @@ class Connection(asyncio.Protocol):
         # commands read behind them, are answered first (`_close_if_done`); then, or at once
         # when there are none, the replies made so far are written and the connection closed.
         self._eof = True
-        if not self._inflight and not self._stalled:
+        if not self._inflight and not self._stalled and not self._output_held:
             self._write_out()
             return False
         return True  # kept open for writing until `_close_if_done`
@@ -252,7 +290,7 @@ class Connection(asyncio.Protocol):
     def _close_if_done(self) -> None:
         """After a half-close: once no pipelined reply is due, close (dropping a command that
         blocks, as Redis does) after the replies made so far."""
-        if not self._eof or self._inflight or self._stalled or self._closing:
+        if not self._eof or self._inflight or self._stalled or self._closing or self._output_held:
             return
         self._drop_waiting()
         self._close_after_output()
@@ -270,12 +308,16 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # The client does not read its replies: stop reading its commands until it does.
+        self._writing_paused = True
         if self._transport is not None:
             self._transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self._writing_paused = False
         if self._transport is not None and not self._transport.is_closing():
             self._transport.resume_reading()
+        if self._output_held:
+            self._resume_after_output()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = self._closing = True
@@ -286,8 +328,7 @@ class Connection(asyncio.Protocol):
         self._held, self._stalled = None, False
         self._drop_waiting()
         if self.client is not None:
-            self.client.session.close()
-            log.debug("client %d disconnected", self.client.id)
+            self.client.close_session()
         self._on_close(self)
 
     def _check_bulk(self, argv: list[bytes], length: int) -> str | None:
@@ -309,8 +350,11 @@ class Connection(asyncio.Protocol):
         dispatch = dispatcher.dispatch
         out = self._out
         inflight = self._inflight
+        bound = self._output_bound()
         try:
             while True:
+                if len(out) > bound and self._hold_for_output():
+                    break
                 argv, self._held = self._held, None
                 if argv is None:
                     if parser.unauthenticated is client.authenticated:  # AUTH, RESET: in step
@@ -354,6 +398,44 @@ class Connection(asyncio.Protocol):
             if self._out and not self._flush_scheduled:
                 self._flush_scheduled = True
                 self._loop.call_soon(self._flush)
+
+    # --- output backpressure (see "Output" in the module docstring) ----------------------------
+
+    def _output_bound(self) -> int:
+        """How many reply bytes may pile up unwritten before `_hold_for_output` looks."""
+        limit = self._config.output_limit(self.client is not None and self.client.subscribed)
+        return min(REPLY_BATCH_BYTES, limit.hard or REPLY_BATCH_BYTES,
+                   limit.soft or REPLY_BATCH_BYTES)
+
+    def _hold_for_output(self) -> bool:
+        """The replies made since the last write passed the bound: close the client if it is
+        over its output buffer limit, else keep the rest of its query buffer until they are
+        written (`_resume_after_output`). True: stop processing."""
+        transport = self._transport
+        if transport is None or self._check_output_limit(transport, len(self._out)):
+            return True
+        self._output_held = True
+        return True
+
+    def _resume_after_output(self) -> None:
+        """The held replies are written (or handed to a transport that is not backed up): run
+        the rest of the query buffer."""
+        if not self._output_held:
+            return  # (already resumed)
+        self._output_held = False
+        if self._closing or self._closed:
+            return
+        if self._waiting is None and not self._stalled:
+            self._process()
+        self._close_if_done()
+
+    def output_size(self) -> int:
+        """Reply bytes not yet sent to the client (Redis's `omem`, roughly)."""
+        transport = self._transport
+        pending = transport.get_write_buffer_size() if transport is not None else 0
+        return len(self._out) + pending
+
+    # --- pipelined replies ---------------------------------------------------------------------
 
     def _queue(self, result: Any) -> bool:
         """Put a reply (or a future of one) behind the pipelined replies still due; False when
@@ -470,31 +552,34 @@ class Connection(asyncio.Protocol):
             data, self._out = self._out, bytearray()
             transport.write(data)
             self.writes += 1
-            if self.client is not None and self.client.subscribed:
-                self._check_output_limit(transport)
+            if self._check_output_limit(transport):
+                return
+            if self._output_held and not self._writing_paused:
+                self._loop.call_soon(self._resume_after_output)  # others get their turn first
         if self._closing and self._waiting is None and not self._inflight:
             transport.close()  # after the write: asyncio sends buffered data first
 
-    def _check_output_limit(self, transport: asyncio.Transport) -> None:
-        """A pub/sub client past its output buffer limit is closed at once (Redis's
-        ``freeClientAsync``): a subscriber that does not read cannot make the server hoard
-        every message for it."""
-        limit = self._pubsub_output_limit
-        pending = transport.get_write_buffer_size()
-        if pending <= limit.soft and pending <= limit.hard:
+    def _check_output_limit(self, transport: asyncio.Transport, unwritten: int = 0) -> bool:
+        """A client past the output buffer limit of its class is closed at once (Redis's
+        ``freeClientAsync``): one that does not read cannot make the server hoard its replies or
+        every message of its channels. True when it was closed."""
+        limit = self._config.output_limit(self.client is not None and self.client.subscribed)
+        if limit.unlimited:
+            return False
+        pending = transport.get_write_buffer_size() + unwritten
+        over_soft = bool(limit.soft) and pending > limit.soft
+        if not over_soft:
             self._over_soft_limit_since = None
-            return
-        now = time.monotonic()
-        if pending > limit.soft and self._over_soft_limit_since is None:
-            self._over_soft_limit_since = now
+        elif self._over_soft_limit_since is None:
+            self._over_soft_limit_since = time.monotonic()
         since = self._over_soft_limit_since
-        if pending > limit.hard or (since is not None and now - since >= limit.soft_seconds):
-            log.warning(
-                "client %s closed for overcoming of output buffer limits (%d bytes unsent)",
-                self._client_id(),
-                pending,
-            )
+        if (limit.hard and pending > limit.hard) or (
+            since is not None and time.monotonic() - since >= limit.soft_seconds
+        ):
+            log.warning(ListenerErrors.OUTPUT_LIMIT_CLOSED, self._client_id(), pending)
             self.abort()
+            return True
+        return False
 
     def _close_after_output(self) -> None:
         """Stop running commands; close once the replies so far are written."""
@@ -533,6 +618,22 @@ class Connection(asyncio.Protocol):
         self._closing = True
         if self._transport is not None:
             self._transport.abort()
+
+    def set_query_buffer_limit(self, limit: int) -> None:
+        """CONFIG SET client-query-buffer-limit reaches clients already connected too."""
+        self._parser.query_buffer_limit = limit
+
+    @property
+    def idle_closable(self) -> bool:
+        """Whether Redis's `timeout` may close this client when idle: not while it waits on a
+        command or replies, nor while subscribed (Redis spares those too)."""
+        client = self.client
+        return (client is not None and self._waiting is None and not self._inflight
+                and not client.subscribed)
+
+    @property
+    def client_id(self) -> str:
+        return self._client_id()
 
     def _client_id(self) -> str:
         return str(self.client.id) if self.client is not None else "?"

@@ -717,6 +717,60 @@ class LimitErrors:
     CODE_GENERATION = "Code generation from strings disallowed for this context"
 
 
+class ListenerErrors:
+    """Texts of jshost's listener (`jshost.listener_config`, `jshost.server`): Redis 7.2's own
+    (networking.c, config.c, server.c) where Redis has one, else jshost's wording."""
+
+    # Sent to a client that is refused at once, before it can send anything (networking.c).
+    MAXCLIENTS_REACHED = "ERR max number of clients reached"
+    PROTECTED_MODE = (
+        "DENIED Redis is running in protected mode because protected mode is enabled and no "
+        "password is set for the default user. In this mode connections are only accepted from "
+        "the loopback interface. If you want to connect from external computers to Redis you may "
+        "adopt one of the following solutions: 1) Just disable protected mode sending the command "
+        "'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from "
+        "the same host the server is running, however MAKE SURE Redis is not publicly accessible "
+        "from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) "
+        "Alternatively you can just disable the protected mode by editing the Redis "
+        "configuration file, and setting the protected mode option to 'no', and then restarting "
+        "the server. 3) If you started the server manually just for testing, restart it with the "
+        "'--protected-mode no' option. 4) Setup a an authentication password for the default "
+        "user. NOTE: You only need to do one of the above things in order for the server to "
+        "start accepting connections from the outside."
+    )
+    # CONFIG SET reasons (config.c).
+    OUTPUT_LIMIT_ARGUMENTS = "Wrong number of arguments in buffer limit configuration."
+    OUTPUT_LIMIT_CLASS = "Invalid client class specified in buffer limit configuration."
+    OUTPUT_LIMIT_VALUES = (
+        "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+    )
+    MAXCLIENTS_OVER_LIMIT = (
+        "The operating system is not able to handle the specified number of clients, try with {}"
+    )
+    # Logged (server.c's wording for the first two).
+    MAXCLIENTS_REDUCED = (
+        "You requested maxclients of {requested} requiring at least {needed} max file "
+        "descriptors. Current maximum open files is {limit}. maxclients has been reduced to "
+        "{allowed} to compensate for low ulimit. If you need higher maxclients increase "
+        "'ulimit -n'."
+    )
+    OUTPUT_LIMIT_CLOSED = (
+        "Client %s closed for overcoming of output buffer limits (%d bytes unsent)."
+    )
+    PROTECTED_MODE_WARNING = (
+        "WARNING: jshost listens on %s without a password, in protected mode: clients that are "
+        "not on the loopback interface get the DENIED error. Set a password (--requirepass) "
+        "to serve them, or --protected-mode no if the network is protected otherwise."
+    )
+    # Start-up (the command line).
+    TLS_NEEDS_CERTIFICATE = "--tls-port needs --tls-cert-file and --tls-key-file"
+    TLS_NEEDS_CA = (
+        "--tls-auth-clients {mode} needs --tls-ca-cert-file (the CA that signs client "
+        "certificates)"
+    )
+    TLS_BAD_FILES = "cannot use the TLS certificate files: {reason}"
+
+
 # --- the command line (jshost load/call/list/check/run, serve --load/--watch) ----------------
 
 

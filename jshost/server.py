@@ -16,6 +16,16 @@ Shutdown (`shutdown`, or SIGINT/SIGTERM through `run`) is designed in:
 
 Nothing in it waits without a bound. The host and the store belong to whoever made them; `run`
 (used by ``jshost serve``) closes them after the server has stopped.
+
+The listener's settings (`jshost.listener_config.ListenerConfig`: port, bind, TLS, maxclients,
+protected mode, timeouts, buffer limits) are read here: a plain TCP listener and, with
+``tls-port``, a TLS one (Python's `ssl`, redis-server's meanings for ``tls-*``), both with a
+``tcp-backlog`` of 4096 by default (asyncio's default of 100 made a burst of new connections
+overflow the accept queue, and every dropped SYN costs its client a one-second retransmission:
+10 000 connections took ~55 s; see bench/connections.py). A new
+client is refused with Redis's error past ``maxclients`` or, in protected mode, when it is not
+on the loopback interface; the open-files limit is raised for ``maxclients`` at start, which is
+lowered (with Redis's warning) when the limit cannot be.
 """
 
 from __future__ import annotations
@@ -23,17 +33,20 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import resource
 import signal
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from jshost.commands.dispatch import Dispatcher, ServerContext
-from jshost.connection import PUBSUB_OUTPUT_BUFFER_LIMIT, Connection, OutputBufferLimit
+from jshost.connection import Connection
+from jshost.errors import ListenerErrors, ServerErrors
 from jshost.host import Host
+from jshost.listener_config import RESERVED_FDS, ListenerConfig, OutputBufferLimit
 from jshost.persistence import Persistence
-from jshost.resp import CLIENT_QUERY_BUFFER_LIMIT
 
 log = logging.getLogger("jshost.server")
 
@@ -53,32 +66,47 @@ class Server:
         self,
         host: Host,
         *,
-        bind: str = "127.0.0.1",
-        port: int = 6379,
+        config: ListenerConfig | None = None,
+        bind: str | None = None,
+        port: int | None = None,
         requirepass: str | None = None,
         redis_version: str = "7.2.4",
-        client_query_buffer_limit: int = CLIENT_QUERY_BUFFER_LIMIT,
-        pubsub_output_buffer_limit: OutputBufferLimit = PUBSUB_OUTPUT_BUFFER_LIMIT,
+        client_query_buffer_limit: int | None = None,
+        pubsub_output_buffer_limit: OutputBufferLimit | None = None,
     ) -> None:
-        if client_query_buffer_limit < 1:
+        """`config` holds the listener's settings; the keyword arguments override it."""
+        if client_query_buffer_limit is not None and client_query_buffer_limit < 1:
             raise ValueError("client_query_buffer_limit must be positive")
         self.host = host
-        self.bind = bind
-        self.requested_port = port
-        #: Unprocessed request bytes one client may have buffered before it is disconnected
-        #: (Redis's client-query-buffer-limit): caps the memory a slow or hostile client holds.
-        self.client_query_buffer_limit = client_query_buffer_limit
-        #: Unsent output a pub/sub client may pile up (Redis's client-output-buffer-limit).
-        self.pubsub_output_buffer_limit = pubsub_output_buffer_limit
+        self.config = config = config or ListenerConfig()
+        if bind is not None:
+            config.bind = (bind,)
+        if port is not None:
+            config.port = port
+        if requirepass is not None:
+            config.requirepass = requirepass
+        if client_query_buffer_limit is not None:
+            config.client_query_buffer_limit = client_query_buffer_limit
+        if pubsub_output_buffer_limit is not None:
+            config.output_buffer_limits = {**config.output_buffer_limits,
+                                           "pubsub": pubsub_output_buffer_limit}
+        self.requested_port = config.port
+        config.on_change.append(self._config_changed)
         self.ctx = ServerContext(
             host=host,
-            requirepass=requirepass,
+            requirepass=config.requirepass,
             redis_version=redis_version,
             request_shutdown=self.request_shutdown,
+            listener=config,
+            clients_info=self.clients_info,
         )
         self.dispatcher = Dispatcher(self.ctx)
         self._connections: set[Connection] = set()
         self._listener: asyncio.Server | None = None
+        self._tls_listener: asyncio.Server | None = None
+        self._timeouts: asyncio.Task[None] | None = None
+        #: Clients refused at once (maxclients, protected mode), as Redis's rejected_connections.
+        self.rejected_connections = 0
         self._stopped = asyncio.Event()
         self._no_connections = asyncio.Event()
         self._no_connections.set()
@@ -87,19 +115,66 @@ class Server:
     # --- life cycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind and start accepting clients (raises OSError if the address is taken)."""
+        """Bind and start accepting clients (raises OSError if the address is taken,
+        ssl.SSLError / OSError if the TLS files cannot be used)."""
+        config = self.config
+        self._reserve_descriptors()
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(
-            self._new_connection, self.bind, self.requested_port, reuse_address=True
-        )
-        log.info("listening on %s:%d", self.bind, self.port)
+        hosts = list(config.bind)
+        context = tls_context(config) if config.tls_port else None
+        # With tls-port set, port 0 means no plain TCP listener, as in Redis; without, a free port.
+        if config.port or context is None:
+            self._listener = await loop.create_server(
+                self._new_connection, hosts, self.requested_port, reuse_address=True,
+                backlog=config.tcp_backlog,
+            )
+            config.port = self.port
+            log.info("listening on %s:%d", self.bind, self.port)
+        if context is not None:
+            self._tls_listener = await loop.create_server(
+                self._new_connection, hosts, config.tls_port, reuse_address=True,
+                backlog=config.tcp_backlog, ssl=context,
+            )
+            log.info("listening with TLS on %s:%d", self.bind, self.tls_port)
+        exposed = config.exposed_unprotected
+        if config.protected_mode and exposed:
+            log.warning(ListenerErrors.PROTECTED_MODE_WARNING, " ".join(exposed))
+        self._config_changed(frozenset({"timeout"}))
+
+    @property
+    def bind(self) -> str:
+        """The address(es) listened on, as `CONFIG GET bind` shows them."""
+        return " ".join(self.config.bind)
 
     @property
     def port(self) -> int:
-        """The port actually bound (useful with port 0)."""
+        """The plain TCP port actually bound (useful with port 0)."""
         if self._listener is None or not self._listener.sockets:
-            raise RuntimeError("the server is not listening")
+            raise RuntimeError("the server is not listening on a plain TCP port")
         return int(self._listener.sockets[0].getsockname()[1])
+
+    @property
+    def tls_port(self) -> int:
+        """The TLS port bound (0: none)."""
+        if self._tls_listener is None or not self._tls_listener.sockets:
+            return 0
+        return int(self._tls_listener.sockets[0].getsockname()[1])
+
+    @property
+    def client_query_buffer_limit(self) -> int:
+        return self.config.client_query_buffer_limit
+
+    def clients_info(self) -> list[tuple[str, int]]:
+        """INFO's `# Clients` fields, from jshost's own connections (Redis's names)."""
+        connections = self._connections
+        return [
+            ("connected_clients", len(connections)),
+            ("cluster_connections", 0),
+            ("maxclients", self.config.maxclients),
+            ("client_recent_max_output_buffer",
+             max((conn.output_size() for conn in connections), default=0)),
+            ("blocked_clients", sum(conn.blocked for conn in connections)),
+        ]
 
     @property
     def connections(self) -> frozenset[Connection]:
@@ -141,21 +216,64 @@ class Server:
     # --- internals -----------------------------------------------------------------------------
 
     def _new_connection(self) -> Connection:
-        return Connection(
-            self.ctx,
-            self.dispatcher,
-            self._opened,
-            self._closed,
-            query_buffer_limit=self.client_query_buffer_limit,
-            pubsub_output_limit=self.pubsub_output_buffer_limit,
-        )
+        return Connection(self.ctx, self.dispatcher, self._admit, self._closed,
+                          config=self.config)
 
-    def _opened(self, conn: Connection) -> None:
+    def _admit(self, conn: Connection, transport: asyncio.Transport) -> str | None:
+        """Take a new client in, or say why not (Redis's order: maxclients, protected mode)."""
         if self.stopping:  # accepted just before the listener closed
-            conn.abort()
-            return
+            return ServerErrors.SHUTTING_DOWN
+        if len(self._connections) >= self.config.maxclients:
+            self.rejected_connections += 1
+            return ListenerErrors.MAXCLIENTS_REACHED
+        if self.config.protected_mode_refuses(peer_host(transport)):
+            self.rejected_connections += 1
+            return ListenerErrors.PROTECTED_MODE
         self._connections.add(conn)
         self._no_connections.clear()
+        return None
+
+    def _reserve_descriptors(self) -> None:
+        """Raise the open-files limit for maxclients, or lower maxclients (Redis's warning)."""
+        config = self.config
+        allowed = config.reserve_descriptors(config.maxclients)
+        if allowed < config.maxclients:
+            limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            log.warning(ListenerErrors.MAXCLIENTS_REDUCED.format(
+                requested=config.maxclients,
+                needed=config.maxclients + RESERVED_FDS,
+                limit=limit, allowed=max(allowed, 1)))
+            config.maxclients = max(allowed, 1)
+
+    def _config_changed(self, names: frozenset[str]) -> None:
+        """CONFIG SET of listener settings: apply what the connections hold themselves."""
+        config = self.config
+        if "requirepass" in names:
+            self.ctx.requirepass = config.requirepass
+        if "client-query-buffer-limit" in names:
+            for conn in self._connections:
+                conn.set_query_buffer_limit(config.client_query_buffer_limit)
+        if "timeout" in names and config.timeout and self._timeouts is None:
+            try:
+                self._timeouts = asyncio.get_running_loop().create_task(self._close_idle())
+            except RuntimeError:
+                pass  # not serving yet: `start` begins it
+
+    async def _close_idle(self) -> None:
+        """Redis's `timeout`: close clients idle that many seconds (not those blocked on a
+        command or subscribed), checked every second, until the setting goes back to 0."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self.config.timeout and not self.stopping:
+                await asyncio.sleep(1.0)
+                deadline = loop.time() - self.config.timeout
+                for conn in list(self._connections):
+                    if conn.last_active < deadline and conn.idle_closable:
+                        log.debug("closing client %s: idle over %ds", conn.client_id,
+                                  self.config.timeout)
+                        conn.abort()
+        finally:
+            self._timeouts = None
 
     def _closed(self, conn: Connection) -> None:
         self._connections.discard(conn)
@@ -164,8 +282,11 @@ class Server:
 
     async def _shutdown(self, grace: float) -> None:
         log.info("shutting down (%d clients connected)", len(self._connections))
-        if self._listener is not None:
-            self._listener.close()
+        if self._timeouts is not None:
+            self._timeouts.cancel()
+        for listener in (self._listener, self._tls_listener):
+            if listener is not None:
+                listener.close()
         if grace > 0:
             waiting = [c.waiting for c in self._connections if c.waiting is not None]
             if waiting:
@@ -179,8 +300,9 @@ class Server:
             for conn in list(self._connections):
                 conn.abort()
             log.warning("aborted %d clients that did not close", len(self._connections))
-        if self._listener is not None:
-            await self._listener.wait_closed()
+        for listener in (self._listener, self._tls_listener):
+            if listener is not None:
+                await listener.wait_closed()
         self._stopped.set()
         log.info("stopped")
 
@@ -188,22 +310,15 @@ class Server:
 async def run(
     host: Host,
     *,
-    bind: str = "127.0.0.1",
-    port: int = 6379,
-    requirepass: str | None = None,
+    config: ListenerConfig | None = None,
     on_started: Callable[[Server], None] | None = None,
     data_dir: Path | None = None,
-    client_query_buffer_limit: int = CLIENT_QUERY_BUFFER_LIMIT,
+    **overrides: Any,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully and close host and store.
-    Libraries (and, with `data_dir`, the embedded store's data) are loaded first and kept."""
-    server = Server(
-        host,
-        bind=bind,
-        port=port,
-        requirepass=requirepass,
-        client_query_buffer_limit=client_query_buffer_limit,
-    )
+    Libraries (and, with `data_dir`, the embedded store's data) are loaded first and kept.
+    `overrides`: the keyword arguments of `Server` (bind, port, requirepass, ...)."""
+    server = Server(host, config=config, **overrides)
     persistence = Persistence(host, data_dir)
     server.ctx.persistence = persistence
     loop = asyncio.get_running_loop()
@@ -234,6 +349,29 @@ def tune_gc_for_serving() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*SERVING_GC_THRESHOLDS)
+
+
+def tls_context(config: ListenerConfig) -> ssl.SSLContext:
+    """The TLS listener's context, with redis-server's meanings: the server certificate and
+    key, and client certificates required (``tls-auth-clients yes``), checked when sent
+    (``optional``) or not asked for (``no``), against ``tls-ca-cert-file``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2  # Redis's default tls-protocols
+    context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+    if config.tls_ca_cert_file:
+        context.load_verify_locations(cafile=config.tls_ca_cert_file)
+    context.verify_mode = {
+        "yes": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "no": ssl.CERT_NONE,
+    }[config.tls_auth_clients]
+    return context
+
+
+def peer_host(transport: asyncio.BaseTransport) -> str | None:
+    """The client's IP address as text (None for a Unix socket, which is local)."""
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return None
 
 
 def _on_signal(server: Server, signum: int) -> None:

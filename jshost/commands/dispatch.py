@@ -41,6 +41,7 @@ from jshost.commands import (
 from jshost.commands.guard import Guard
 from jshost.connection import RawReply
 from jshost.errors import ReplyError, ServerErrors
+from jshost.listener_config import ListenerConfig
 from jshost.replies import ErrorReply
 from jshost.store import EmbeddedStore, Session, Store
 from jshost.store.command_table import CommandTable
@@ -89,6 +90,10 @@ class ServerContext:
     dispatcher: Dispatcher | None = None
     #: What the server keeps across restarts (`SAVE` writes the embedded store's data with it).
     persistence: Persistence | None = None
+    #: The listener's settings (CONFIG GET/SET answers them itself on every store).
+    listener: ListenerConfig = field(default_factory=lambda: ListenerConfig())
+    #: INFO's `# Clients` fields, from the server's own connections; set by the server.
+    clients_info: Callable[[], list[tuple[str, int]]] = lambda: []
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property

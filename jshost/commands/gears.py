@@ -8,8 +8,10 @@ RG.FCALL / TFCALL                      §4.1 (`grammar.parse_call`); never waits
 RG.FCALLASYNC / TFCALLASYNC            §4.1; may block *this* client on a promise     the value
 RG.CONFIG_GET / TCONFIG_GET name...    = CONFIG GET redisgears_2.<name>...            map
 RG.CONFIG_SET / TCONFIG_SET n v ...    = CONFIG SET redisgears_2.<n> <v> ...          +OK
-CONFIG GET pattern...                  the store's matches plus the host's settings   map
-CONFIG SET name value ...              redisgears_2.* here, the rest to the store     +OK
+CONFIG GET pattern...                  the store's matches, the host's settings and   map
+                                       the listener's (`jshost.listener_config`)
+CONFIG SET name value ...              redisgears_2.* and the listener's here, the    +OK
+                                       rest to the store
 =====================================  ============================================  ==========
 
 Errors are the spec's texts, sent as they are (no ``ERR `` added): ``-Unknown library foo``.
@@ -32,6 +34,7 @@ from jshost.commands.grammar import (
     parse_function_command,
 )
 from jshost.commands.store_cmds import then
+from jshost import listener_config
 from jshost.errors import Era, ReplyError, ServerErrors
 from jshost.listing import list_libraries
 from jshost.replies import OK, ErrorReply
@@ -123,44 +126,59 @@ def config(client: ClientState, argv: list[bytes]) -> Any:
 
 
 def _config_get(client: ClientState, argv: list[bytes]) -> Any:
-    """``CONFIG GET pattern ...``: the store's matches, then the host's (a pattern may match
-    both, e.g. ``*``)."""
-    ours = _pairs(client.ctx.host.settings.get(*(_text(p) for p in argv[2:])))
+    """``CONFIG GET pattern ...``: the store's matches, then the host's and the listener's (a
+    pattern may match all three, e.g. ``*``). The store's values of the listener's names (its
+    own port, password, ...) are left out: they are not the ones clients deal with."""
+    patterns = [_text(p) for p in argv[2:]]
+    ours = _pairs(client.ctx.host.settings.get(*patterns))
+    ours.update(_pairs(client.ctx.listener.get(patterns)))
     hide = _BACKEND_SECRETS if not client.ctx.store_in_process else frozenset()
 
     def merge(theirs: Any) -> Any:
         if isinstance(theirs, ErrorReply) or not isinstance(theirs, (dict, list)):
             return theirs
         merged = dict(zip(theirs[::2], theirs[1::2])) if isinstance(theirs, list) else theirs
-        merged = {k: v for k, v in merged.items() if k.lower() not in hide}
+        merged = {k: v for k, v in merged.items()
+                  if k.lower() not in hide and not listener_config.owns(k)}
         return {**merged, **ours}
 
     return then(_forward_typed(client, argv), merge)
 
 
 def _config_set(client: ClientState, argv: list[bytes]) -> Any:
-    """``CONFIG SET name value ...``, all or nothing: the host's names are set first and put
-    back if the store refuses the others."""
+    """``CONFIG SET name value ...``, all or nothing: the listener's names and the host's are
+    set first (in that order) and put back if a later part is refused; the rest goes to the
+    store. The listener's names never reach the store."""
     if len(argv) % 2:
         raise ReplyError(errors.wrong_arity("config|set"))
     pairs = list(zip(argv[2::2], argv[3::2]))
+    listener = [(_text(n), _text(v)) for n, v in pairs if listener_config.owns(n)]
+    pairs = [(n, v) for n, v in pairs if not listener_config.owns(n)]
     if not client.ctx.store_in_process:
         for name, _ in pairs:
             if name.lower() in _BACKEND_SECRETS:
                 return ErrorReply(ServerErrors.BACKEND_SECRET.format(name=_text(name).lower()))
     ours = [(_text(n), _text(v)) for n, v in pairs if n.lower().startswith(_PREFIX_BYTES)]
-    if not ours:
-        return _forward(client, argv)
-    settings = client.ctx.host.settings
     rest = [word for n, v in pairs if not n.lower().startswith(_PREFIX_BYTES) for word in (n, v)]
+    if not ours and not listener:
+        return _forward(client, argv)
+    config = client.ctx.listener
+    settings = client.ctx.host.settings
+    listener_before = config.get(name for name, _ in listener)
+    config.set_many(listener)
     previous = settings.get(*(name for name, _ in ours))
-    settings.set_many(ours)
+    try:
+        settings.set_many(ours)
+    except ReplyError:
+        config.set_many(listener_before)
+        raise
     if not rest:
         return OK
 
     def undo_on_error(reply: Any) -> Any:
         if isinstance(reply, ErrorReply):
             settings.set_many(previous)
+            config.set_many(listener_before)
         return reply
 
     return then(_forward(client, [argv[0], argv[1], *rest]), undo_on_error)
@@ -184,7 +202,8 @@ def _bytes(text: str) -> bytes:
 
 
 #: Backend settings a client of jshost may neither read nor change: jshost's own credentials.
-_BACKEND_SECRETS = frozenset({b"requirepass", b"masterauth", b"masteruser",
+#: (`requirepass` is the listener's: jshost's own password, as in Redis.)
+_BACKEND_SECRETS = frozenset({b"masterauth", b"masteruser",
                               b"tls-key-file-pass", b"tls-client-key-file-pass"})
 #: ACL subcommands that reveal or change users (and so jshost's own) on a backend Redis.
 _ACL_ALLOWED_ON_BACKEND = frozenset({b"whoami", b"cat", b"genpass", b"help"})

@@ -1,7 +1,10 @@
 """``INFO``: the store's sections plus a ``# jshost`` section — what an operator looks at.
 
 ``INFO`` / ``INFO default`` / ``INFO all`` / ``INFO everything`` add the jshost section to the
-store's reply; ``INFO jshost`` gives it alone. Fields::
+store's reply; ``INFO jshost`` gives it alone. The store's ``# Clients`` section is replaced by
+jshost's own (its clients, not the store's connections): ``connected_clients``,
+``cluster_connections``, ``maxclients``, ``client_recent_max_output_buffer`` (the largest unsent
+output of a client now) and ``blocked_clients``. Fields of the jshost section::
 
     # jshost
     jshost_version:0.1.0
@@ -14,6 +17,7 @@ store's reply; ``INFO jshost`` gives it alone. Fields::
     pending_jobs:0            (background jobs queued, all libraries)
     pending_async_calls:3     (replies waiting on promises, and tf callAsync commands)
     terminations:1            (runs stopped by lock-redis-timeout or the memory limit)
+    backend_connections:3     (connections to a --backend / managed store open now)
     library_<name>:functions=2,pending_jobs=0,pending_async_calls=3,terminations=1,memory=123456
 """
 
@@ -26,11 +30,12 @@ from jshost import __version__
 from jshost.replies import ErrorReply, Verbatim
 
 if TYPE_CHECKING:
-    from jshost.commands.dispatch import Handler
+    from jshost.commands.dispatch import Handler, ServerContext
     from jshost.connection import ClientState
     from jshost.host import Host
 
 _WITH_JSHOST = {b"default", b"all", b"everything"}
+_WITH_CLIENTS = _WITH_JSHOST | {b"clients"}
 
 
 def jshost_section(host: Host) -> str:
@@ -51,6 +56,7 @@ def jshost_section(host: Host) -> str:
         f"pending_jobs:{sum(lib.pending_jobs for lib in libs)}",
         f"pending_async_calls:{sum(_pending(lib) for lib in libs)}",
         f"terminations:{sum(lib.terminations for lib in libs)}",
+        f"backend_connections:{getattr(host.store, 'connection_count', 0)}",
     ]
     for lib in libs:
         memory = 0 if lib.runtime.closed else lib.runtime.memory_usage()["memory_used_size"]
@@ -68,29 +74,43 @@ def _pending(lib: Any) -> int:
 
 def info(client: ClientState, argv: list[bytes]) -> Any:
     """``INFO [section ...]``."""
-    host = client.ctx.host
+    ctx = client.ctx
     sections = [a.lower() for a in argv[1:]]
     ours = not sections or bool(_WITH_JSHOST & set(sections)) or b"jshost" in sections
+    clients = not sections or bool(_WITH_CLIENTS & set(sections))
     theirs = [a for a in argv[1:] if a.lower() != b"jshost"]
     if sections and not theirs:
-        return Verbatim(jshost_section(host).encode(), "txt")
-    reply = client.ctx.dispatcher.forward(client, [argv[0], *theirs])  # type: ignore[union-attr]
-    if not ours:
+        return Verbatim(jshost_section(ctx.host).encode(), "txt")
+    reply = ctx.dispatcher.forward(client, [argv[0], *theirs])  # type: ignore[union-attr]
+    if not ours and not clients:
         return reply
     if isinstance(reply, asyncio.Future):
-        return asyncio.ensure_future(_joined_later(host, reply))
-    return _joined(host, reply)
+        return asyncio.ensure_future(_joined_later(ctx, reply, ours, clients))
+    return _joined(ctx, reply, ours, clients)
 
 
-async def _joined_later(host: Host, reply: asyncio.Future[Any]) -> Any:
-    return _joined(host, await reply)
+async def _joined_later(ctx: ServerContext, reply: asyncio.Future[Any], ours: bool,
+                        clients: bool) -> Any:
+    return _joined(ctx, await reply, ours, clients)
 
 
-def _joined(host: Host, reply: Any) -> Any:
-    """The store's INFO text with the jshost section appended (same reply type)."""
+def _joined(ctx: ServerContext, reply: Any, ours: bool, clients: bool) -> Any:
+    """The store's INFO text with jshost's `# Clients` in place of the store's, and the jshost
+    section appended (same reply type)."""
     if isinstance(reply, ErrorReply) or not isinstance(reply, bytes):
         return reply
-    text = bytes(reply).rstrip(b"\r\n") + b"\r\n\r\n" + jshost_section(host).encode()
+    parts = [part for part in bytes(reply).split(b"\r\n\r\n") if part.strip(b"\r\n")]
+    if clients:
+        fields = "".join(f"\r\n{name}:{value}" for name, value in ctx.clients_info())
+        section = ("# Clients" + fields).encode()
+        found = [i for i, part in enumerate(parts) if part.startswith(b"# Clients")]
+        if found:
+            parts[found[0]] = section
+        else:
+            parts.insert(min(1, len(parts)), section)
+    if ours:
+        parts.append(jshost_section(ctx.host).rstrip("\r\n").encode())
+    text = b"\r\n\r\n".join(part.rstrip(b"\r\n") for part in parts) + b"\r\n"
     return Verbatim(text, reply.format) if isinstance(reply, Verbatim) else text
 
 

@@ -1392,6 +1392,13 @@ class RemoteStore(Store):
 
     # -- jshost's extras ---------------------------------------------------------------------------
 
+    @property
+    def connection_count(self) -> int:
+        """Connections to the backend open (or opening) now: shared, dedicated, the sync one
+        and the keyspace-event one (INFO's `backend_connections`)."""
+        return (len(self._conns) + (self._sync.sock is not None)
+                + (self._events is not None and not self._events.closed))
+
     def is_blocking(self, args: Sequence[bytes]) -> bool:
         """Whether `args` may block its client (from the command table once it is loaded)."""
         if self._table is not None:
