@@ -429,6 +429,11 @@ class Connection(asyncio.Protocol):
             self._process()
         self._close_if_done()
 
+    @property
+    def holding_output(self) -> bool:
+        """Whether this client's commands wait for its replies to be sent (or taken in)."""
+        return self._output_held or self._writing_paused
+
     def output_size(self) -> int:
         """Reply bytes not yet sent to the client (Redis's `omem`, roughly)."""
         transport = self._transport

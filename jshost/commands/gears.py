@@ -181,7 +181,8 @@ def _config_set(client: ClientState, argv: list[bytes]) -> Any:
             config.set_many(listener_before)
         return reply
 
-    return then(_forward(client, [argv[0], argv[1], *rest]), undo_on_error)
+    # Typed: a remote store's raw error bytes would not be seen as a refusal.
+    return then(_forward_typed(client, [argv[0], argv[1], *rest]), undo_on_error)
 
 
 # --- helpers --------------------------------------------------------------------------------
