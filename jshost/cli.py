@@ -335,13 +335,14 @@ def _serve(
 
 
 def _addresses(server: Server) -> str:
-    """Where the server listens, for the startup line: `127.0.0.1:6379`, and `tls
-    127.0.0.1:6380` after it (alone without a plain port)."""
+    """Where the server listens, for the startup line: `127.0.0.1:6379` (addresses separated by
+    commas), and `tls 127.0.0.1:6380` after it (alone without a plain port)."""
     places = []
+    hosts = ",".join(server.config.bind)
     if server.config.port or not server.tls_port:
-        places.append(f"{server.bind}:{server.port}")
+        places.append(f"{hosts}:{server.port}")
     if server.tls_port:
-        places.append(f"tls {server.bind}:{server.tls_port}")
+        places.append(f"tls {hosts}:{server.tls_port}")
     return " and ".join(places)
 
 

@@ -102,8 +102,9 @@ class Server:
         )
         self.dispatcher = Dispatcher(self.ctx)
         self._connections: set[Connection] = set()
-        self._listener: asyncio.Server | None = None
-        self._tls_listener: asyncio.Server | None = None
+        # One asyncio server per bind address (so that port 0 is one port for all of them).
+        self._listeners: list[asyncio.Server] = []
+        self._tls_listeners: list[asyncio.Server] = []
         self._timeouts: asyncio.Task[None] | None = None
         #: Clients refused at once (maxclients, protected mode), as Redis's rejected_connections.
         self.rejected_connections = 0
@@ -119,27 +120,36 @@ class Server:
         ssl.SSLError / OSError if the TLS files cannot be used)."""
         config = self.config
         self._reserve_descriptors()
-        loop = asyncio.get_running_loop()
-        hosts = list(config.bind)
         context = tls_context(config) if config.tls_port else None
         # With tls-port set, port 0 means no plain TCP listener, as in Redis; without, a free port.
         if config.port or context is None:
-            self._listener = await loop.create_server(
-                self._new_connection, hosts, self.requested_port, reuse_address=True,
-                backlog=config.tcp_backlog,
-            )
+            self._listeners = await self._listen(self.requested_port, None)
             config.port = self.port
             log.info("listening on %s:%d", self.bind, self.port)
         if context is not None:
-            self._tls_listener = await loop.create_server(
-                self._new_connection, hosts, config.tls_port, reuse_address=True,
-                backlog=config.tcp_backlog, ssl=context,
-            )
+            self._tls_listeners = await self._listen(config.tls_port, context)
             log.info("listening with TLS on %s:%d", self.bind, self.tls_port)
         exposed = config.exposed_unprotected
         if config.protected_mode and exposed:
             log.warning(ListenerErrors.PROTECTED_MODE_WARNING, " ".join(exposed))
         self._config_changed(frozenset({"timeout"}))
+
+    async def _listen(self, port: int, context: ssl.SSLContext | None) -> list[asyncio.Server]:
+        """A listener on each bind address, all on `port` (the first one's when 0)."""
+        loop = asyncio.get_running_loop()
+        listeners: list[asyncio.Server] = []
+        try:
+            for host in self.config.bind:
+                listener = await loop.create_server(
+                    self._new_connection, host, port, reuse_address=True,
+                    backlog=self.config.tcp_backlog, ssl=context)
+                listeners.append(listener)
+                port = port or int(listener.sockets[0].getsockname()[1])
+        except BaseException:
+            for listener in listeners:
+                listener.close()
+            raise
+        return listeners
 
     @property
     def bind(self) -> str:
@@ -149,16 +159,16 @@ class Server:
     @property
     def port(self) -> int:
         """The plain TCP port actually bound (useful with port 0)."""
-        if self._listener is None or not self._listener.sockets:
+        if not self._listeners or not self._listeners[0].sockets:
             raise RuntimeError("the server is not listening on a plain TCP port")
-        return int(self._listener.sockets[0].getsockname()[1])
+        return int(self._listeners[0].sockets[0].getsockname()[1])
 
     @property
     def tls_port(self) -> int:
         """The TLS port bound (0: none)."""
-        if self._tls_listener is None or not self._tls_listener.sockets:
+        if not self._tls_listeners or not self._tls_listeners[0].sockets:
             return 0
-        return int(self._tls_listener.sockets[0].getsockname()[1])
+        return int(self._tls_listeners[0].sockets[0].getsockname()[1])
 
     @property
     def client_query_buffer_limit(self) -> int:
@@ -284,9 +294,8 @@ class Server:
         log.info("shutting down (%d clients connected)", len(self._connections))
         if self._timeouts is not None:
             self._timeouts.cancel()
-        for listener in (self._listener, self._tls_listener):
-            if listener is not None:
-                listener.close()
+        for listener in (*self._listeners, *self._tls_listeners):
+            listener.close()
         if grace > 0:
             waiting = [c.waiting for c in self._connections if c.waiting is not None]
             if waiting:
@@ -300,9 +309,8 @@ class Server:
             for conn in list(self._connections):
                 conn.abort()
             log.warning("aborted %d clients that did not close", len(self._connections))
-        for listener in (self._listener, self._tls_listener):
-            if listener is not None:
-                await listener.wait_closed()
+        for listener in (*self._listeners, *self._tls_listeners):
+            await listener.wait_closed()
         self._stopped.set()
         log.info("stopped")
 

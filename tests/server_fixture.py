@@ -34,7 +34,8 @@ from jshost.server import Server
 from jshost.settings import Settings
 from jshost.store import EmbeddedStore
 
-STARTUP_LINE = re.compile(r"^jshost (\S+) listening on (\S+):(\d+) \(store: (\w+)[^)]*\)$")
+STARTUP_LINE = re.compile(
+    r"^jshost (\S+) listening on (\S+):(\d+)(?: and tls \S+:(\d+))? \(store: (\w+)[^)]*\)$")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 REPO = Path(__file__).resolve().parents[1]
@@ -76,6 +77,7 @@ class JshostProcess:
         self.args: tuple[str, ...] = args
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.tls_port = 0
         self.store = ""
         self.startup_line = ""
         self.stderr: list[bytes] = []
@@ -88,7 +90,10 @@ class JshostProcess:
         return self.proc.pid
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "jshost", "serve", "--port", "0", *self.args]
+        return [*self.prefix, sys.executable, "-m", "jshost", "serve", "--port", "0", *self.args]
+
+    #: Words before the command (e.g. `ip netns exec NAME`).
+    prefix: tuple[str, ...] = ()
 
     def start(self) -> JshostProcess:
         """Start the server and return once it has printed where it listens."""
@@ -118,7 +123,8 @@ class JshostProcess:
             self.kill()
             raise RuntimeError(f"unexpected startup line {self.startup_line!r}")
         self.port = int(match.group(3))
-        self.store = match.group(4)
+        self.tls_port = int(match.group(4) or 0)
+        self.store = match.group(5)
         return self
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT) -> int:

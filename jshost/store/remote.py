@@ -156,6 +156,25 @@ class BackendError(ConnectionError):
 # ------------------------------------------------------------------------------------------------
 
 
+def redact(url: str) -> str:
+    """`url` with its password (user-info or `?password=`) replaced by `***`, for messages: a
+    password never reaches a log or an error text."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, sep, _ = userinfo.partition(":")
+        netloc = f"{user}{sep and ':***'}@{hostport}" if sep else netloc
+    query = "&".join(
+        f"{key}=***" if key == "password" else item
+        for item in parts.query.split("&") if item
+        for key in [item.partition("=")[0]]
+    )
+    redacted = url.replace(parts.netloc, netloc, 1) if netloc != parts.netloc else url
+    return redacted.replace(parts.query, query, 1) if query != parts.query else redacted
+
+
+
 @dataclass(frozen=True)
 class RedisURL:
     """Where the backend is and how to log in (parsed from `redis://` / `rediss://`)."""
@@ -178,7 +197,7 @@ class RedisURL:
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss", "unix"):
             raise ValueError(
-                ERR_BAD_URL.format(url=url, reason="the scheme must be redis, rediss or unix")
+                ERR_BAD_URL.format(url=redact(url), reason="the scheme must be redis, rediss or unix")
             )
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         if parts.scheme == "unix":
@@ -188,7 +207,7 @@ class RedisURL:
             db_text = parts.path.strip("/") or query.get("db", "0")
             db = int(db_text)
         except ValueError as exc:
-            raise ValueError(ERR_BAD_URL.format(url=url, reason=exc)) from None
+            raise ValueError(ERR_BAD_URL.format(url=redact(url), reason=exc)) from None
         verify = {
             "none": ssl.CERT_NONE,
             "optional": ssl.CERT_OPTIONAL,
@@ -196,7 +215,7 @@ class RedisURL:
         }
         reqs = query.get("ssl_cert_reqs", "required").lower()
         if reqs not in verify or db < 0:
-            raise ValueError(ERR_BAD_URL.format(url=url, reason="bad db or ssl_cert_reqs"))
+            raise ValueError(ERR_BAD_URL.format(url=redact(url), reason="bad db or ssl_cert_reqs"))
         return cls(
             host=parts.hostname or "localhost",
             port=port,
@@ -214,13 +233,13 @@ class RedisURL:
     ) -> RedisURL:
         """The `unix://` form: the whole path is the socket, so the database is `?db=N`."""
         if not path:
-            raise ValueError(ERR_BAD_URL.format(url=url, reason="no socket path"))
+            raise ValueError(ERR_BAD_URL.format(url=redact(url), reason="no socket path"))
         try:
             db = int(query.get("db", "0"))
         except ValueError as exc:
-            raise ValueError(ERR_BAD_URL.format(url=url, reason=exc)) from None
+            raise ValueError(ERR_BAD_URL.format(url=redact(url), reason=exc)) from None
         if db < 0:
-            raise ValueError(ERR_BAD_URL.format(url=url, reason="bad db"))
+            raise ValueError(ERR_BAD_URL.format(url=redact(url), reason="bad db"))
         if password is None:
             password = query.get("password")
         if not user:
