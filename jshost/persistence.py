@@ -202,18 +202,28 @@ class LibraryFollower:
     The subscription is a connection of its own, which the backend may drop (a restart,
     `CLIENT KILL TYPE pubsub`, a timeout). Then the follower subscribes again, retrying with a
     growing delay, and once subscribed reloads every library from Redis (`resync`): whatever
-    changed meanwhile was announced to nobody here."""
+    changed meanwhile was announced to nobody here.
+
+    A library this instance serves that Redis no longer holds is deleted here when the same
+    server simply dropped the subscription (another instance deleted it meanwhile), but when
+    the server restarted meanwhile (its `run_id` changed) and came back without it — its data
+    lost, a new empty server on the same address — it is written back to Redis from this
+    instance's copy (`copy_of`): the instance neither serves libraries the backend lacks nor
+    loses them. Both cases are logged as warnings."""
 
     #: Seconds between attempts to subscribe again (the last one repeats).
     RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)
 
     def __init__(self, archive: RedisArchive, open_session: Callable[[], Session],
                  apply: Callable[[str, SavedLibrary | None], None],
-                 loaded: Callable[[], Iterable[str]]) -> None:
+                 loaded: Callable[[], Iterable[str]],
+                 copy_of: Callable[[str], SavedLibrary | None] | None = None) -> None:
         self.archive = archive
         self.open_session = open_session
         self.apply = apply
         self.loaded = loaded  # the names of the libraries this instance has now
+        self.copy_of = copy_of  # this instance's copy of a library, to write it back
+        self.run_id: bytes | None = None  # the backend's, when last (re)subscribed
         self.subscriber: Session | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
@@ -237,13 +247,38 @@ class LibraryFollower:
             self.subscriber.close()
 
     def resync(self) -> None:
-        """Apply what Redis holds now: every stored library, and the deletion of the ones this
-        instance has that Redis no longer holds."""
+        """Apply what Redis holds now: every stored library; the ones this instance has that
+        Redis no longer holds are written back if the server restarted meanwhile, else deleted
+        here (see the class docstring)."""
+        run_id = self._backend_run_id()
+        restarted = self.run_id is not None and run_id is not None and run_id != self.run_id
+        self.run_id = run_id
         stored = {lib.name: lib for lib in self.archive.load_all()}
         for name, lib in stored.items():
             self._apply(name, lib)
-        for name in set(self.loaded()) - stored.keys():
+        missing = sorted(set(self.loaded()) - stored.keys())
+        if not missing:
+            return
+        copies = [self.copy_of(name) for name in missing] if self.copy_of else []
+        if restarted and copies and all(copy is not None for copy in copies):
+            for copy in copies:
+                self.archive.save(copy)  # type: ignore[arg-type]
+            log.warning("the backend Redis restarted without libraries %s: jshost wrote them "
+                        "back from its own copies", ", ".join(missing))
+            return
+        for name in missing:
             self._apply(name, None)
+        log.warning("libraries %s were deleted in Redis while jshost was not following: "
+                    "deleted here too", ", ".join(missing))
+
+    def _backend_run_id(self) -> bytes | None:
+        """The backend's run_id (it changes when the server restarts); None if unknown."""
+        reply = self.archive.session.call([b"INFO", b"server"])
+        if isinstance(reply, bytes):
+            for line in bytes(reply).splitlines():
+                if line.startswith(b"run_id:"):
+                    return line[len(b"run_id:"):].strip()
+        return None
 
     async def _subscribe(self) -> None:
         subscriber = self.open_session()
@@ -417,6 +452,14 @@ def _data_entry(data: object) -> tuple[int, bytes, values.StoredValue, float | N
     return db, raw_key, values.from_json(data), expiry
 
 
+def saved_copy(host: Host, name: str) -> SavedLibrary | None:
+    """What it takes to load library `name` of `host` again (None: it has none so named)."""
+    lib = host.libraries.get(name)
+    if lib is None:
+        return None
+    return SavedLibrary(lib.name, lib.era, lib.code, lib.config_text, lib.user)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write a whole file or nothing (a crash mid-write leaves the old file)."""
     tmp = path.with_name(path.name + ".tmp")
@@ -459,7 +502,8 @@ class Persistence:
             host.archive = archive
             loaded = host.restore(archive.load_all())
             self.follower = LibraryFollower(archive, host.store.open_session, host.follow,
-                                            lambda: list(host.libraries))
+                                            lambda: list(host.libraries),
+                                            copy_of=lambda name: saved_copy(host, name))
             await self.follower.start()
             log.info("%d libraries loaded from Redis; following changes on %s", loaded,
                      CHANGES_CHANNEL.decode())

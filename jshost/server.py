@@ -57,6 +57,9 @@ CLOSE_TIMEOUT = 5.0
 #: A request allocates a few short-lived containers (argument lists, futures), so with the
 #: default a young collection ran every few dozen requests and an older one every few hundred.
 SERVING_GC_THRESHOLDS = (10_000, 20, 20)
+#: After this many closed connections, their garbage is collected (see `Server._closed`).
+CLOSED_PER_COLLECTION = 1000
+GC_GENERATION_AFTER_CHURN = 1
 
 
 class Server:
@@ -108,6 +111,7 @@ class Server:
         self._timeouts: asyncio.Task[None] | None = None
         #: Clients refused at once (maxclients, protected mode), as Redis's rejected_connections.
         self.rejected_connections = 0
+        self._closed_since_collection = 0
         self._stopped = asyncio.Event()
         self._no_connections = asyncio.Event()
         self._no_connections.set()
@@ -289,6 +293,13 @@ class Server:
         self._connections.discard(conn)
         if not self._connections:
             self._no_connections.set()
+        self._closed_since_collection += 1
+        if self._closed_since_collection >= CLOSED_PER_COLLECTION:
+            # A closed connection leaves cyclic garbage (asyncio's transport refers to itself
+            # through its read callback); with SERVING_GC_THRESHOLDS it would wait for a rare
+            # full collection, and a storm of short-lived clients would grow the heap meanwhile.
+            self._closed_since_collection = 0
+            gc.collect(GC_GENERATION_AFTER_CHURN)
 
     async def _shutdown(self, grace: float) -> None:
         log.info("shutting down (%d clients connected)", len(self._connections))

@@ -144,6 +144,12 @@ async def test_atomic_functions_under_load_through_the_server(
                 await c.aclose()
 
 
+def protected_ping(server: RedisServer) -> bool:
+    from redis_server import ping
+
+    return ping(server.port, server.password)
+
+
 async def test_jshost_credentials_for_the_backend_stay_hidden(store_server: str) -> None:
     """In front of a password-protected Redis, a client of jshost can neither read nor change
     the backend's password, nor list its users."""
@@ -155,12 +161,17 @@ async def test_jshost_credentials_for_the_backend_stay_hidden(store_server: str)
         client = aioredis.Redis(port=srv.port)
         try:
             config = await client.config_get("*")
-            assert "requirepass" not in config and b"s3cret-backend" not in str(config).encode()
+            assert b"s3cret-backend" not in str(config).encode()
+            assert config["requirepass"] == ""  # jshost's own password (none), as Redis shows it
             assert "maxmemory" in config  # other backend settings still show
             with pytest.raises(aioredis.ResponseError, match="credentials"):
-                await client.config_set("requirepass", "changed")
+                await client.config_set("masterauth", "changed")
+            # CONFIG SET requirepass sets jshost's own password, never the backend's.
+            assert await client.config_set("requirepass", "jshost-pw") is True
+            assert protected_ping(protected)
             with pytest.raises(aioredis.ResponseError, match="credentials"):
                 await client.execute_command("ACL", "LIST")
+            await client.execute_command("AUTH", "jshost-pw")
             assert await client.execute_command("ACL", "WHOAMI") == b"default"
         finally:
             await client.aclose()

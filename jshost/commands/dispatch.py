@@ -24,6 +24,7 @@ same for a command EXEC takes from the queue.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from collections.abc import Callable, Mapping
@@ -193,6 +194,13 @@ class Dispatcher:
     def forward(self, client: ClientState, argv: list[bytes]) -> Result:
         """Send `argv` to the client's store session (see `store_cmds.Forwarder`)."""
         return self._forward(client, argv)
+
+    def forward_typed(self, client: ClientState, argv: list[bytes]) -> Result:
+        """Like `forward`, but always a typed reply or a future of one (never a remote store's
+        raw bytes or a pipelined reply): for replies jshost edits before sending them on."""
+        if self.ctx.store_in_process:
+            return self._forward(client, argv)
+        return asyncio.ensure_future(client.session.execute(argv))
 
     def _reject(self, client: ClientState, text: str) -> ErrorReply:
         """Redis's rejectCommand: the error, and inside MULTI the transaction is doomed."""

@@ -219,11 +219,9 @@ def acl(client: ClientState, argv: list[bytes]) -> Any:
 
 
 def _forward_typed(client: ClientState, argv: list[bytes]) -> Any:
-    """Like `_forward`, but always a typed reply (never Redis's raw bytes): for replies jshost
-    edits before sending them on."""
-    if client.ctx.store_in_process:
-        return _forward(client, argv)
-    return asyncio.ensure_future(client.session.execute(argv))
+    dispatcher = client.ctx.dispatcher
+    assert dispatcher is not None
+    return dispatcher.forward_typed(client, argv)
 
 
 def _forward(client: ClientState, argv: list[bytes]) -> Any:

@@ -81,27 +81,30 @@ def info(client: ClientState, argv: list[bytes]) -> Any:
     theirs = [a for a in argv[1:] if a.lower() != b"jshost"]
     if sections and not theirs:
         return Verbatim(jshost_section(ctx.host).encode(), "txt")
-    reply = ctx.dispatcher.forward(client, [argv[0], *theirs])  # type: ignore[union-attr]
     if not ours and not clients:
-        return reply
+        return ctx.dispatcher.forward(client, argv)  # type: ignore[union-attr]
+    reply = ctx.dispatcher.forward_typed(client, [argv[0], *theirs])  # type: ignore[union-attr]
+    # The clients are counted now, before this one waits for the store's part.
+    counted = ctx.clients_info() if clients else None
     if isinstance(reply, asyncio.Future):
-        return asyncio.ensure_future(_joined_later(ctx, reply, ours, clients))
-    return _joined(ctx, reply, ours, clients)
+        return asyncio.ensure_future(_joined_later(ctx, reply, ours, counted))
+    return _joined(ctx, reply, ours, counted)
 
 
 async def _joined_later(ctx: ServerContext, reply: asyncio.Future[Any], ours: bool,
-                        clients: bool) -> Any:
-    return _joined(ctx, await reply, ours, clients)
+                        counted: list[tuple[str, int]] | None) -> Any:
+    return _joined(ctx, await reply, ours, counted)
 
 
-def _joined(ctx: ServerContext, reply: Any, ours: bool, clients: bool) -> Any:
+def _joined(ctx: ServerContext, reply: Any, ours: bool,
+            counted: list[tuple[str, int]] | None) -> Any:
     """The store's INFO text with jshost's `# Clients` in place of the store's, and the jshost
     section appended (same reply type)."""
     if isinstance(reply, ErrorReply) or not isinstance(reply, bytes):
         return reply
     parts = [part for part in bytes(reply).split(b"\r\n\r\n") if part.strip(b"\r\n")]
-    if clients:
-        fields = "".join(f"\r\n{name}:{value}" for name, value in ctx.clients_info())
+    if counted is not None:
+        fields = "".join(f"\r\n{name}:{value}" for name, value in counted)
         section = ("# Clients" + fields).encode()
         found = [i for i, part in enumerate(parts) if part.startswith(b"# Clients")]
         if found:
