@@ -330,10 +330,11 @@ class Connection(asyncio.Protocol):
         if self.client is not None:
             self.client.close_session()
         # No cycles left through this object (client -> session -> push handler -> self, the
-        # watched future -> callback -> self): reference counting frees a closed connection at
-        # once instead of the cyclic collector much later (a storm of short-lived clients would
-        # otherwise grow the heap between collections).
+        # watched future -> callback -> self, parser -> bulk check -> self): reference counting
+        # frees a closed connection at once instead of the cyclic collector much later (a storm
+        # of short-lived clients would otherwise grow the heap between collections).
         self.client, self._watched = None, None
+        self._parser.check_bulk = None
         self._on_close(self)
 
     def _check_bulk(self, argv: list[bytes], length: int) -> str | None:

@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from jshost import listener_config
 from jshost.errors import SecurityErrors
 from jshost.persistence import LIBRARY_PREFIX
 
@@ -51,7 +52,9 @@ ADMIN_SUBCOMMANDS: Final = frozenset(
      (b"config", b"rewrite"))
 )
 #: CONFIG SET names refused on a backend (unless `admin-commands yes`): files the backend would
-#: write or read, addresses it would listen on, and the switches that guard all that.
+#: write or read, addresses it would listen on, and the switches that guard all that. (The
+#: names of jshost's own listener among them — port, bind, tls-*, protected-mode, unixsocket —
+#: are answered by the listener, `jshost.listener_config`, and never reach the backend.)
 PROTECTED_CONFIGS: Final = frozenset(
     (b"dir", b"dbfilename", b"logfile", b"aclfile", b"appendfilename", b"appenddirname",
      b"pidfile", b"unixsocket", b"unixsocketperm", b"bind", b"port", b"tls-port",
@@ -136,6 +139,8 @@ class Guard:
             return self._sub_admin(argv)
         for name, value in zip(argv[2::2], argv[3::2]):
             lowered = name.lower()
+            if listener_config.owns(lowered):
+                continue  # jshost's own listener answers it; it never reaches the backend
             if lowered in PROTECTED_CONFIGS and not self.admin_allowed:
                 return SecurityErrors.PROTECTED_CONFIG.format(name=_text(lowered))
             if lowered == b"notify-keyspace-events":
