@@ -1180,7 +1180,41 @@ class TestErrors:
 
 
 # ================================================================================================
-# 6. Sandbox
+# 6. The binding's boundary
+# ================================================================================================
+
+
+class TestBoundary:
+    def test_the_extension_imports_nothing_from_the_package(self):
+        # The value classes are handed over by `jshost.engine.values`; until then a conversion
+        # that needs one fails plainly instead of importing the package from inside.
+        out = run_isolated("""
+            import sys
+            from jshost import _engine
+            rt = _engine.Runtime()
+            assert rt.eval("1 + 1") == 2.0
+            try:
+                rt.eval("undefined")
+            except RuntimeError as e:
+                print(e)
+            print(sorted(m for m in sys.modules if m.startswith("jshost")))
+        """)
+        assert out.splitlines() == [
+            "jshost._engine has no value types yet: import jshost.engine first",
+            "['jshost', 'jshost._engine']",
+        ]
+
+    def test_value_types_are_set_once(self, rt):
+        types = {"undefined": UNDEFINED, "typed_array": TypedArray, "js_map": JSMap, "js_set": JSSet,
+                 "boxed": Boxed}
+        _engine._init_types(**types)  # the same again: nothing changes
+        with pytest.raises(RuntimeError, match="already set"):
+            _engine._init_types(**{**types, "boxed": dict})
+        assert rt.eval("new String('s')") == Boxed("string", "s", {})
+
+
+# ================================================================================================
+# 7. Sandbox
 # ================================================================================================
 
 # What QuickJS-ng defines on a fresh global object beyond ECMAScript (ES2025 plus explicit

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from jshost import _engine
+
 TYPED_ARRAY_KINDS = (
     "Uint8ClampedArray", "Int8Array", "Uint8Array", "Int16Array", "Uint16Array", "Int32Array",
     "Uint32Array", "BigInt64Array", "BigUint64Array", "Float16Array", "Float32Array",
@@ -76,3 +78,8 @@ class Boxed:
     kind: str  # "string" | "number" | "boolean" | "bigint" | "symbol" | "arraybuffer" (to JS only)
     value: Any
     props: dict[str, Any] = field(default_factory=dict)
+
+
+# The binding converts to and from these classes but imports nothing from this package: it is
+# handed them here, once.
+_engine._init_types(undefined=UNDEFINED, typed_array=TypedArray, js_map=JSMap, js_set=JSSet, boxed=Boxed)

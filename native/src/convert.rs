@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple};
@@ -99,6 +99,7 @@ pub fn values_to_py(py: Python<'_>, shared: &Rc<Shared>, vs: &[qjs::JSValue]) ->
     Ok(out)
 }
 
+/// The Python classes of JS values that have no Python twin (`jshost/engine/values.py`).
 struct PyTypes {
     undefined: Py<PyAny>,
     typed_array: Py<PyAny>,
@@ -107,19 +108,36 @@ struct PyTypes {
     boxed: Py<PyAny>,
 }
 
+/// Set once by `init_types`: the extension imports nothing from the `jshost` package; the
+/// package hands it these classes when `jshost.engine.values` is imported.
 static TYPES: PyOnceLock<PyTypes> = PyOnceLock::new();
 
 fn types(py: Python<'_>) -> PyResult<&'static PyTypes> {
-    TYPES.get_or_try_init(py, || {
-        let m = py.import("jshost.engine.values")?;
-        Ok(PyTypes {
-            undefined: m.getattr("UNDEFINED")?.unbind(),
-            typed_array: m.getattr("TypedArray")?.unbind(),
-            js_map: m.getattr("JSMap")?.unbind(),
-            js_set: m.getattr("JSSet")?.unbind(),
-            boxed: m.getattr("Boxed")?.unbind(),
-        })
+    TYPES.get(py).ok_or_else(|| {
+        PyRuntimeError::new_err("jshost._engine has no value types yet: import jshost.engine first")
     })
+}
+
+/// `_init_types(...)`: hand the extension the value classes (`jshost.engine.values` does, once,
+/// when imported). A second call with other classes is refused: values already converted
+/// would stop matching.
+#[pyfunction]
+#[pyo3(name = "_init_types", signature = (*, undefined, typed_array, js_map, js_set, boxed))]
+pub fn init_types(
+    py: Python<'_>,
+    undefined: Py<PyAny>,
+    typed_array: Py<PyAny>,
+    js_map: Py<PyAny>,
+    js_set: Py<PyAny>,
+    boxed: Py<PyAny>,
+) -> PyResult<()> {
+    let given = [&undefined, &typed_array, &js_map, &js_set, &boxed].map(|o| o.as_ptr());
+    let set = TYPES.get_or_init(py, || PyTypes { undefined, typed_array, js_map, js_set, boxed });
+    let held = [&set.undefined, &set.typed_array, &set.js_map, &set.js_set, &set.boxed].map(|o| o.as_ptr());
+    if given != held {
+        return Err(PyRuntimeError::new_err("jshost._engine's value types are already set"));
+    }
+    Ok(())
 }
 
 pub fn undefined(py: Python<'_>) -> PyResult<Py<PyAny>> {

@@ -26,6 +26,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("JSTerminated", py.get_type::<errors::JSTerminated>())?;
     m.add("JSThrow", py.get_type::<errors::JSThrow>())?;
     m.add("JSValueTooLarge", py.get_type::<errors::JSValueTooLarge>())?;
+    m.add_function(wrap_pyfunction!(convert::init_types, m)?)?;
     m.add("ELEMENT_COST", convert::ELEMENT_COST)?;
     m.add("MAX_DEPTH", convert::MAX_DEPTH)?;
     m.add("QUICKJS_VERSION", quickjs_version())?;
