@@ -49,7 +49,7 @@ def bench_py_to_js(rt: Runtime, runs: int, n: int) -> float:
 
 
 def bench_js_to_py(rt: Runtime, runs: int, n: int) -> float:
-    rt.set_global("pyfn", lambda: None)
+    rt.globals.set("pyfn", lambda: None)
     loop = rt.eval("(n) => { for (let i = 0; i < n; i++) pyfn(); }")
     empty = rt.eval("(n) => { for (let i = 0; i < n; i++) ; }")
     # The JS loop itself costs a little: measure it and take it out.

@@ -139,11 +139,11 @@ def test_conversions_both_ways_stop_at_the_deadline() -> None:
     assert g.get("small") == [1.0, 2.0]
     with pytest.raises(JSTerminated):
         g.get("big")
-    rt.set_global("x", [0] * 10)
+    g.set("x", [0] * 10)
     with pytest.raises(JSTerminated):
-        rt.set_global("x", [0] * 5000)
+        g.set("x", [0] * 5000)
     with pytest.raises(JSTerminated):
-        rt.set_global("x", {str(i): i for i in range(5000)})
+        g.set("x", {str(i): i for i in range(5000)})
     rt.set_deadline(None)
     assert len(g.get("big")) == 5000
 

@@ -210,38 +210,6 @@ impl JSObject {
         Ok(pairs.into_any().unbind())
     }
 
-    /// Call `obj[name](...args)` with `obj` as `this`.
-    #[pyo3(signature = (name, *args))]
-    fn call_method(&self, py: Python<'_>, name: &str, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
-        let v = self.value()?;
-        let _entry = Entry::new(&self.shared)?;
-        let ctx = self.shared.ctx.get();
-        let atom = self.key_atom(py, name)?;
-        let f = unsafe { qjs::JS_GetProperty(ctx, v, atom) };
-        unsafe { qjs::JS_FreeAtom(ctx, atom) };
-        if unsafe { qjs::JS_IsException(f) } {
-            return Err(take_exception(py, &self.shared));
-        }
-        let mut argv = match args_to_js(py, &self.shared, args) {
-            Ok(a) => a,
-            Err(e) => {
-                free_all(&self.shared, vec![f]);
-                return Err(e);
-            }
-        };
-        let r = unsafe { qjs::JS_Call(ctx, f, v, argv.len() as i32, argv.as_mut_ptr()) };
-        argv.push(f);
-        free_all(&self.shared, argv);
-        finish(py, &self.shared, r)
-    }
-
-    /// Whether two handles refer to the same JS value.
-    fn same_as(&self, other: &JSObject) -> PyResult<bool> {
-        let (a, b) = (self.value()?, other.value()?);
-        Ok(Rc::ptr_eq(&self.shared, &other.shared)
-            && unsafe { qjs::JS_VALUE_GET_PTR(a) == qjs::JS_VALUE_GET_PTR(b) })
-    }
-
     fn __repr__(&self) -> String {
         if self.shared.closed.get() {
             return "<JS handle (runtime closed)>".into();

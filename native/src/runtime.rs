@@ -11,15 +11,15 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList};
 use rquickjs::qjs;
 
 use crate::convert::{from_py, value_to_py};
 use crate::errors::{exception_to_pyerr, take_exception};
 use crate::handles::{finish, new_handle, new_script};
-use crate::shared::{Entry, Pool, Shared, HELPER_COUNT, UNDEFINED};
+use crate::shared::{Entry, Pool, Shared, HELPER_COUNT};
 
 const HELPERS_JS: &str = include_str!("helpers.js");
 
@@ -57,7 +57,8 @@ impl MemoryPool {
         self.inner.limit.store(limit, Relaxed);
     }
 
-    /// Bytes held by the runtimes of this pool, together.
+    /// Bytes held by the runtimes of this pool, together. jshost itself does not read it: the
+    /// tests do, to see that the pool's account holds (nothing else shows it).
     #[getter]
     fn used(&self) -> usize {
         self.inner.used.load(Relaxed)
@@ -225,10 +226,11 @@ impl Runtime {
 impl Runtime {
     /// A new runtime with one context holding QuickJS-ng's standard built-ins: ECMAScript,
     /// plus `InternalError`, `queueMicrotask`, `DOMException`, `atob`, `btoa` and `performance`
-    /// (no I/O, no module loader, no timers). `memory_limit` in bytes (0 = none; see
-    /// `set_memory_limit`); `max_stack_size` in bytes of C stack (0 = none; keep it well below
-    /// the thread's real stack, or deep recursion crashes the process); `pool`: a `MemoryPool`
-    /// whose budget this runtime shares with others.
+    /// (no I/O, no module loader, no timers). `memory_limit`: the heap limit in bytes (0 = none;
+    /// once an allocation has been refused, a call into JS may use up to 256 KiB more, so that
+    /// the `InternalError: out of memory` can be thrown); `max_stack_size` in bytes of C stack
+    /// (0 = none; keep it well below the thread's real stack, or deep recursion crashes the
+    /// process); `pool`: a `MemoryPool` whose budget this runtime shares with others.
     #[new]
     #[pyo3(signature = (memory_limit=0, max_stack_size=1024 * 1024, pool=None))]
     fn new(py: Python<'_>, memory_limit: usize, max_stack_size: usize, pool: Option<PyRef<'_, MemoryPool>>) -> PyResult<Self> {
@@ -280,60 +282,11 @@ impl Runtime {
         new_script(py, &self.shared, r)
     }
 
-    /// `globalThis[name]`.
-    fn get_global(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
-        let _entry = Entry::new(&self.shared)?;
-        let cname = CString::new(name).map_err(|_| PyValueError::new_err("name holds NUL"))?;
-        let g = self.global();
-        let r = unsafe { qjs::JS_GetPropertyStr(self.shared.ctx.get(), g, cname.as_ptr()) };
-        unsafe { qjs::JS_FreeValue(self.shared.ctx.get(), g) };
-        finish(py, &self.shared, r)
-    }
-
-    /// `globalThis[name] = value`.
-    fn set_global(&self, py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let _entry = Entry::new(&self.shared)?;
-        let cname = CString::new(name).map_err(|_| PyValueError::new_err("name holds NUL"))?;
-        let v = from_py(py, &self.shared, value, 0)?;
-        let g = self.global();
-        let rc = unsafe { qjs::JS_SetPropertyStr(self.shared.ctx.get(), g, cname.as_ptr(), v) };
-        unsafe { qjs::JS_FreeValue(self.shared.ctx.get(), g) };
-        if rc < 0 {
-            return Err(take_exception(py, &self.shared));
-        }
-        Ok(())
-    }
-
     /// The global object as a handle.
     #[getter]
     fn globals(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.shared.check_open()?;
         new_handle(py, &self.shared, self.global())
-    }
-
-    /// A new pending promise and its resolve and reject functions.
-    fn new_promise(&self, py: Python<'_>) -> PyResult<Py<PyTuple>> {
-        let _entry = Entry::new(&self.shared)?;
-        let ctx = self.shared.ctx.get();
-        let mut funcs = [UNDEFINED, UNDEFINED];
-        let p = unsafe { qjs::JS_NewPromiseCapability(ctx, funcs.as_mut_ptr()) };
-        if unsafe { qjs::JS_IsException(p) } {
-            return Err(take_exception(py, &self.shared));
-        }
-        let values = [p, funcs[0], funcs[1]];
-        let mut items = Vec::with_capacity(3);
-        for (i, v) in values.iter().enumerate() {
-            match new_handle(py, &self.shared, *v) {
-                Ok(h) => items.push(h),
-                Err(e) => {
-                    for rest in &values[i + 1..] {
-                        unsafe { qjs::JS_FreeValue(ctx, *rest) };
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        Ok(PyTuple::new(py, items)?.unbind())
     }
 
     /// Run queued jobs (promise reactions) until none is left. Returns the JSErrors raised by
@@ -375,14 +328,6 @@ impl Runtime {
             Some(_) => None,
         };
         self.shared.deadline.set(d);
-        Ok(())
-    }
-
-    /// Heap limit in bytes (0 = none). Once an allocation has been refused, a call into JS may
-    /// use up to 256 KiB more, so that the `InternalError: out of memory` can be thrown.
-    fn set_memory_limit(&self, limit: usize) -> PyResult<()> {
-        self.shared.check_open()?;
-        self.shared.heap.limit.set(limit);
         Ok(())
     }
 
@@ -463,7 +408,9 @@ impl Runtime {
         self.shared.closed.get()
     }
 
-    /// Convert a value through JS and back (a test aid for the conversion rules).
+    /// Convert a value through JS and back. jshost itself never calls it: it is the test and
+    /// benchmark aid for the conversion rules (`tests/test_engine.py`, `bench/bench_engine.py`),
+    /// both directions with no JS code run in between.
     fn roundtrip(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let _entry = Entry::new(&self.shared)?;
         let v = from_py(py, &self.shared, value, 0)?;
