@@ -54,6 +54,8 @@ pub fn register_class(shared: &Shared) -> PyResult<()> {
         call: None,
         exotic: std::ptr::null_mut(),
     };
+    // SAFETY: `rt` is live (a new runtime, `Runtime::new`); `def` and its class name outlive the
+    // call (QuickJS copies what it keeps).
     unsafe {
         qjs::JS_NewClassID(rt, &mut id);
         if qjs::JS_NewClass(rt, id, &def) < 0 {
@@ -67,15 +69,22 @@ pub fn register_class(shared: &Shared) -> PyResult<()> {
 /// A new JS function (owned) that calls `callable`.
 pub fn new_py_function(py: Python<'_>, shared: &Rc<Shared>, callable: Py<PyAny>) -> PyResult<qjs::JSValue> {
     let ctx = shared.ctx.get();
+    // SAFETY: live (called from a conversion, inside an `Entry`); the new object is owned.
     let holder = unsafe { qjs::JS_NewObjectClass(ctx, shared.py_class.get()) };
+    // SAFETY: reads the tag only.
     if unsafe { qjs::JS_IsException(holder) } {
         return Err(crate::errors::take_exception(py, shared));
     }
     let payload = Box::new(Payload { shared: shared.clone(), callable });
+    // SAFETY: `holder` is a new object of the `PyCallable` class, whose finalizer takes the box
+    // back.
     unsafe { qjs::JS_SetOpaque(holder, Box::into_raw(payload) as *mut _) };
     let mut data = [holder];
+    // SAFETY: live; `data` holds one borrowed value, which QuickJS duplicates into the function.
     let f = unsafe { qjs::JS_NewCFunctionData(ctx, Some(trampoline), 0, 0, 1, data.as_mut_ptr()) };
+    // SAFETY: live; `holder` is owned, and the function now holds its own reference.
     unsafe { qjs::JS_FreeValue(ctx, holder) };
+    // SAFETY: reads the tag only.
     if unsafe { qjs::JS_IsException(f) } {
         return Err(crate::errors::take_exception(py, shared));
     }
@@ -153,6 +162,8 @@ fn throw_py_error(py: Python<'_>, shared: &Rc<Shared>, err: PyErr) {
         };
         match thrown {
             Ok(v) => {
+                // SAFETY: live (called by `invoke`, inside JS); `v` is owned and consumed by
+                // `JS_Throw`.
                 unsafe { qjs::JS_Throw(ctx, v) };
                 return;
             }
@@ -168,18 +179,22 @@ fn throw_py_error(py: Python<'_>, shared: &Rc<Shared>, err: PyErr) {
     let error = shared.with_stack_reserve(|| {
         message.and_then(|mut m| {
             let r = call_helper(py, shared, Helper::MakeError, std::slice::from_mut(&mut m));
+            // SAFETY: live; `m` is owned (`new_js_string`) and no longer used.
             unsafe { qjs::JS_FreeValue(ctx, m) };
             r
         })
     });
     let error = match error {
         Ok(e) => e,
+        // SAFETY: live.
         Err(_) => unsafe { qjs::JS_NewError(ctx) },
     };
+    // SAFETY: reads the tag only.
     if unsafe { qjs::JS_IsException(error) } {
         return; // out of memory: QuickJS has thrown that instead
     }
     shared.forget_py_error();
     *shared.py_error.borrow_mut() = Some((err, dup(ctx, error)));
+    // SAFETY: live; `error` is owned and consumed by `JS_Throw` (the remembered copy is `dup`'s).
     unsafe { qjs::JS_Throw(ctx, error) };
 }

@@ -72,7 +72,7 @@ fn charge(py: Python<'_>, shared: &Shared, bytes: usize) -> PyResult<()> {
 fn poll_deadline(shared: &Shared) -> PyResult<()> {
     let ticks = shared.value_ticks.get().wrapping_add(1);
     shared.value_ticks.set(ticks);
-    if ticks % DEADLINE_POLL == 0 {
+    if ticks.is_multiple_of(DEADLINE_POLL) {
         if let Some(d) = shared.deadline.get() {
             if std::time::Instant::now() >= d {
                 shared.interrupted.set(true);
@@ -157,7 +157,10 @@ pub fn call_helper(
 ) -> PyResult<qjs::JSValue> {
     let ctx = shared.ctx.get();
     let f = shared.helper(h);
+    // SAFETY: live (conversions run inside an entry); the helper `f` is owned by `Shared`, `args`
+    // are the caller's and stay alive through the call; the result is owned.
     let r = unsafe { qjs::JS_Call(ctx, f, UNDEFINED, args.len() as i32, args.as_mut_ptr()) };
+    // SAFETY: reads the tag only.
     if unsafe { qjs::JS_IsException(r) } {
         return Err(take_exception(py, shared));
     }
@@ -168,14 +171,20 @@ pub fn call_helper(
 /// dropped: error paths use this; conversions use `string_to_py`, which reports it.
 pub fn js_string_to_py(py: Python<'_>, ctx: *mut qjs::JSContext, v: qjs::JSValue) -> PyResult<Py<PyAny>> {
     let mut len: usize = 0;
+    // SAFETY: live (callers are inside an entry); `v` is borrowed; `len` is a valid place for
+    // QuickJS to write the length to.
     let p = unsafe { qjs::JS_ToCStringLen2(ctx, &mut len as *mut usize as *mut _, v, false) };
     if p.is_null() {
+        // SAFETY: live; the pending exception is taken, owned.
         let e = unsafe { qjs::JS_GetException(ctx) };
+        // SAFETY: live; `e` is owned and dropped on purpose.
         unsafe { qjs::JS_FreeValue(ctx, e) };
         return Err(PyValueError::new_err("could not read a JS string (out of memory?)"));
     }
+    // SAFETY: `p` is QuickJS's buffer of `len` bytes, alive until `JS_FreeCString` below.
     let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, len) };
     let out = utf8_to_py(py, bytes);
+    // SAFETY: live; `p` came from `JS_ToCStringLen2` and is no longer used.
     unsafe { qjs::JS_FreeCString(ctx, p) };
     out
 }
@@ -185,16 +194,20 @@ pub fn js_string_to_py(py: Python<'_>, ctx: *mut qjs::JSContext, v: qjs::JSValue
 fn string_to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue) -> PyResult<Py<PyAny>> {
     let ctx = shared.ctx.get();
     let mut len: usize = 0;
+    // SAFETY: live (inside an entry); `v` is borrowed; `len` is a valid place for the length.
     let p = unsafe { qjs::JS_ToCStringLen2(ctx, &mut len as *mut usize as *mut _, v, false) };
     if p.is_null() {
         return Err(take_exception(py, shared));
     }
     if let Err(e) = charge(py, shared, len) {
+        // SAFETY: live; `p` came from `JS_ToCStringLen2` and is no longer used.
         unsafe { qjs::JS_FreeCString(ctx, p) };
         return Err(e);
     }
+    // SAFETY: `p` is QuickJS's buffer of `len` bytes, alive until `JS_FreeCString` below.
     let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, len) };
     let out = utf8_to_py(py, bytes);
+    // SAFETY: live; `p` came from `JS_ToCStringLen2` and is no longer used.
     unsafe { qjs::JS_FreeCString(ctx, p) };
     out
 }
@@ -212,6 +225,7 @@ fn flat_pairs_to_dict(py: Python<'_>, shared: &Rc<Shared>, arr: qjs::JSValue, de
 fn array_to_vec(py: Python<'_>, shared: &Rc<Shared>, arr: qjs::JSValue, depth: usize) -> PyResult<Vec<Py<PyAny>>> {
     let ctx = shared.ctx.get();
     let mut len: i64 = 0;
+    // SAFETY: live (inside an entry); `arr` is borrowed; `len` is a valid place for the length.
     if unsafe { qjs::JS_GetLength(ctx, arr, &mut len) } < 0 {
         return Err(take_exception(py, shared));
     }
@@ -227,11 +241,14 @@ fn array_to_vec(py: Python<'_>, shared: &Rc<Shared>, arr: qjs::JSValue, depth: u
     }
     let mut out = Vec::with_capacity(len.clamp(0, 1024) as usize);
     for i in 0..len {
+        // SAFETY: live; `arr` is borrowed; the item is a new reference, owned (freed below).
         let item = unsafe { qjs::JS_GetPropertyUint32(ctx, arr, i as u32) };
+        // SAFETY: reads the tag only.
         if unsafe { qjs::JS_IsException(item) } {
             return Err(take_exception(py, shared));
         }
         let r = to_py(py, shared, item, depth + 1);
+        // SAFETY: live; `item` is owned and no longer used.
         unsafe { qjs::JS_FreeValue(ctx, item) };
         out.push(r?);
     }
@@ -245,22 +262,29 @@ fn to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth: usize) -> 
     }
     charge(py, shared, ELEMENT_COST)?;
     let ctx = shared.ctx.get();
+    // SAFETY: reads the tag only.
     let tag = unsafe { qjs::JS_VALUE_GET_NORM_TAG(v) };
     match tag {
+        // SAFETY: the payload getter of the tag just read.
         qjs::JS_TAG_INT => Ok(PyFloat::new(py, unsafe { qjs::JS_VALUE_GET_INT(v) } as f64).into_any().unbind()),
+        // SAFETY: the payload getter of the tag just read.
         qjs::JS_TAG_FLOAT64 => Ok(PyFloat::new(py, unsafe { qjs::JS_VALUE_GET_FLOAT64(v) }).into_any().unbind()),
+        // SAFETY: the payload getter of the tag just read.
         qjs::JS_TAG_BOOL => Ok(PyBool::new(py, unsafe { qjs::JS_VALUE_GET_BOOL(v) }).to_owned().into_any().unbind()),
         qjs::JS_TAG_NULL => Ok(py.None()),
         qjs::JS_TAG_UNDEFINED | qjs::JS_TAG_UNINITIALIZED => undefined(py),
         qjs::JS_TAG_STRING | qjs::JS_TAG_STRING_ROPE => string_to_py(py, shared, v),
         qjs::JS_TAG_SHORT_BIG_INT => {
             let mut n: i64 = 0;
+            // SAFETY: live (inside an entry); `v` is a short BigInt (borrowed), which converts
+            // without failing.
             unsafe { qjs::JS_ToBigInt64(ctx, &mut n, v) };
             Ok(n.into_pyobject(py)?.into_any().unbind())
         }
         qjs::JS_TAG_BIG_INT => {
             let hex = call_helper(py, shared, Helper::BigToHex, &mut [v])?;
             let s = string_to_py(py, shared, hex);
+            // SAFETY: live; `hex` is owned (the helper's result) and no longer used.
             unsafe { qjs::JS_FreeValue(ctx, hex) };
             let int_type = py.get_type::<PyInt>();
             Ok(int_type.call1((s?, 16))?.unbind())
@@ -282,20 +306,28 @@ const TYPED_ARRAY_KINDS: [&str; 12] = [
 fn view_bytes(py: Python<'_>, shared: &Shared, buf: qjs::JSValue, offset: usize, length: Option<usize>) -> PyResult<Py<PyAny>> {
     let ctx = shared.ctx.get();
     let mut size: qjs::size_t = 0;
+    // SAFETY: reads the tag only.
     let p = if unsafe { qjs::JS_IsException(buf) } {
         std::ptr::null_mut()
     } else {
+        // SAFETY: live (inside an entry); `buf` is borrowed and not an exception; `size` is a valid
+        // place.
         unsafe { qjs::JS_GetArrayBuffer(ctx, &mut size, buf) }
     };
     if p.is_null() {
         // JS_GetTypedArrayBuffer / JS_GetArrayBuffer threw (detached or out of bounds).
+        // SAFETY: live; the pending exception is taken, owned.
         let e = unsafe { qjs::JS_GetException(ctx) };
+        // SAFETY: live; `e` is owned and dropped on purpose.
         unsafe { qjs::JS_FreeValue(ctx, e) };
         return Ok(PyBytes::new(py, &[]).into_any().unbind());
     }
     let size = size as usize;
     let length = length.unwrap_or(size);
     let data: &[u8] = match offset.checked_add(length) {
+        // SAFETY: `p` points to the buffer's `size` bytes and `offset + length <= size`; the buffer
+        // is borrowed and no JS runs before the copy below, so it can be neither detached nor
+        // resized.
         Some(end) if end <= size => unsafe { std::slice::from_raw_parts(p.add(offset), length) },
         _ => &[],
     };
@@ -304,12 +336,17 @@ fn view_bytes(py: Python<'_>, shared: &Shared, buf: qjs::JSValue, offset: usize,
 }
 
 pub fn dup(ctx: *mut qjs::JSContext, v: qjs::JSValue) -> qjs::JSValue {
+    // SAFETY: live: every caller is inside an entry and holds `v` (borrowed); the copy is the
+    // caller's.
     unsafe { qjs::JS_DupValue(ctx, v) }
 }
 
 fn object_to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth: usize) -> PyResult<Py<PyAny>> {
     let ctx = shared.ctx.get();
     let t = types(py)?;
+    // SAFETY: live (inside an entry); `v` is borrowed, and every new value made here is owned and
+    // freed here (or handed to a handle); QuickJS's calls that take out-parameters are given valid
+    // places.
     unsafe {
         if qjs::JS_IsArray(v) {
             return Ok(PyList::new(py, array_to_vec(py, shared, v, depth)?)?.into_any().unbind());
@@ -327,7 +364,7 @@ fn object_to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth: usi
             let buf = qjs::JS_GetTypedArrayBuffer(ctx, v, &mut offset, &mut length, std::ptr::null_mut());
             let data = view_bytes(py, shared, buf, offset as usize, Some(length as usize));
             qjs::JS_FreeValue(ctx, buf);
-            return Ok(t.typed_array.call1(py, (kind, data?))?);
+            return t.typed_array.call1(py, (kind, data?));
         }
         if qjs::JS_IsDataView(v) {
             let info = call_helper(py, shared, Helper::ViewInfo, &mut [v])?;
@@ -340,7 +377,7 @@ fn object_to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth: usi
             for p in parts {
                 qjs::JS_FreeValue(ctx, p);
             }
-            return Ok(t.typed_array.call1(py, ("DataView", data?))?);
+            return t.typed_array.call1(py, ("DataView", data?));
         }
         if qjs::JS_IsMap(v) || qjs::JS_IsSet(v) {
             let is_map = qjs::JS_IsMap(v);
@@ -354,9 +391,9 @@ fn object_to_py(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth: usi
                 for p in list {
                     pairs.push(p.bind(py).cast::<PyList>()?.to_tuple());
                 }
-                return Ok(t.js_map.call1(py, (PyList::new(py, pairs)?,))?);
+                return t.js_map.call1(py, (PyList::new(py, pairs)?,));
             }
-            return Ok(t.js_set.call1(py, (PyList::new(py, list)?,))?);
+            return t.js_set.call1(py, (PyList::new(py, list)?,));
         }
         if qjs::JS_IsError(v) {
             return new_handle(py, shared, dup(ctx, v));
@@ -410,13 +447,20 @@ enum Plain {
 fn is_plain(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue) -> PyResult<Plain> {
     let ctx = shared.ctx.get();
     let object_class = shared.object_class.get();
+    // SAFETY: `object_proto` is an object (`init_helpers`), read for its address only.
     let object_proto = unsafe { qjs::JS_VALUE_GET_PTR(shared.object_proto.get()) };
+    // SAFETY: `v` is a valid object (borrowed: its caller checked the tag); reads its class only.
     if unsafe { qjs::JS_GetClassID(v) } != object_class {
         return Ok(Plain::No);
     }
+    // SAFETY: live (inside an entry); `v` is an ordinary object, so no JS runs; the prototype is
+    // owned.
     let mut p = unsafe { qjs::JS_GetPrototype(ctx, v) };
     let mut found = Plain::Direct;
     loop {
+        // SAFETY: live; `p` is owned, freed on every way out of the loop or replaced by `next`; it
+        // is an ordinary object when its prototype or own property is read, so no JS (no Proxy
+        // trap) runs.
         unsafe {
             if qjs::JS_IsException(p) {
                 return Err(take_exception(py, shared));
@@ -454,8 +498,12 @@ fn own_enumerable(shared: &Shared, v: qjs::JSValue) -> Option<(*mut qjs::JSPrope
     let flags = (qjs::JS_GPN_STRING_MASK | qjs::JS_GPN_ENUM_ONLY) as i32;
     let mut tab: *mut qjs::JSPropertyEnum = std::ptr::null_mut();
     let mut len: u32 = 0;
+    // SAFETY: live (inside an entry); `v` is borrowed; `tab` and `len` are valid places; on success
+    // the caller owns `tab` (freed by `JS_FreePropertyEnum`).
     if unsafe { qjs::JS_GetOwnPropertyNames(ctx, &mut tab, &mut len, v, flags) } < 0 {
+        // SAFETY: live; the pending exception is taken, owned.
         let e = unsafe { qjs::JS_GetException(ctx) };
+        // SAFETY: live; `e` is owned and dropped on purpose.
         unsafe { qjs::JS_FreeValue(ctx, e) };
         return None;
     }
@@ -470,12 +518,17 @@ fn own_data_to_dict(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth:
     let ctx = shared.ctx.get();
     // `for…in` also visits enumerable properties inherited from Object.prototype.
     let proto = shared.object_proto.get();
+    // SAFETY: live (inside an entry); `v` is a plain object (`is_plain`), so no JS runs; the
+    // prototype is owned and freed below.
     let direct_proto = unsafe { qjs::JS_GetPrototype(ctx, v) };
+    // SAFETY: reads the tag only.
     let inherits = !unsafe { qjs::JS_IsNull(direct_proto) };
+    // SAFETY: live; `direct_proto` is owned and no longer used.
     unsafe { qjs::JS_FreeValue(ctx, direct_proto) };
     if inherits {
         match own_enumerable(shared, proto) {
             Some((tab, len)) => {
+                // SAFETY: live; `tab` and `len` came from `own_enumerable` and are no longer used.
                 unsafe { qjs::JS_FreePropertyEnum(ctx, tab, len) };
                 if len != 0 {
                     return Ok(None);
@@ -486,15 +539,20 @@ fn own_data_to_dict(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth:
     }
     let Some((tab, len)) = own_enumerable(shared, v) else { return Ok(None) };
     let props: &[qjs::JSPropertyEnum] =
+        // SAFETY: `tab` holds `len` entries (from `JS_GetOwnPropertyNames`), alive until freed
+        // below.
         if len == 0 { &[] } else { unsafe { std::slice::from_raw_parts(tab, len as usize) } };
     // Read every value first: bail out before converting anything if one is an accessor.
     let mut values: Vec<qjs::JSValue> = Vec::with_capacity(props.len());
     let mut accessor = false;
     for prop in props {
         let mut desc = std::mem::MaybeUninit::<qjs::JSPropertyDescriptor>::uninit();
+        // SAFETY: live; `desc` is a valid place; `v` is borrowed and the atom is held by `tab`.
         let rc = unsafe { qjs::JS_GetOwnProperty(ctx, desc.as_mut_ptr(), v, prop.atom) };
         if rc < 0 {
+            // SAFETY: live; the pending exception is taken, owned.
             let e = unsafe { qjs::JS_GetException(ctx) };
+            // SAFETY: live; `e` is owned and dropped on purpose.
             unsafe { qjs::JS_FreeValue(ctx, e) };
             accessor = true;
             break;
@@ -504,8 +562,10 @@ fn own_data_to_dict(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth:
             accessor = true;
             break;
         }
+        // SAFETY: `JS_GetOwnProperty` returned 1, so it filled `desc` in.
         let desc = unsafe { desc.assume_init() };
         if desc.flags & qjs::JS_PROP_GETSET as i32 != 0 {
+            // SAFETY: live; the descriptor's three values are ours (owned) and not kept.
             unsafe {
                 qjs::JS_FreeValue(ctx, desc.getter);
                 qjs::JS_FreeValue(ctx, desc.setter);
@@ -514,6 +574,7 @@ fn own_data_to_dict(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth:
             accessor = true;
             break;
         }
+        // SAFETY: live; the getter and setter are owned and not kept (the value is, in `values`).
         unsafe {
             qjs::JS_FreeValue(ctx, desc.getter);
             qjs::JS_FreeValue(ctx, desc.setter);
@@ -535,8 +596,10 @@ fn own_data_to_dict(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth:
         })()
     };
     for val in values {
+        // SAFETY: live; each value in `values` is owned and no longer used.
         unsafe { qjs::JS_FreeValue(ctx, val) };
     }
+    // SAFETY: live; `tab` and `len` came from `own_enumerable` and are no longer used.
     unsafe { qjs::JS_FreePropertyEnum(ctx, tab, len) };
     out
 }
@@ -544,14 +607,19 @@ fn own_data_to_dict(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue, depth:
 /// A property key (atom) as a Python `str`.
 fn atom_to_py(py: Python<'_>, ctx: *mut qjs::JSContext, atom: qjs::JSAtom) -> PyResult<Py<PyAny>> {
     let mut len: qjs::size_t = 0;
+    // SAFETY: live (inside an entry); `atom` is borrowed from its caller; `len` is a valid place.
     let p = unsafe { qjs::JS_AtomToCStringLen(ctx, &mut len, atom) };
     if p.is_null() {
+        // SAFETY: live; the pending exception is taken, owned.
         let e = unsafe { qjs::JS_GetException(ctx) };
+        // SAFETY: live; `e` is owned and dropped on purpose.
         unsafe { qjs::JS_FreeValue(ctx, e) };
         return Err(PyValueError::new_err("could not read a JS property name (out of memory?)"));
     }
+    // SAFETY: `p` is QuickJS's buffer of `len` bytes, alive until `JS_FreeCString` below.
     let bytes = unsafe { std::slice::from_raw_parts(p as *const u8, len as usize) };
     let out = utf8_to_py(py, bytes);
+    // SAFETY: live; `p` came from `JS_AtomToCStringLen` and is no longer used.
     unsafe { qjs::JS_FreeCString(ctx, p) };
     out
 }
@@ -585,6 +653,7 @@ pub fn from_py(py: Python<'_>, shared: &Rc<Shared>, obj: &Bound<'_, PyAny>, dept
     }
     if obj.cast::<PyInt>().is_ok() {
         if let Ok(n) = obj.extract::<i64>() {
+            // SAFETY: live (conversions run inside an entry); the new value is checked by `owned`.
             return owned(py, shared, unsafe { qjs::JS_NewBigInt64(ctx, n) });
         }
         // Beyond 64 bits: through hexadecimal text, which (unlike decimal) Python converts at
@@ -612,11 +681,13 @@ pub fn from_py(py: Python<'_>, shared: &Rc<Shared>, obj: &Bound<'_, PyAny>, dept
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
         let data = b.as_bytes();
+        // SAFETY: live (inside an entry); QuickJS copies the `data.len()` bytes at `data`.
         return owned(py, shared, unsafe { qjs::JS_NewArrayBufferCopy(ctx, data.as_ptr(), data.len() as _) });
     }
     if obj.cast::<PyByteArray>().is_ok() || obj.cast::<PyMemoryView>().is_ok() {
         let data = py.get_type::<PyBytes>().call1((obj,))?;
         let data = data.cast::<PyBytes>()?.as_bytes();
+        // SAFETY: live (inside an entry); QuickJS copies the `data.len()` bytes at `data`.
         return owned(py, shared, unsafe { qjs::JS_NewArrayBufferCopy(ctx, data.as_ptr(), data.len() as _) });
     }
     if obj.cast::<PyList>().is_ok() || obj.cast::<PyTuple>().is_ok() {
@@ -634,6 +705,7 @@ pub fn from_py(py: Python<'_>, shared: &Rc<Shared>, obj: &Bound<'_, PyAny>, dept
         let data = match obj.getattr("data").and_then(|d| from_py(py, shared, &d, depth + 1)) {
             Ok(d) => d,
             Err(e) => {
+                // SAFETY: live; `kind` is owned and no longer used.
                 unsafe { qjs::JS_FreeValue(ctx, kind) };
                 return Err(e);
             }
@@ -660,6 +732,7 @@ pub fn from_py(py: Python<'_>, shared: &Rc<Shared>, obj: &Bound<'_, PyAny>, dept
         let value = match obj.getattr("value").and_then(|v| from_py(py, shared, &v, depth + 1)) {
             Ok(v) => v,
             Err(e) => {
+                // SAFETY: live; `kind` is owned and no longer used.
                 unsafe { qjs::JS_FreeValue(ctx, kind) };
                 return Err(e);
             }
@@ -675,7 +748,9 @@ pub fn from_py(py: Python<'_>, shared: &Rc<Shared>, obj: &Bound<'_, PyAny>, dept
         let props = match flat.and_then(|flat| from_py(py, shared, flat.as_any(), depth + 1)) {
             Ok(p) => p,
             Err(e) => {
+                // SAFETY: live; `kind` is owned and no longer used.
                 unsafe { qjs::JS_FreeValue(ctx, kind) };
+                // SAFETY: live; `value` is owned and no longer used.
                 unsafe { qjs::JS_FreeValue(ctx, value) };
                 return Err(e);
             }
@@ -694,6 +769,7 @@ pub fn from_py(py: Python<'_>, shared: &Rc<Shared>, obj: &Bound<'_, PyAny>, dept
 fn call_with_owned(py: Python<'_>, shared: &Rc<Shared>, h: Helper, mut args: Vec<qjs::JSValue>) -> PyResult<qjs::JSValue> {
     let r = call_helper(py, shared, h, &mut args);
     for a in args {
+        // SAFETY: live (inside an entry); the arguments are owned and no longer used.
         unsafe { qjs::JS_FreeValue(shared.ctx.get(), a) };
     }
     r
@@ -702,11 +778,13 @@ fn call_with_owned(py: Python<'_>, shared: &Rc<Shared>, h: Helper, mut args: Vec
 pub fn new_js_string(py: Python<'_>, shared: &Rc<Shared>, s: &Bound<'_, PyString>) -> PyResult<qjs::JSValue> {
     let ctx = shared.ctx.get();
     let v = match s.to_str() {
+        // SAFETY: live (inside an entry); QuickJS copies the `text.len()` bytes at `text`.
         Ok(text) => unsafe { qjs::JS_NewStringLen(ctx, text.as_ptr() as *const _, text.len() as _) },
         Err(_) => {
             // Lone surrogates: hand QuickJS their WTF-8 form, which it reads back as surrogates.
             let b = s.call_method1("encode", ("utf-8", "surrogatepass"))?;
             let b = b.cast::<PyBytes>()?.as_bytes();
+            // SAFETY: live (inside an entry); QuickJS copies the `b.len()` bytes at `b`.
             unsafe { qjs::JS_NewStringLen(ctx, b.as_ptr() as *const _, b.len() as _) }
         }
     };
@@ -715,17 +793,20 @@ pub fn new_js_string(py: Python<'_>, shared: &Rc<Shared>, s: &Bound<'_, PyString
 
 fn seq_to_js(py: Python<'_>, shared: &Rc<Shared>, items: Bound<'_, pyo3::types::PyIterator>, depth: usize) -> PyResult<qjs::JSValue> {
     let ctx = shared.ctx.get();
+    // SAFETY: live (inside an entry); the new value is checked by `owned`.
     let arr = owned(py, shared, unsafe { qjs::JS_NewArray(ctx) })?;
     for (i, item) in items.enumerate() {
         // A long reply handed to JS (a `client.call` result) stops at the deadline too.
         let r = poll_deadline(shared).and(item).and_then(|item| from_py(py, shared, &item, depth + 1)).and_then(|v| {
             // Consumes `v`, even on failure.
+            // SAFETY: live; `arr` is owned; `v` is owned and consumed by `JS_SetPropertyUint32`.
             if unsafe { qjs::JS_SetPropertyUint32(ctx, arr, i as u32, v) } < 0 {
                 return Err(take_exception(py, shared));
             }
             Ok(())
         });
         if let Err(e) = r {
+            // SAFETY: live; `arr` is owned and no longer used.
             unsafe { qjs::JS_FreeValue(ctx, arr) };
             return Err(e);
         }
@@ -751,10 +832,14 @@ fn key_bytes<'a>(k: &'a Bound<'_, PyAny>) -> PyResult<std::borrow::Cow<'a, [u8]>
 
 fn dict_to_js(py: Python<'_>, shared: &Rc<Shared>, d: &Bound<'_, PyDict>, depth: usize) -> PyResult<qjs::JSValue> {
     let ctx = shared.ctx.get();
+    // SAFETY: live (inside an entry); the new value is checked by `owned`.
     let o = owned(py, shared, unsafe { qjs::JS_NewObject(ctx) })?;
     for (k, v) in d.iter() {
         let r = poll_deadline(shared).and_then(|_| key_bytes(&k)).and_then(|key| {
             let val = from_py(py, shared, &v, depth + 1)?;
+            // SAFETY: live; `o` is owned; `key` outlives the call and the atom is freed here; `val`
+            // is owned and consumed by `JS_DefinePropertyValue` (or freed when no atom could be
+            // made).
             unsafe {
                 let atom = qjs::JS_NewAtomLen(ctx, key.as_ptr() as *const _, key.len() as _);
                 if atom == 0 {
@@ -771,6 +856,7 @@ fn dict_to_js(py: Python<'_>, shared: &Rc<Shared>, d: &Bound<'_, PyDict>, depth:
             Ok(())
         });
         if let Err(e) = r {
+            // SAFETY: live; `o` is owned and no longer used.
             unsafe { qjs::JS_FreeValue(ctx, o) };
             return Err(e);
         }
@@ -780,6 +866,7 @@ fn dict_to_js(py: Python<'_>, shared: &Rc<Shared>, d: &Bound<'_, PyDict>, depth:
 
 /// A value QuickJS just made (owned), or the exception it threw making it (out of memory).
 fn owned(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue) -> PyResult<qjs::JSValue> {
+    // SAFETY: reads the tag only.
     if unsafe { qjs::JS_IsException(v) } {
         return Err(take_exception(py, shared));
     }

@@ -40,8 +40,10 @@ pub fn value_too_large(py: Python<'_>, shared: &Shared) -> PyErr {
 /// Take the pending JS exception and turn it into the Python exception to raise.
 pub fn take_exception(py: Python<'_>, shared: &Rc<Shared>) -> PyErr {
     let ctx = shared.ctx.get();
+    // SAFETY: live (an exception was just signalled inside an entry); the value taken is owned.
     let exc = unsafe { qjs::JS_GetException(ctx) };
     let err = exception_to_pyerr(py, shared, exc);
+    // SAFETY: live; `exc` is owned and no longer used.
     unsafe { qjs::JS_FreeValue(ctx, exc) };
     err
 }
@@ -49,11 +51,13 @@ pub fn take_exception(py: Python<'_>, shared: &Rc<Shared>) -> PyErr {
 /// Convert a thrown value (borrowed) to the Python exception that stands for it.
 pub fn exception_to_pyerr(py: Python<'_>, shared: &Rc<Shared>, exc: qjs::JSValue) -> PyErr {
     if shared.heap.refused.get() {
+        // SAFETY: reads the tag only.
         let tag = unsafe { qjs::JS_VALUE_GET_TAG(exc) };
         if tag == qjs::JS_TAG_UNINITIALIZED || tag == qjs::JS_TAG_NULL {
             return missing_out_of_memory(py, shared);
         }
     }
+    // SAFETY: `exc` is a valid value (borrowed); reads its object's flags only.
     if shared.interrupted.get() && unsafe { qjs::JS_IsUncatchableError(exc) } {
         if shared.depth.get() <= 1 {
             shared.interrupted.set(false);
@@ -68,6 +72,7 @@ pub fn exception_to_pyerr(py: Python<'_>, shared: &Rc<Shared>, exc: qjs::JSValue
         }
     };
     if let Some((err, v)) = reraised {
+        // SAFETY: live; the remembered value is owned (taken out of `py_error`).
         unsafe { qjs::JS_FreeValue(shared.ctx.get(), v) };
         return err;
     }
@@ -90,10 +95,14 @@ pub fn exception_to_pyerr(py: Python<'_>, shared: &Rc<Shared>, exc: qjs::JSValue
 /// `JS_NewAtomStr`). Report the out-of-memory it is.
 fn missing_out_of_memory(py: Python<'_>, shared: &Rc<Shared>) -> PyErr {
     let ctx = shared.ctx.get();
+    // SAFETY: live (an allocation was refused inside an entry).
     unsafe { qjs::JS_ThrowOutOfMemory(ctx) };
+    // SAFETY: live; the value taken is owned.
     let oom = unsafe { qjs::JS_GetException(ctx) };
+    // SAFETY: reads the tag only.
     if unsafe { qjs::JS_VALUE_GET_TAG(oom) } != qjs::JS_TAG_UNINITIALIZED {
         let err = exception_to_pyerr(py, shared, oom);
+        // SAFETY: live; `oom` is owned and no longer used.
         unsafe { qjs::JS_FreeValue(ctx, oom) };
         return err;
     }
@@ -117,11 +126,13 @@ fn js_error(py: Python<'_>, text: Py<PyAny>, value: Py<PyAny>, name_message_stac
 /// `String(exc)` without running JS: a string as it is, an error as "name: message".
 fn describe(py: Python<'_>, shared: &Rc<Shared>, exc: qjs::JSValue) -> Py<PyAny> {
     let ctx = shared.ctx.get();
+    // SAFETY: reads the tag only.
     if unsafe { qjs::JS_IsString(exc) } {
         if let Ok(s) = js_string_to_py(py, ctx, exc) {
             return s;
         }
     }
+    // SAFETY: `exc` is a valid value (borrowed); reads its class only.
     if unsafe { qjs::JS_IsError(exc) } {
         let name = own_data_string(py, shared, exc, "name");
         let message = own_data_string(py, shared, exc, "message");
@@ -137,26 +148,36 @@ fn describe(py: Python<'_>, shared: &Rc<Shared>, exc: qjs::JSValue) -> Py<PyAny>
 fn own_data_string(py: Python<'_>, shared: &Rc<Shared>, obj: qjs::JSValue, name: &str) -> Option<String> {
     let ctx = shared.ctx.get();
     let cname = std::ffi::CString::new(name).ok()?;
+    // SAFETY: live; `cname` is NUL-terminated and outlives the call; the atom is owned (freed
+    // below).
     let atom = unsafe { qjs::JS_NewAtom(ctx, cname.as_ptr()) };
     if atom == 0 {
         return None;
     }
+    // SAFETY: live; `obj` is borrowed; the copy is owned by the loop as `cur`.
     let mut cur = unsafe { qjs::JS_DupValue(ctx, obj) };
     let mut out = None;
     // Errors and their prototypes are ordinary objects: walking the chain runs no JS.
     for _ in 0..16 {
         let mut desc = std::mem::MaybeUninit::<qjs::JSPropertyDescriptor>::uninit();
+        // SAFETY: live; `desc` is a valid place for a descriptor; `cur` is owned, `atom` too.
         let rc = unsafe { qjs::JS_GetOwnProperty(ctx, desc.as_mut_ptr(), cur, atom) };
         if rc < 0 {
+            // SAFETY: live; the pending exception is taken, owned.
             let e = unsafe { qjs::JS_GetException(ctx) };
+            // SAFETY: live; `e` is owned and dropped on purpose.
             unsafe { qjs::JS_FreeValue(ctx, e) };
             break;
         }
         if rc > 0 {
+            // SAFETY: `JS_GetOwnProperty` returned 1, so it filled `desc` in.
             let desc = unsafe { desc.assume_init() };
+            // SAFETY: reads the tag only.
             if unsafe { qjs::JS_IsString(desc.value) } {
                 out = js_string_to_py(py, ctx, desc.value).ok().and_then(|s| s.extract::<String>(py).ok());
             }
+            // SAFETY: live; the descriptor's three values are owned by us (`JS_GetOwnProperty`
+            // gives references).
             unsafe {
                 qjs::JS_FreeValue(ctx, desc.value);
                 qjs::JS_FreeValue(ctx, desc.getter);
@@ -164,25 +185,39 @@ fn own_data_string(py: Python<'_>, shared: &Rc<Shared>, obj: qjs::JSValue, name:
             }
             break;
         }
+        // SAFETY: live; `cur` is an ordinary object (checked below on each turn), so no JS runs;
+        // the prototype is a new reference.
         let next = unsafe { qjs::JS_GetPrototype(ctx, cur) };
+        // SAFETY: live; `cur` is owned and replaced by `next`.
         unsafe { qjs::JS_FreeValue(ctx, cur) };
         cur = next;
+        // SAFETY: reads the tag only.
         if unsafe { qjs::JS_IsException(cur) } {
+            // SAFETY: live; the pending exception is taken, owned.
             let e = unsafe { qjs::JS_GetException(ctx) };
+            // SAFETY: live; `e` is owned and dropped on purpose.
             unsafe { qjs::JS_FreeValue(ctx, e) };
             cur = crate::shared::UNDEFINED;
             break;
         }
-        if unsafe { qjs::JS_VALUE_GET_TAG(cur) } != qjs::JS_TAG_OBJECT || unsafe { qjs::JS_GetClassID(cur) } != shared.object_class.get() && !unsafe { qjs::JS_IsError(cur) } {
+        // SAFETY: reads the tag; `cur` is owned, and its class is read only once it is an object.
+        let ordinary = unsafe {
+            qjs::JS_VALUE_GET_TAG(cur) == qjs::JS_TAG_OBJECT
+                && (qjs::JS_GetClassID(cur) == shared.object_class.get() || qjs::JS_IsError(cur))
+        };
+        if !ordinary {
             break;
         }
     }
+    // SAFETY: live; `cur` is owned.
     unsafe { qjs::JS_FreeValue(ctx, cur) };
+    // SAFETY: live; `atom` is owned.
     unsafe { qjs::JS_FreeAtom(ctx, atom) };
     out
 }
 
 fn same_object(a: qjs::JSValue, b: qjs::JSValue) -> bool {
+    // SAFETY: reads the tag only.
     unsafe {
         qjs::JS_VALUE_GET_TAG(a) == qjs::JS_TAG_OBJECT
             && qjs::JS_VALUE_GET_TAG(b) == qjs::JS_TAG_OBJECT
@@ -196,6 +231,7 @@ fn build_js_error(py: Python<'_>, shared: &Rc<Shared>, exc: qjs::JSValue) -> PyE
     // A `toString` stopped at the deadline stops the whole call.
     let text = match call_helper(py, shared, Helper::SafeString, &mut [exc]).and_then(|t| {
         let s = js_string_to_py(py, ctx, t);
+        // SAFETY: live; `t` is owned (the helper's result) and no longer used.
         unsafe { qjs::JS_FreeValue(ctx, t) };
         s
     }) {
@@ -222,11 +258,15 @@ fn build_js_error(py: Python<'_>, shared: &Rc<Shared>, exc: qjs::JSValue) -> PyE
 /// was stopped at the deadline: that is JSTerminated.
 fn string_property(py: Python<'_>, shared: &Rc<Shared>, obj: qjs::JSValue, name: &str) -> Result<Py<PyAny>, PyErr> {
     let ctx = shared.ctx.get();
+    // SAFETY: reads the tag only.
     if unsafe { qjs::JS_VALUE_GET_TAG(obj) } != qjs::JS_TAG_OBJECT {
         return Ok(py.None());
     }
     let cname = std::ffi::CString::new(name).expect("property names have no NUL");
+    // SAFETY: live; `obj` is borrowed; `cname` is NUL-terminated and outlives the call; the result
+    // is owned.
     let v = unsafe { qjs::JS_GetPropertyStr(ctx, obj, cname.as_ptr()) };
+    // SAFETY: reads the tag only.
     if unsafe { qjs::JS_IsException(v) } {
         let err = take_exception(py, shared);
         if err.is_instance_of::<JSTerminated>(py) {
@@ -234,11 +274,13 @@ fn string_property(py: Python<'_>, shared: &Rc<Shared>, obj: qjs::JSValue, name:
         }
         return Ok(py.None());
     }
+    // SAFETY: reads the tag only.
     let out = if unsafe { qjs::JS_IsString(v) } {
         js_string_to_py(py, ctx, v).unwrap_or_else(|_| py.None())
     } else {
         py.None()
     };
+    // SAFETY: live; `v` is owned and no longer used.
     unsafe { qjs::JS_FreeValue(ctx, v) };
     Ok(out)
 }
@@ -247,6 +289,8 @@ fn string_property(py: Python<'_>, shared: &Rc<Shared>, obj: qjs::JSValue, name:
 pub fn throw_terminated(shared: &Shared) -> qjs::JSValue {
     let ctx = shared.ctx.get();
     shared.interrupted.set(true);
+    // SAFETY: live (called inside JS: a callback or a conversion); each new value is owned and
+    // either handed to a function that consumes it (`JS_SetPropertyStr`, `JS_Throw`) or returned.
     unsafe {
         let e = qjs::JS_NewError(ctx);
         if qjs::JS_IsException(e) {

@@ -39,7 +39,9 @@ impl Drop for JSObject {
 /// Wrap an owned JS value in the right handle class.
 pub fn new_handle(py: Python<'_>, shared: &Rc<Shared>, v: qjs::JSValue) -> PyResult<Py<PyAny>> {
     let ctx = shared.ctx.get();
+    // SAFETY: live (callers are inside an entry or checked `closed`); `v` is owned by the caller.
     let is_function = unsafe { qjs::JS_IsFunction(ctx, v) };
+    // SAFETY: `v` is a valid value (owned by the caller); reads its class only.
     let is_promise = unsafe { qjs::JS_IsPromise(v) };
     let base = JSObject { shared: shared.clone(), slot: shared.store(v) };
     let init = PyClassInitializer::from(base);
@@ -74,6 +76,7 @@ pub fn args_to_js(py: Python<'_>, shared: &Rc<Shared>, args: &Bound<'_, PyTuple>
 
 pub fn free_all(shared: &Shared, vals: Vec<qjs::JSValue>) {
     for v in vals {
+        // SAFETY: live: every caller is inside an `Entry` and hands over values it owns.
         unsafe { qjs::JS_FreeValue(shared.ctx.get(), v) };
     }
 }
@@ -81,10 +84,13 @@ pub fn free_all(shared: &Shared, vals: Vec<qjs::JSValue>) {
 /// Take ownership of a call's result: an exception becomes a Python error, a value is
 /// converted and freed.
 pub fn finish(py: Python<'_>, shared: &Rc<Shared>, r: qjs::JSValue) -> PyResult<Py<PyAny>> {
+    // SAFETY: reads the tag only.
     if unsafe { qjs::JS_IsException(r) } {
         return Err(take_exception(py, shared));
     }
     let out = value_to_py(py, shared, r);
+    // SAFETY: live (callers are inside an `Entry`); `r` is owned (a call's result) and no longer
+    // used.
     unsafe { qjs::JS_FreeValue(shared.ctx.get(), r) };
     out
 }
@@ -110,6 +116,8 @@ pub fn call_value(
         }
     };
     let ctx = shared.ctx.get();
+    // SAFETY: live (`Entry` held); `f` is borrowed from its handle, `this_js` and `argv` are owned
+    // and stay alive through the call.
     let r = unsafe { qjs::JS_Call(ctx, f, this_js, argv.len() as i32, argv.as_mut_ptr()) };
     argv.push(this_js);
     free_all(shared, argv);
@@ -123,6 +131,8 @@ impl JSObject {
     }
 
     fn key_atom(&self, py: Python<'_>, key: &str) -> PyResult<qjs::JSAtom> {
+        // SAFETY: live (callers got the value through `value()`, which checks `closed`); `key`
+        // outlives the call; the atom is owned by the caller.
         let atom = unsafe { qjs::JS_NewAtomLen(self.shared.ctx.get(), key.as_ptr() as *const _, key.len() as _) };
         if atom == 0 {
             return Err(take_exception(py, &self.shared)); // out of memory
@@ -137,6 +147,7 @@ impl JSObject {
     #[getter]
     fn typeof_(&self) -> PyResult<&'static str> {
         let v = self.value()?;
+        // SAFETY: live (`value()` checked `closed`); `v` is borrowed from its slot.
         Ok(unsafe {
             if qjs::JS_IsSymbol(v) {
                 "symbol"
@@ -153,7 +164,9 @@ impl JSObject {
         let v = self.value()?;
         let _entry = Entry::new(&self.shared)?;
         let atom = self.key_atom(py, key)?;
+        // SAFETY: live (`Entry` held); `v` is borrowed from its slot, `atom` is owned.
         let r = unsafe { qjs::JS_GetProperty(self.shared.ctx.get(), v, atom) };
+        // SAFETY: live; `atom` is owned and no longer used.
         unsafe { qjs::JS_FreeAtom(self.shared.ctx.get(), atom) };
         finish(py, &self.shared, r)
     }
@@ -167,11 +180,15 @@ impl JSObject {
         let val = match from_py(py, &self.shared, value, 0) {
             Ok(val) => val,
             Err(e) => {
+                // SAFETY: live; `atom` is owned and no longer used.
                 unsafe { qjs::JS_FreeAtom(ctx, atom) };
                 return Err(e);
             }
         };
+        // SAFETY: live (`Entry` held); `val` is owned and consumed by `JS_SetProperty`; `v` is
+        // borrowed.
         let rc = unsafe { qjs::JS_SetProperty(ctx, v, atom, val) };
+        // SAFETY: live; `atom` is owned and no longer used.
         unsafe { qjs::JS_FreeAtom(ctx, atom) };
         if rc < 0 {
             return Err(take_exception(py, &self.shared));
@@ -185,7 +202,9 @@ impl JSObject {
         let _entry = Entry::new(&self.shared)?;
         let ctx = self.shared.ctx.get();
         let atom = self.key_atom(py, key)?;
+        // SAFETY: live (`Entry` held); `v` is borrowed from its slot, `atom` is owned.
         let rc = unsafe { qjs::JS_DeleteProperty(ctx, v, atom, 0) };
+        // SAFETY: live; `atom` is owned and no longer used.
         unsafe { qjs::JS_FreeAtom(ctx, atom) };
         if rc < 0 {
             return Err(take_exception(py, &self.shared));
@@ -199,6 +218,7 @@ impl JSObject {
         let _entry = Entry::new(&self.shared)?;
         let flat = call_helper(py, &self.shared, Helper::ForIn, &mut [v])?;
         let items = value_to_py(py, &self.shared, flat);
+        // SAFETY: live (`Entry` held); `flat` is owned (a helper's result) and no longer used.
         unsafe { qjs::JS_FreeValue(self.shared.ctx.get(), flat) };
         let items = items?;
         let items = items.bind(py).cast::<PyList>()?;
@@ -237,6 +257,7 @@ impl JSFunction {
     #[getter]
     fn is_async(slf: PyRef<'_, Self>) -> PyResult<bool> {
         let v = slf.as_super().value()?;
+        // SAFETY: live (`value()` checked `closed`); `v` is borrowed from its slot.
         Ok(unsafe { qjs::JS_IsAsyncFunction(v) })
     }
 }
@@ -248,6 +269,7 @@ impl JSPromise {
     fn state(slf: PyRef<'_, Self>) -> PyResult<&'static str> {
         let base = slf.as_super();
         let v = base.value()?;
+        // SAFETY: live (`value()` checked `closed`); `v` is borrowed from its slot; runs no JS.
         let s = unsafe { qjs::JS_PromiseState(base.shared.ctx.get(), v) };
         Ok(match s {
             qjs::JSPromiseStateEnum_JS_PROMISE_PENDING => "pending",
@@ -262,10 +284,13 @@ impl JSPromise {
         let base = slf.as_super();
         let v = base.value()?;
         let ctx = base.shared.ctx.get();
+        // SAFETY: live (`value()` checked `closed`); `v` is borrowed from its slot; runs no JS.
         if unsafe { qjs::JS_PromiseState(ctx, v) } == qjs::JSPromiseStateEnum_JS_PROMISE_PENDING {
             return Err(PyValueError::new_err("the promise is still pending"));
         }
         let _entry = Entry::new(&base.shared)?;
+        // SAFETY: live (`Entry` held); `v` is a settled promise; the result is a new reference,
+        // owned.
         let r = unsafe { qjs::JS_PromiseResult(ctx, v) };
         finish(py, &base.shared, r)
     }
@@ -308,11 +333,14 @@ impl JSScript {
         let v = base.value()?;
         let shared = &base.shared;
         let _entry = Entry::new(shared)?;
+        // SAFETY: reads the tag only.
         if unsafe { qjs::JS_VALUE_GET_TAG(v) } != qjs::JS_TAG_FUNCTION_BYTECODE {
             return Err(PyRuntimeError::new_err("this script has already run"));
         }
         let ctx = shared.ctx.get();
         // JS_EvalFunction consumes its argument: give it a reference of its own.
+        // SAFETY: live (`Entry` held); `v` is compiled bytecode, borrowed: the copy made here is
+        // what `JS_EvalFunction` consumes.
         let r = unsafe { qjs::JS_EvalFunction(ctx, qjs::JS_DupValue(ctx, v)) };
         finish(py, shared, r)
     }

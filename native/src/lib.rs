@@ -3,6 +3,10 @@
 //! It knows nothing of RedisGears: runtimes with memory, stack and deadline limits, lossless
 //! value conversion, handles to JS functions/promises/objects, jobs, and exceptions both ways.
 //! The RedisGears rules live in Python (`jshost/`) and in the JS prelude.
+//!
+//! Every `unsafe` block carries a `// SAFETY:` note naming the rules it relies on (*live*,
+//! *one thread*, *owned / borrowed*, *tag*: see "Safety" in `shared.rs`); `cargo clippy
+//! --all-targets -- -D warnings -W clippy::undocumented_unsafe_blocks` checks that (`.ci/run`).
 
 mod callbacks;
 mod convert;
@@ -34,6 +38,8 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 fn quickjs_version() -> String {
+    // SAFETY: `JS_GetVersion` needs no runtime and returns a static NUL-terminated string.
     let p = unsafe { rquickjs::qjs::JS_GetVersion() };
+    // SAFETY: `p` is that static string, valid for the whole program.
     unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }

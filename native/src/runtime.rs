@@ -81,6 +81,9 @@ extern "C" {
 
 /// The `Shared` an allocation belongs to (the malloc functions' opaque pointer; it outlives the
 /// JSRuntime, which is freed in `Runtime::shutdown`).
+///
+/// # Safety
+/// `opaque` is the pointer `Runtime::new` gave `JS_NewRuntime2`, and that runtime is alive.
 unsafe fn shared_of<'a>(opaque: *mut c_void) -> &'a Shared {
     &*(opaque as *const Shared)
 }
@@ -177,6 +180,7 @@ unsafe extern "C" fn interrupt_handler(_rt: *mut qjs::JSRuntime, opaque: *mut c_
 
 impl Runtime {
     fn global(&self) -> qjs::JSValue {
+        // SAFETY: live (callers checked `closed`); the new reference is the caller's to own.
         unsafe { qjs::JS_GetGlobalObject(self.shared.ctx.get()) }
     }
 
@@ -185,6 +189,8 @@ impl Runtime {
         src.extend_from_slice(code.as_bytes());
         src.push(0); // QuickJS wants a NUL after the input, even though it is given the length.
         let fname = CString::new(filename.replace('\0', " ")).expect("NULs were replaced");
+        // SAFETY: live (callers hold an `Entry`); `src` ends with the NUL QuickJS wants and
+        // outlives the call, as does `fname`.
         Ok(unsafe {
             qjs::JS_Eval(
                 self.shared.ctx.get(),
@@ -199,15 +205,21 @@ impl Runtime {
     fn init_helpers(&self, py: Python<'_>) -> PyResult<()> {
         let _entry = Entry::new(&self.shared)?;
         let arr = self.eval_raw(HELPERS_JS, "<jshost helpers>", 0)?;
+        // SAFETY: reads the tag only.
         if unsafe { qjs::JS_IsException(arr) } {
             return Err(take_exception(py, &self.shared));
         }
         let ctx = self.shared.ctx.get();
         let mut helpers = self.shared.helpers.borrow_mut();
         for i in 0..HELPER_COUNT {
+            // SAFETY: live (`Entry` held); `arr` is owned; each item read is a new reference, owned
+            // by `helpers`.
             helpers.push(unsafe { qjs::JS_GetPropertyUint32(ctx, arr, i as u32) });
         }
+        // SAFETY: live; `arr` is owned and no longer used.
         unsafe { qjs::JS_FreeValue(ctx, arr) };
+        // SAFETY: live; `probe` is owned and freed here; the prototype and the atom are new
+        // references, owned by `Shared` (freed by `free_all`).
         unsafe {
             let probe = qjs::JS_NewObject(ctx);
             if qjs::JS_IsException(probe) {
@@ -237,6 +249,8 @@ impl Runtime {
         let shared = Rc::new(Shared::new());
         *shared.heap.pool.borrow_mut() = pool.map(|p| p.inner.clone());
         let opaque = Rc::as_ptr(&shared) as *mut c_void;
+        // SAFETY: `MALLOC_FUNCTIONS` is static; `opaque` points to `shared`, which the runtime's
+        // owner (`this`, below) keeps alive until after `JS_FreeRuntime` in `shutdown`.
         let rt = unsafe { qjs::JS_NewRuntime2(&MALLOC_FUNCTIONS, opaque) };
         if rt.is_null() {
             return Err(PyRuntimeError::new_err("could not create a JS runtime"));
@@ -247,11 +261,13 @@ impl Runtime {
         let shared = &this.shared;
         shared.heap.limit.set(memory_limit);
         shared.max_stack.set(max_stack_size);
+        // SAFETY: `rt` was just made and is live; `opaque` is the same `Shared` as above.
         unsafe {
             qjs::JS_SetMaxStackSize(rt, max_stack_size as _);
             qjs::JS_SetInterruptHandler(rt, Some(interrupt_handler), opaque);
         }
         // The ECMAScript built-ins (QuickJS-ng's standard set; no I/O, modules or timers).
+        // SAFETY: `rt` is live.
         let ctx = unsafe { qjs::JS_NewContext(rt) };
         if ctx.is_null() {
             return Err(PyRuntimeError::new_err("could not create a JS context"));
@@ -276,6 +292,7 @@ impl Runtime {
     fn compile(&self, py: Python<'_>, code: &str, filename: &str) -> PyResult<Py<PyAny>> {
         let _entry = Entry::new(&self.shared)?;
         let r = self.eval_raw(code, filename, qjs::JS_EVAL_FLAG_COMPILE_ONLY)?;
+        // SAFETY: reads the tag only.
         if unsafe { qjs::JS_IsException(r) } {
             return Err(take_exception(py, &self.shared));
         }
@@ -295,11 +312,16 @@ impl Runtime {
         let _entry = Entry::new(&self.shared)?;
         let errors = PyList::empty(py);
         let rt = self.shared.rt.get();
+        // SAFETY: live (`Entry` held).
         while unsafe { qjs::JS_IsJobPending(rt) } {
             let mut job_ctx: *mut qjs::JSContext = std::ptr::null_mut();
+            // SAFETY: live (`Entry` held); `job_ctx` is a valid place for QuickJS to write to.
             if unsafe { qjs::JS_ExecutePendingJob(rt, &mut job_ctx) } < 0 {
+                // SAFETY: live; an exception is pending (the job failed); the value is owned, freed
+                // below.
                 let exc = unsafe { qjs::JS_GetException(self.shared.ctx.get()) };
                 let err = exception_to_pyerr(py, &self.shared, exc);
+                // SAFETY: live; `exc` is owned (taken above) and no longer used.
                 unsafe { qjs::JS_FreeValue(self.shared.ctx.get(), exc) };
                 if err.is_instance_of::<crate::errors::JSTerminated>(py) {
                     return Err(err);
@@ -314,6 +336,7 @@ impl Runtime {
     #[getter]
     fn has_pending_jobs(&self) -> PyResult<bool> {
         self.shared.check_open()?;
+        // SAFETY: live (`check_open` above).
         Ok(unsafe { qjs::JS_IsJobPending(self.shared.rt.get()) })
     }
 
@@ -371,7 +394,9 @@ impl Runtime {
     fn memory_usage(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
         self.shared.check_open()?;
         let mut u = std::mem::MaybeUninit::<qjs::JSMemoryUsage>::zeroed();
+        // SAFETY: live (`check_open` above); `u` is a valid place for the whole struct.
         unsafe { qjs::JS_ComputeMemoryUsage(self.shared.rt.get(), u.as_mut_ptr()) };
+        // SAFETY: `u` was zeroed (a valid `JSMemoryUsage`: plain integers) and then filled in.
         let u = unsafe { u.assume_init() };
         let d = PyDict::new(py);
         d.set_item("heap_size", self.shared.heap.used.get())?;
@@ -387,6 +412,8 @@ impl Runtime {
     fn gc(&self) -> PyResult<()> {
         self.shared.check_open()?;
         if self.shared.depth.get() == 0 {
+            // SAFETY: live (`check_open` above); no JS runs (`depth == 0`), so no value is in use
+            // by a frame.
             unsafe { qjs::JS_RunGC(self.shared.rt.get()) };
             self.shared.release_dead_callables();
         }
@@ -415,6 +442,7 @@ impl Runtime {
         let _entry = Entry::new(&self.shared)?;
         let v = from_py(py, &self.shared, value, 0)?;
         let out = value_to_py(py, &self.shared, v);
+        // SAFETY: live (`Entry` held); `v` is owned (from `from_py`) and no longer used.
         unsafe { qjs::JS_FreeValue(self.shared.ctx.get(), v) };
         out
     }
@@ -432,6 +460,8 @@ impl Runtime {
             return;
         }
         shared.free_all();
+        // SAFETY: live (rt is not null and `closed` was just set: nothing enters any more); every
+        // value Python held was freed by `free_all`, so the runtime can be freed.
         unsafe {
             qjs::JS_SetInterruptHandler(rt, None, std::ptr::null_mut());
             if !ctx.is_null() {

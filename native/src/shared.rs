@@ -7,6 +7,24 @@
 //!
 //! `Shared` also keeps the heap account: the runtime allocates through `runtime.rs`'s malloc
 //! functions, which enforce the memory limit here (see `Heap`).
+//!
+//! # Safety
+//!
+//! Every `unsafe` block of the crate calls QuickJS's C API or reads a `JSValue`, and rests on
+//! these rules; its `// SAFETY:` note names the ones it uses and anything more it needs:
+//! - **live**: `rt` and `ctx` point to the live runtime and its context from `Runtime::new` until
+//!   `Runtime::shutdown`, which sets `closed`, frees them and nulls the pointers; it does not run
+//!   while JS runs (`depth > 0`). Every way in from Python checks `closed` first (`Entry::new`,
+//!   `check_open`, `JSObject::value`), and QuickJS calls back into the crate (malloc functions,
+//!   interrupt handler, finalizers, Python functions) only while its runtime is alive.
+//! - **one thread**: the pyclasses are `unsendable` and JS runs only on the thread holding the
+//!   GIL, so no two calls into one runtime overlap except by nesting (a callback into Python).
+//! - **owned / borrowed**: each `JSValue` at hand is either *owned* (one reference, freed once or
+//!   handed to a function that consumes it — QuickJS's `JS_SetProperty*`, `JS_DefineProperty*`,
+//!   `JS_Throw`, `JS_EvalFunction` and `JS_FreeValue*` do) or *borrowed* (from a slot, a helper,
+//!   an argument list: valid while its owner holds it, never freed here).
+//! - **tag**: `JS_VALUE_GET_*` and the `JS_Is*` tests that look at the tag only read the
+//!   value's fields (sound for any `JSValue`); the payload getters are used on the tag they read.
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -263,6 +281,7 @@ impl Shared {
         if rt.is_null() || self.heap.saved_gc_threshold.get().is_some() {
             return;
         }
+        // SAFETY: live (rt is not null: called by the allocator while the runtime runs).
         unsafe {
             self.heap.saved_gc_threshold.set(Some(qjs::JS_GetGCThreshold(rt)));
             qjs::JS_SetGCThreshold(rt, qjs::size_t::MAX);
@@ -276,6 +295,7 @@ impl Shared {
         if let Some(t) = self.heap.saved_gc_threshold.take() {
             let rt = self.rt.get();
             if !rt.is_null() {
+                // SAFETY: live (rt is not null).
                 unsafe { qjs::JS_SetGCThreshold(rt, t) };
             }
         }
@@ -290,12 +310,14 @@ impl Shared {
         }
         let users = self.stack_reserve_users.get();
         if users == 0 {
+            // SAFETY: live (rt is not null).
             unsafe { qjs::JS_SetMaxStackSize(rt, (max + ERROR_STACK_RESERVE) as _) };
         }
         self.stack_reserve_users.set(users + 1);
         let out = f();
         self.stack_reserve_users.set(users);
         if users == 0 {
+            // SAFETY: live (rt is not null).
             unsafe { qjs::JS_SetMaxStackSize(rt, max as _) };
         }
         out
@@ -339,6 +361,8 @@ impl Shared {
         let slots: Vec<usize> = std::mem::take(&mut *self.garbage.borrow_mut());
         for slot in slots {
             let v = std::mem::replace(&mut self.slots.borrow_mut()[slot], UNDEFINED);
+            // SAFETY: live (only `Entry::new` calls this, after `check_open`); the slot owned `v`,
+            // now taken out.
             unsafe { qjs::JS_FreeValueRT(self.rt.get(), v) };
             self.free_slots.borrow_mut().push(slot);
         }
@@ -350,15 +374,23 @@ impl Shared {
         let rt = self.rt.get();
         self.garbage.borrow_mut().clear();
         for v in self.slots.borrow_mut().drain(..) {
+            // SAFETY: live (`shutdown` calls this before freeing the runtime); each slot owned its
+            // value.
             unsafe { qjs::JS_FreeValueRT(rt, v) };
         }
         self.free_slots.borrow_mut().clear();
         for v in self.helpers.borrow_mut().drain(..) {
+            // SAFETY: live, as above; the helpers are owned.
             unsafe { qjs::JS_FreeValueRT(rt, v) };
         }
+        // SAFETY: live, as above; `object_proto` is owned (`init_helpers`), `UNDEFINED` left in its
+        // place.
         unsafe { qjs::JS_FreeValueRT(rt, self.object_proto.replace(UNDEFINED)) };
+        // SAFETY: live, as above; the atom is owned (`init_helpers`), 0 (no atom) left in its
+        // place.
         unsafe { qjs::JS_FreeAtomRT(rt, self.constructor_atom.replace(0)) };
         if let Some((_, v)) = self.py_error.borrow_mut().take() {
+            // SAFETY: live, as above; the remembered error value is owned.
             unsafe { qjs::JS_FreeValueRT(rt, v) };
         }
     }
@@ -381,6 +413,8 @@ impl Shared {
     /// Drop a remembered Python error (its JS twin is freed).
     pub fn forget_py_error(&self) {
         if let Some((_, v)) = self.py_error.borrow_mut().take() {
+            // SAFETY: live (a remembered error exists only while the runtime does: `free_all` takes
+            // it); owned.
             unsafe { qjs::JS_FreeValueRT(self.rt.get(), v) };
         }
     }
@@ -401,6 +435,7 @@ impl<'a> Entry<'a> {
             shared.end_grace();
             shared.collect_garbage();
             shared.forget_py_error();
+            // SAFETY: live (`check_open` above).
             unsafe { qjs::JS_UpdateStackTop(shared.rt.get()) };
         }
         shared.depth.set(shared.depth.get() + 1);
