@@ -244,7 +244,7 @@ impl Runtime {
     /// (0 = none; keep it well below the thread's real stack, or deep recursion crashes the
     /// process); `pool`: a `MemoryPool` whose budget this runtime shares with others.
     #[new]
-    #[pyo3(signature = (memory_limit=0, max_stack_size=1024 * 1024, pool=None))]
+    #[pyo3(signature = (memory_limit=0, max_stack_size=1_048_576, pool=None))]
     fn new(py: Python<'_>, memory_limit: usize, max_stack_size: usize, pool: Option<PyRef<'_, MemoryPool>>) -> PyResult<Self> {
         let shared = Rc::new(Shared::new());
         *shared.heap.pool.borrow_mut() = pool.map(|p| p.inner.clone());
