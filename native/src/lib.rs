@@ -3,11 +3,15 @@
 //! It knows nothing of RedisGears: runtimes with memory, stack and deadline limits, lossless
 //! value conversion, handles to JS functions/promises/objects, jobs, and exceptions both ways.
 //! The RedisGears rules live in Python (`jshost/`) and in the JS prelude.
+//!
+//! `jshost._engine.resp` (module `resp`) is the RESP protocol layer: request framing, reply
+//! parsing and reply encoding, reached through `jshost/resp.py`.
 
 mod callbacks;
 mod convert;
 mod errors;
 mod handles;
+mod resp;
 mod runtime;
 mod shared;
 
@@ -29,6 +33,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ELEMENT_COST", convert::ELEMENT_COST)?;
     m.add("MAX_DEPTH", convert::MAX_DEPTH)?;
     m.add("QUICKJS_VERSION", quickjs_version())?;
+    resp::register(m)?;
     Ok(())
 }
 
