@@ -7,10 +7,12 @@ Request-side expectations marked "redis 7.0.15" were observed on a real redis-se
 from __future__ import annotations
 
 import math
+import socket
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redis_server import REDIS_SERVER, RedisServer
 
 from jshost import resp
 from jshost.replies import BigNumber, ErrorReply, Push, SetReply, Status, Verbatim
@@ -907,6 +909,109 @@ def test_encode_command():
         encode_command([True])
     with pytest.raises(TypeError):
         encode_command([None])
+
+
+# --- RequestParser: a command after a split bulk ------------------------------------------------
+
+
+def test_request_parser_command_after_a_split_bulk_is_not_held_back():
+    """A big argument arrives in parts, a PING follows it in the same read, then the next read
+    starts before the PING was taken (a blocked client): the PING is there at once, not once
+    as many bytes as the big argument needed have arrived."""
+    parser = RequestParser()
+    parser.feed(b"*2\r\n$3\r\nSET\r\n$1000\r\n")
+    assert parser.get_command() is None
+    parser.feed(b"x" * 1000 + b"\r\nPING\r\n")
+    assert parser.get_command() == [b"SET", b"x" * 1000]
+    parser.feed(b"P")
+    assert parser.get_command() == [b"PING"]
+
+
+# --- RequestParser: a whole read buffer at once (take, feed_and_take) ---------------------------
+
+
+def test_feed_and_take_returns_every_complete_command_up_to_the_maximum():
+    parser = RequestParser()
+    wire = encode_command([b"GET", b"k"]) * 5 + b"PING\r\n*1\r\n$4\r\nPI"
+    assert parser.feed_and_take(wire, 3) == [[b"GET", b"k"]] * 3
+    assert parser.held == len(wire) - 3 * len(encode_command([b"GET", b"k"]))
+    assert parser.take(100) == [[b"GET", b"k"]] * 2 + [[b"PING"]]
+    assert parser.feed_and_take(b"NG\r\n", 100) == [[b"PING"]]
+    assert parser.take(100) == []
+    assert parser.held == 0
+
+
+def test_take_returns_the_commands_before_a_protocol_error_then_raises_it():
+    parser = RequestParser()
+    commands = parser.feed_and_take(b"PING\r\nECHO x\r\n*1\r\n:1\r\n", 100)
+    assert commands == [[b"PING"], [b"ECHO", b"x"]]
+    for _ in range(2):  # sticky, as with get_command
+        with pytest.raises(ProtocolError, match="expected '\\$', got ':'"):
+            parser.take(100)
+
+
+def test_take_raises_the_query_buffer_limit_before_parsing():
+    parser = RequestParser(query_buffer_limit=10)
+    with pytest.raises(QueryBufferLimitExceeded):
+        parser.feed_and_take(b"PING\r\nPING\r\n", 100)
+
+
+# --- RequestParser: before authentication (Redis' authRequired limits) --------------------------
+
+ERR_UNAUTH_MB = resp.ERR_UNAUTHENTICATED_MULTIBULK_LENGTH
+ERR_UNAUTH_BULK = resp.ERR_UNAUTHENTICATED_BULK_LENGTH
+
+UNAUTHENTICATED_REQUESTS = [
+    # (input, commands returned, error text) for a client that is not authenticated
+    (b"*10\r\n$4\r\nPING\r\n", [], None),  # 10 arguments are allowed: it waits for 9 more
+    (b"*11\r\n", [], ERR_UNAUTH_MB),
+    (b"*11\rx", [], ERR_UNAUTH_MB),
+    (b"*0\r\n*-5\r\n*11\r\n", [], ERR_UNAUTH_MB),
+    (b"*2147483648\r\n", [], INVALID_MB),  # invalid before unauthenticated
+    (b"*1\r\n$16384\r\n" + b"x" * 16384 + b"\r\n", [[b"x" * 16384]], None),
+    (b"*1\r\n$16385\r\n", [], ERR_UNAUTH_BULK),
+    (b"*1\r\n$536870913\r\n", [], INVALID_BULK),
+    (b"*1\r\n$-1\r\n", [], INVALID_BULK),
+    (b"PING " + b"a " * 100 + b"\r\n", [[b"PING"] + [b"a"] * 100], None),  # inline: no such limit
+]
+
+
+@pytest.mark.parametrize(("data", "before", "error"), UNAUTHENTICATED_REQUESTS)
+def test_request_parser_unauthenticated_limits(data, before, error):
+    assert parse_requests(data, authenticated=False) == (before, error)
+    assert parse_requests(data, chunk=7, authenticated=False) == (before, error)
+    if error in (ERR_UNAUTH_MB, ERR_UNAUTH_BULK):
+        assert parse_requests(data)[1] is None  # authenticated (the default): no such limit
+
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
+def test_unauthenticated_limits_are_redis_limits():
+    """Each input of the table to a redis-server with a password, before AUTH: the protocol
+    error it sends is the one the parser raises (and none where the parser raises none)."""
+    with RedisServer(password="secret") as server:
+        for data, _before, error in UNAUTHENTICATED_REQUESTS:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+                received = b"".join(iter(lambda s=sock: s.recv(65536), b""))
+            if error is None:
+                assert b"Protocol error" not in received, data[:40]
+            else:
+                assert received == encode(ErrorReply(error)), data[:40]
+
+
+def test_authentication_takes_effect_at_the_next_command():
+    """AUTH runs before the next command is read: `take` gives one command at a time while the
+    client is not authenticated, and the limits go once `authenticated` is set."""
+    auth = encode_command([b"AUTH", b"secret"])
+    big = encode_command([b"SET", b"k", b"v" * 20000])
+    parser = RequestParser(authenticated=False)
+    assert parser.feed_and_take(auth + big, 100) == [[b"AUTH", b"secret"]]
+    parser.authenticated = True
+    assert parser.take(100) == [[b"SET", b"k", b"v" * 20000]]
+    parser.authenticated = False
+    with pytest.raises(ProtocolError, match="unauthenticated bulk length"):
+        parser.feed_and_take(big, 100)
 
 
 # --- check_bulk: the owner may refuse a long bulk by its header ----------------------------------
