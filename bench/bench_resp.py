@@ -121,7 +121,11 @@ def main(argv: list[str] | None = None) -> None:
             best_of(runs, n, encode_replies(new, value, protocol, 16)) / 16,
         )
     print("µs per backend reply parsed (16 a read)")
-    for name, value in (("+OK", Status(b"OK")), ("bulk 'bar'", b"bar"), ("array of 10", REPLIES["array of 10 bulks"])):
+    for name, value in (
+        ("+OK", Status(b"OK")),
+        ("bulk 'bar'", b"bar"),
+        ("array of 10", REPLIES["array of 10 bulks"]),
+    ):
         data = new.encode(value, 3) * 16
         for raw in (False, True):
             row(

@@ -48,8 +48,8 @@ from tests.fuzz import (
     random_library,
     random_prologue,
     register_line,
+    resp_differential,
 )
-from tests.fuzz import resp_differential
 
 #: The query buffer limit of the fuzzed server.
 QUERY_BUFFER_LIMIT = 1 << 20

@@ -27,7 +27,7 @@ side) and closes the connection. The parse position stays before the bad bytes, 
 call raises the error again.
 
 The pure-Python implementation this replaced lives on as ``tests/resp_oracle.py``, the oracle of
-the differential tests (``tests/test_resp_differential.py``, ``python -m bench.fuzz``).
+the differential tests (``tests/fuzz/test_resp_differential.py``, ``python -m bench.fuzz``).
 """
 
 from __future__ import annotations

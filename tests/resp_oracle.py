@@ -3,7 +3,7 @@
 This is the RESP layer jshost had before it moved into the Rust extension (`jshost._engine.resp`,
 reached through `jshost.resp`). It stays here, under tests/, as the reference the native code
 is checked against: the same byte streams (random, hostile, split at random points) must give
-the same commands, errors, replies and encodings (`tests/test_resp_differential.py`,
+the same commands, errors, replies and encodings (`tests/fuzz/test_resp_differential.py`,
 `bench/fuzz.py --differential`). It shares only the vocabulary with the product (exception
 classes, `NEED_DATA`, limits and error texts, all from `jshost.resp` / `jshost.errors`), so a
 bug in one implementation is not hidden by the other.
