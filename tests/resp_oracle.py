@@ -12,7 +12,9 @@ Changes since it left the product, all mirrored natively: Redis' pre-authenticat
 (`RequestParser.authenticated`); a command that follows a big one split across reads is no
 longer held back until bytes it does not need arrive (`_need` is reset with every command); a
 `ReplyParser` error is sticky for sure (it used to parse again from a half-built state, which
-could give garbage instead of the error).
+could give garbage instead of the error); a protocol error while a partly read command resumes
+no longer appends to the arguments kept (seen when a "too big" error later goes away, as
+Redis' quirk allows once more bytes arrive).
 """
 
 from __future__ import annotations
@@ -357,6 +359,7 @@ class RequestParser(_Buffered):
             remaining = count
             bulklen = -1
         else:
+            argv = list(argv)  # a copy: a protocol error below must not change what is kept
             remaining = self._remaining
             bulklen = self._bulklen
 
