@@ -830,9 +830,6 @@ class ProtocolErrors:
     # Before AUTH, when a password is required (networking.c, since CVE-2021-32675).
     ERR_UNAUTH_MBULK_COUNT = "ERR Protocol error: unauthenticated multibulk length"
     ERR_UNAUTH_BULK_LENGTH = "ERR Protocol error: unauthenticated bulk length"
-    # Before the client is authenticated (Redis' `authRequired` limits: 10 arguments, 16 KiB).
-    ERR_UNAUTHENTICATED_MULTIBULK_LENGTH = "ERR Protocol error: unauthenticated multibulk length"
-    ERR_UNAUTHENTICATED_BULK_LENGTH = "ERR Protocol error: unauthenticated bulk length"
     # Redis closes such a client without any reply; this text is only for logs.
     MSG_QUERY_BUFFER_LIMIT = "client query buffer limit reached: {} bytes buffered, limit {}"
     # Reply side (malformed data from a Redis server; never sent to a client).

@@ -9,7 +9,11 @@ below). Three parts:
 * `RequestParser` (server side): client bytes -> commands (``list[bytes]``). It mirrors Redis 7
   ``processMultibulkBuffer`` / ``processInlineBuffer`` (networking.c), including their limits,
   their exact protocol error texts and their quirks, checked against a real redis-server 7.0.
-  ``feed_and_take(data, n)`` parses a whole read buffer in one call.
+  ``feed_and_take(data, n)`` parses a whole read buffer in one call. Its owner sets
+  ``unauthenticated`` (Redis' pre-AUTH limits: 10 arguments, 16 KiB bulks) and may set
+  ``check_bulk(argv_so_far, length) -> str | None``, asked about each bulk over 64 KiB whose
+  header arrives before the bulk does: a text refuses the bulk (a protocol error) before it is
+  buffered.
 * `ReplyParser` (client side): bytes from a Redis server -> typed replies (`jshost.replies`),
   RESP2 and RESP3, optionally with the exact raw bytes of each top-level reply; `split_reply`
   only finds where a reply ends.
@@ -23,8 +27,7 @@ Wire format reminder (every line ends with CRLF)::
     _  ,3.5  #t  (12345678901234567890  =7\\r\\ntxt:abc  %1 ...  ~2 ...  >3 ...  |1 ... (RESP3)
 
 A parser raises `ProtocolError` on malformed input; the caller then writes ``exc.reply`` (request
-side) and closes the connection. The parse position stays before the bad bytes, so every later
-call raises the error again.
+side) and closes the connection. The error is sticky: every later call raises it again.
 
 The pure-Python implementation this replaced lives on as ``tests/resp_oracle.py``, the oracle of
 the differential tests (``tests/fuzz/test_resp_differential.py``, ``python -m bench.fuzz``).
@@ -48,8 +51,8 @@ ERR_TOO_BIG_INLINE: Final = ProtocolErrors.ERR_TOO_BIG_INLINE
 ERR_TOO_BIG_MBULK_COUNT: Final = ProtocolErrors.ERR_TOO_BIG_MBULK_COUNT
 ERR_TOO_BIG_BULK_COUNT: Final = ProtocolErrors.ERR_TOO_BIG_BULK_COUNT
 ERR_UNBALANCED_QUOTES: Final = ProtocolErrors.ERR_UNBALANCED_QUOTES
-ERR_UNAUTHENTICATED_MULTIBULK_LENGTH: Final = ProtocolErrors.ERR_UNAUTHENTICATED_MULTIBULK_LENGTH
-ERR_UNAUTHENTICATED_BULK_LENGTH: Final = ProtocolErrors.ERR_UNAUTHENTICATED_BULK_LENGTH
+ERR_UNAUTH_MBULK_COUNT: Final = ProtocolErrors.ERR_UNAUTH_MBULK_COUNT
+ERR_UNAUTH_BULK_LENGTH: Final = ProtocolErrors.ERR_UNAUTH_BULK_LENGTH
 MSG_QUERY_BUFFER_LIMIT: Final = ProtocolErrors.MSG_QUERY_BUFFER_LIMIT
 ERR_REPLY_BAD_TYPE: Final = ProtocolErrors.ERR_REPLY_BAD_TYPE
 ERR_REPLY_BAD_LENGTH: Final = ProtocolErrors.ERR_REPLY_BAD_LENGTH
@@ -66,9 +69,12 @@ MAX_MULTIBULK_LEN: Final[int] = _native.MAX_MULTIBULK_LEN
 CLIENT_QUERY_BUFFER_LIMIT: Final[int] = (
     _native.CLIENT_QUERY_BUFFER_LIMIT
 )  # client-query-buffer-limit
-# Before the client is authenticated (Redis' `authRequired` in processMultibulkBuffer).
-UNAUTHENTICATED_MAX_MULTIBULK_LEN: Final[int] = _native.UNAUTHENTICATED_MAX_MULTIBULK_LEN
-UNAUTHENTICATED_MAX_BULK_LEN: Final[int] = _native.UNAUTHENTICATED_MAX_BULK_LEN
+# Before AUTH (when a password is required), as Redis since CVE-2021-32675: an unauthenticated
+# client can make the server hold at most about 10 x 16 KiB.
+UNAUTH_MAX_MULTIBULK_LEN: Final[int] = _native.UNAUTH_MAX_MULTIBULK_LEN
+UNAUTH_MAX_BULK_LEN: Final[int] = _native.UNAUTH_MAX_BULK_LEN
+# Bulks longer than this are shown to `RequestParser.check_bulk` when their header is read.
+CHECKED_BULK_LEN: Final[int] = _native.CHECKED_BULK_LEN
 MAX_REPLY_DEPTH: Final[int] = _native.MAX_REPLY_DEPTH
 
 # --- Common replies -----------------------------------------------------------------------------
@@ -127,7 +133,8 @@ _native.configure(
 # --- The native parts, under their names --------------------------------------------------------
 
 RequestParser = _native.RequestParser
-"""Client bytes -> commands (``feed``, ``get_command``, iteration, ``take``/``feed_and_take``)."""
+"""Client bytes -> commands (``feed``, ``get_command``, iteration, ``take``/``feed_and_take``;
+``unauthenticated``, ``check_bulk``)."""
 ReplyParser = _native.ReplyParser
 """Bytes from a Redis server -> typed replies (``feed``, ``get_reply``, ``get_reply_with_raw``)."""
 split_args = _native.split_args

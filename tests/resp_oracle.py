@@ -8,8 +8,11 @@ the same commands, errors, replies and encodings (`tests/fuzz/test_resp_differen
 classes, `NEED_DATA`, limits and error texts, all from `jshost.resp` / `jshost.errors`), so a
 bug in one implementation is not hidden by the other.
 
-Changes since it left the product, all mirrored natively: Redis' pre-authentication limits
-(`RequestParser.authenticated`); a command that follows a big one split across reads is no
+Changes since it left the product, all mirrored natively: `RequestParser.check_bulk` is asked
+only about a long bulk not wholly buffered when its header is read (it was asked on the general
+path, whatever was buffered), and a request protocol error is sticky (Redis stops reading such a
+client; a bulk refused by `check_bulk` must not pass once the rest of it arrives); commands
+parsed ahead are parsed again once ``unauthenticated`` is set (they escaped its limits); a command that follows a big one split across reads is no
 longer held back until bytes it does not need arrive (`_need` is reset with every command); a
 `ReplyParser` error is sticky for sure (it used to parse again from a half-built state, which
 could give garbage instead of the error); a protocol error while a partly read command resumes
@@ -20,21 +23,22 @@ Redis' quirk allows once more bytes arrive).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import Any, Final
 
 from jshost.errors import ProtocolErrors
 from jshost.replies import BigNumber, ErrorReply, Push, SetReply, Status, Verbatim
 from jshost.resp import (
+    CHECKED_BULK_LEN,
     CLIENT_QUERY_BUFFER_LIMIT,
     MAX_MULTIBULK_LEN,
     MAX_REPLY_DEPTH,
     NEED_DATA,
     PROTO_INLINE_MAX_SIZE,
     PROTO_MAX_BULK_LEN,
-    UNAUTHENTICATED_MAX_BULK_LEN,
-    UNAUTHENTICATED_MAX_MULTIBULK_LEN,
+    UNAUTH_MAX_BULK_LEN,
+    UNAUTH_MAX_MULTIBULK_LEN,
     ProtocolError,
     QueryBufferLimitExceeded,
 )
@@ -46,8 +50,8 @@ ERR_TOO_BIG_INLINE: Final = ProtocolErrors.ERR_TOO_BIG_INLINE
 ERR_TOO_BIG_MBULK_COUNT: Final = ProtocolErrors.ERR_TOO_BIG_MBULK_COUNT
 ERR_TOO_BIG_BULK_COUNT: Final = ProtocolErrors.ERR_TOO_BIG_BULK_COUNT
 ERR_UNBALANCED_QUOTES: Final = ProtocolErrors.ERR_UNBALANCED_QUOTES
-ERR_UNAUTHENTICATED_MULTIBULK_LENGTH: Final = ProtocolErrors.ERR_UNAUTHENTICATED_MULTIBULK_LENGTH
-ERR_UNAUTHENTICATED_BULK_LENGTH: Final = ProtocolErrors.ERR_UNAUTHENTICATED_BULK_LENGTH
+ERR_UNAUTH_MBULK_COUNT: Final = ProtocolErrors.ERR_UNAUTH_MBULK_COUNT
+ERR_UNAUTH_BULK_LENGTH: Final = ProtocolErrors.ERR_UNAUTH_BULK_LENGTH
 MSG_QUERY_BUFFER_LIMIT: Final = ProtocolErrors.MSG_QUERY_BUFFER_LIMIT
 ERR_REPLY_BAD_TYPE: Final = ProtocolErrors.ERR_REPLY_BAD_TYPE
 ERR_REPLY_BAD_LENGTH: Final = ProtocolErrors.ERR_REPLY_BAD_LENGTH
@@ -236,25 +240,36 @@ class RequestParser(_Buffered):
     hides it (Redis uses strchr), so such a line waits until it is too big. Whether a long line
     is "too big" depends, as in Redis, on how much had arrived when it was looked at.
 
+    While ``unauthenticated`` is set (the connection's owner keeps it in step with AUTH), a
+    multibulk of more than 10 arguments or a bulk of more than 16 KiB is a protocol error as
+    soon as its header is read, as in Redis: a client that has not authenticated cannot make the
+    server buffer more than that.
+
+    ``check_bulk(argv_so_far, length)``, if set, is asked about each bulk longer than 64 KiB
+    whose header is read while the bulk is not wholly buffered: a text it returns is raised as a
+    protocol error there, before the bulk is buffered (the owner refuses a too big library
+    that way).
+
     ``ProtocolError`` (text in ``.message``) is raised when the bad command is reached, after all
-    the commands before it were returned. `feed` raises `QueryBufferLimitExceeded` when the bytes
-    held for unreturned commands (unparsed data plus the consumed part of a partly read command)
-    exceed ``query_buffer_limit``. While ``authenticated`` is false, Redis' pre-authentication
-    limits apply (more than 10 arguments or a bulk over 16384 bytes is a protocol error).
+    the commands before it were returned, and again by every later call. `feed` raises
+    `QueryBufferLimitExceeded` when the bytes held for unreturned commands (unparsed data plus
+    the consumed part of a partly read command) exceed ``query_buffer_limit``.
     """
 
     __slots__ = (
         "_argv",
         "_bulklen",
         "_ends",
+        "_error",
         "_partial",
         "_queue",
         "_remaining",
-        "authenticated",
+        "check_bulk",
         "max_bulk_len",
         "max_inline_size",
         "max_multibulk_len",
         "query_buffer_limit",
+        "unauthenticated",
     )
 
     def __init__(
@@ -264,10 +279,12 @@ class RequestParser(_Buffered):
         max_multibulk_len: int = MAX_MULTIBULK_LEN,
         max_inline_size: int = PROTO_INLINE_MAX_SIZE,
         query_buffer_limit: int = CLIENT_QUERY_BUFFER_LIMIT,
-        authenticated: bool = True,
+        unauthenticated: bool = False,
     ) -> None:
         super().__init__()
-        self.authenticated = authenticated
+        self.unauthenticated = unauthenticated  # apply the pre-AUTH limits
+        self.check_bulk: Callable[[list[bytes], int], str | None] | None = None
+        self._error: str | None = None  # the protocol error found: raised again by every call
         self.max_bulk_len = max_bulk_len
         self.max_multibulk_len = max_multibulk_len
         self.max_inline_size = max_inline_size
@@ -298,6 +315,8 @@ class RequestParser(_Buffered):
 
     def get_command(self) -> list[bytes] | None:
         """Return the next complete command, or None if more data is needed."""
+        if self._error is not None:
+            raise ProtocolError(self._error)
         argv = self._next_command()
         if argv is not None:
             self._need = 0  # what was needed is met: never hold the next command back
@@ -305,6 +324,10 @@ class RequestParser(_Buffered):
 
     def _next_command(self) -> list[bytes] | None:
         queue = self._queue
+        if queue and self.unauthenticated:
+            # Parsed ahead before the pre-auth limits were switched on (a RESET): parse again.
+            queue.clear()
+            self._ends.clear()
         if queue:
             self._pos = self._ends.pop()
             return queue.pop()
@@ -313,7 +336,7 @@ class RequestParser(_Buffered):
         data = self._buf
         pos = self._pos
         argv = self._argv
-        if argv is None and pos < len(data) and data[pos] == 42 and self.authenticated:  # '*'
+        if argv is None and pos < len(data) and data[pos] == 42 and not self.unauthenticated:
             argv = self._parse_batch(data, pos)
             if argv is not None:
                 return argv
@@ -350,8 +373,8 @@ class RequestParser(_Buffered):
                     self._pos = pos
                     self._need = end - pos + 1
                     return None
-                if count > UNAUTHENTICATED_MAX_MULTIBULK_LEN and not self.authenticated:
-                    raise ProtocolError(ERR_UNAUTHENTICATED_MULTIBULK_LENGTH)
+                if count > UNAUTH_MAX_MULTIBULK_LEN and self.unauthenticated:
+                    raise self._fail(ERR_UNAUTH_MBULK_COUNT)
                 pos = cr + 2
                 if count > 0:
                     break
@@ -377,9 +400,14 @@ class RequestParser(_Buffered):
                     bulklen = -1
                     self._need = end - pos + 1
                     break
-                if bulklen > UNAUTHENTICATED_MAX_BULK_LEN and not self.authenticated:
-                    raise ProtocolError(ERR_UNAUTHENTICATED_BULK_LENGTH)
+                if bulklen > UNAUTH_MAX_BULK_LEN and self.unauthenticated:
+                    raise self._fail(ERR_UNAUTH_BULK_LENGTH)
                 pos = cr + 2
+                # Not wholly buffered (data and CRLF): the owner may refuse it now.
+                if bulklen > CHECKED_BULK_LEN and pos + bulklen + 2 > end and self.check_bulk:
+                    problem = self.check_bulk(argv[:], bulklen)
+                    if problem is not None:
+                        raise self._fail(problem)
             stop = pos + bulklen
             if stop + 2 > end:
                 self._need = stop + 2 - pos
@@ -507,6 +535,11 @@ class RequestParser(_Buffered):
             self._ends = ends
         return first
 
+    def _fail(self, message: str) -> ProtocolError:
+        """The protocol error to raise, kept to be raised again by every later call."""
+        self._error = message
+        return ProtocolError(message)
+
     def _header_error(self, data: bytes, pos: int, end: int, cr: int, *, bulk: bool) -> None:
         """Raise Redis's error for the bad or incomplete header line at ``pos``.
 
@@ -517,26 +550,26 @@ class RequestParser(_Buffered):
             cr = -1
         if cr < 0:
             if end - pos > self.max_inline_size:
-                raise ProtocolError(ERR_TOO_BIG_BULK_COUNT if bulk else ERR_TOO_BIG_MBULK_COUNT)
+                raise self._fail(ERR_TOO_BIG_BULK_COUNT if bulk else ERR_TOO_BIG_MBULK_COUNT)
             return
         if cr >= end - 1:
             return
         if not bulk:
-            raise ProtocolError(ERR_INVALID_MULTIBULK_LENGTH)
+            raise self._fail(ERR_INVALID_MULTIBULK_LENGTH)
         if data[pos] != 36:
-            raise ProtocolError(ERR_EXPECTED_DOLLAR.format(_byte_char(data[pos])))
-        raise ProtocolError(ERR_INVALID_BULK_LENGTH)
+            raise self._fail(ERR_EXPECTED_DOLLAR.format(_byte_char(data[pos])))
+        raise self._fail(ERR_INVALID_BULK_LENGTH)
 
     def _inline(self, data: bytes, pos: int, end: int) -> tuple[list[bytes], int] | None:
         """Parse one inline line at ``pos``: (args, next pos), or None if it is incomplete."""
         nl = data.find(b"\n", pos)
         if nl < 0 or data.find(b"\0", pos, nl) >= 0:
             if end - pos > self.max_inline_size:
-                raise ProtocolError(ERR_TOO_BIG_INLINE)
+                raise self._fail(ERR_TOO_BIG_INLINE)
             return None
         args = split_args(data[pos:nl])  # a final '\r' is a blank to split_args: no need to cut it
         if args is None:
-            raise ProtocolError(ERR_UNBALANCED_QUOTES)
+            raise self._fail(ERR_UNBALANCED_QUOTES)
         return args, nl + 1
 
 

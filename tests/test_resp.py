@@ -6,13 +6,13 @@ Request-side expectations marked "redis 7.0.15" were observed on a real redis-se
 
 from __future__ import annotations
 
+import gc
 import math
-import socket
+import weakref
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from redis_server import REDIS_SERVER, RedisServer
 
 from jshost import resp
 from jshost.replies import BigNumber, ErrorReply, Push, SetReply, Status, Verbatim
@@ -956,64 +956,6 @@ def test_take_raises_the_query_buffer_limit_before_parsing():
         parser.feed_and_take(b"PING\r\nPING\r\n", 100)
 
 
-# --- RequestParser: before authentication (Redis' authRequired limits) --------------------------
-
-ERR_UNAUTH_MB = resp.ERR_UNAUTHENTICATED_MULTIBULK_LENGTH
-ERR_UNAUTH_BULK = resp.ERR_UNAUTHENTICATED_BULK_LENGTH
-
-UNAUTHENTICATED_REQUESTS = [
-    # (input, commands returned, error text) for a client that is not authenticated
-    (b"*10\r\n$4\r\nPING\r\n", [], None),  # 10 arguments are allowed: it waits for 9 more
-    (b"*11\r\n", [], ERR_UNAUTH_MB),
-    (b"*11\rx", [], ERR_UNAUTH_MB),
-    (b"*0\r\n*-5\r\n*11\r\n", [], ERR_UNAUTH_MB),
-    (b"*2147483648\r\n", [], INVALID_MB),  # invalid before unauthenticated
-    (b"*1\r\n$16384\r\n" + b"x" * 16384 + b"\r\n", [[b"x" * 16384]], None),
-    (b"*1\r\n$16385\r\n", [], ERR_UNAUTH_BULK),
-    (b"*1\r\n$536870913\r\n", [], INVALID_BULK),
-    (b"*1\r\n$-1\r\n", [], INVALID_BULK),
-    (b"PING " + b"a " * 100 + b"\r\n", [[b"PING"] + [b"a"] * 100], None),  # inline: no such limit
-]
-
-
-@pytest.mark.parametrize(("data", "before", "error"), UNAUTHENTICATED_REQUESTS)
-def test_request_parser_unauthenticated_limits(data, before, error):
-    assert parse_requests(data, authenticated=False) == (before, error)
-    assert parse_requests(data, chunk=7, authenticated=False) == (before, error)
-    if error in (ERR_UNAUTH_MB, ERR_UNAUTH_BULK):
-        assert parse_requests(data)[1] is None  # authenticated (the default): no such limit
-
-
-@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
-def test_unauthenticated_limits_are_redis_limits():
-    """Each input of the table to a redis-server with a password, before AUTH: the protocol
-    error it sends is the one the parser raises (and none where the parser raises none)."""
-    with RedisServer(password="secret") as server:
-        for data, _before, error in UNAUTHENTICATED_REQUESTS:
-            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-                sock.sendall(data)
-                sock.shutdown(socket.SHUT_WR)
-                received = b"".join(iter(lambda s=sock: s.recv(65536), b""))
-            if error is None:
-                assert b"Protocol error" not in received, data[:40]
-            else:
-                assert received == encode(ErrorReply(error)), data[:40]
-
-
-def test_authentication_takes_effect_at_the_next_command():
-    """AUTH runs before the next command is read: `take` gives one command at a time while the
-    client is not authenticated, and the limits go once `authenticated` is set."""
-    auth = encode_command([b"AUTH", b"secret"])
-    big = encode_command([b"SET", b"k", b"v" * 20000])
-    parser = RequestParser(authenticated=False)
-    assert parser.feed_and_take(auth + big, 100) == [[b"AUTH", b"secret"]]
-    parser.authenticated = True
-    assert parser.take(100) == [[b"SET", b"k", b"v" * 20000]]
-    parser.authenticated = False
-    with pytest.raises(ProtocolError, match="unauthenticated bulk length"):
-        parser.feed_and_take(big, 100)
-
-
 # --- check_bulk: the owner may refuse a long bulk by its header ----------------------------------
 
 
@@ -1043,3 +985,75 @@ def test_short_bulks_are_not_checked() -> None:
     parser.check_bulk = lambda argv, length: "ERR never"
     parser.feed(b"*2\r\n$3\r\nGET\r\n$65536\r\n" + b"k" * 65536 + b"\r\n")
     assert parser.get_command() == [b"GET", b"k" * 65536]
+
+
+def test_a_wholly_buffered_long_bulk_is_not_checked() -> None:
+    """The hook is for bulks still to come: one already in the buffer costs nothing more, so
+    the common path makes no Python call."""
+    parser = RequestParser()
+    parser.check_bulk = lambda argv, length: "ERR never"
+    parser.feed(b"*2\r\n$3\r\nSET\r\n$70000\r\n" + b"v" * 70_000 + b"\r\n")
+    assert parser.get_command() == [b"SET", b"v" * 70_000]
+
+
+def test_a_refused_bulk_stays_refused_when_the_rest_arrives() -> None:
+    parser = RequestParser()
+    parser.check_bulk = lambda argv, length: "ERR too big"
+    parser.feed(b"PING\r\n*3\r\n$11\r\nRG.FUNCTION\r\n$4\r\nLOAD\r\n$70000\r\n")
+    assert parser.get_command() == [b"PING"]
+    for _ in range(2):
+        with pytest.raises(ProtocolError, match="ERR too big"):
+            parser.get_command()
+        parser.feed(b"c" * 70_000 + b"\r\n")  # now wholly buffered: still refused
+    with pytest.raises(ProtocolError, match="ERR too big"):
+        parser.take(10)
+
+
+def test_an_exception_of_check_bulk_propagates_and_it_is_asked_again() -> None:
+    answers = iter([ValueError("boom"), None])
+
+    def check(argv: list[bytes], length: int) -> str | None:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    parser = RequestParser()
+    parser.check_bulk = check
+    parser.feed(b"*2\r\n$3\r\nSET\r\n$70000\r\n")
+    with pytest.raises(ValueError, match="boom"):
+        parser.get_command()
+    assert parser.get_command() is None  # asked again: accepted, so the bulk is awaited
+    parser.feed(b"v" * 70_000 + b"\r\n")
+    assert parser.get_command() == [b"SET", b"v" * 70_000]
+
+
+def test_a_parser_and_an_owner_its_check_bulk_refers_to_are_collected() -> None:
+    """The connection hands the parser its own bound method: a reference cycle the garbage
+    collector must see through (else every closed connection would stay in memory)."""
+
+    class Owner:
+        def __init__(self) -> None:
+            self.parser = RequestParser()
+            self.parser.check_bulk = self.check
+
+        def check(self, argv: list[bytes], length: int) -> str | None:
+            return None
+
+    owner = Owner()
+    assert owner.parser.check_bulk == owner.check
+    gone = weakref.ref(owner)
+    del owner
+    gc.collect()
+    assert gone() is None
+
+
+def test_the_pre_auth_limits_apply_from_the_next_command() -> None:
+    """A command read after `unauthenticated` is set (a RESET behind a password) gets the
+    pre-auth limits, even if its bytes were buffered before: Redis reads one command at a time."""
+    parser = RequestParser()
+    parser.feed(b"RESET\r\n" + encode_command([b"SET", b"k", b"v" * 20_000]))
+    assert parser.get_command() == [b"RESET"]
+    parser.unauthenticated = True
+    with pytest.raises(ProtocolError, match="unauthenticated bulk length"):
+        parser.get_command()

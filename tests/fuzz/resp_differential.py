@@ -5,7 +5,10 @@ Each *case* draws its input from a seeded `random.Random` and runs it through bo
 byte streams (random, hostile, mutated pipelines, mutated replies) split at random points and
 fed in the same order, with the same calls in between, must give the same commands, replies,
 raw bytes, errors (class and text) and the same bytes held for the query buffer limit; the same
-values must encode to the same bytes (or fail with the same exception). A case returns None
+values must encode to the same bytes (or fail with the same exception). Request parsers switch
+the pre-auth limits on and off between calls (``unauthenticated``) and have a `check_bulk`
+hook that refuses, accepts or fails by the bulk's length: both must ask it the same questions
+(arguments so far and length) at the same calls. A case returns None
 when both agree, else a description of the first difference (with the case's seed, so it can be
 replayed with `run_case`).
 
@@ -75,7 +78,23 @@ REQUEST_EXTRAS: Final[tuple[bytes, ...]] = (
     b"*1\rX$4\r\nPINGxx",
     b"*-9223372036854775808\r\n",
     b"*1\r\n$0\r\n\r\n",
+    b"*1\r\n$65537\r\n",
 )
+
+#: Lengths of the long bulks the `check_bulk` hook is asked about (over 64 KiB), and around.
+LONG_BULKS: Final = (65535, 65536, 65537, 65538, 65539, 65541, 66000, 70002, 70007)
+
+
+def long_bulk_command(rng: random.Random) -> bytes:
+    """A command with a bulk around 64 KiB (a library LOAD, or any), often cut short."""
+    length = rng.choice(LONG_BULKS)
+    head = rng.choice(([b"RG.FUNCTION", b"LOAD"], [b"SET", b"k"], [b"TFUNCTION"], []))
+    data = b"*%d\r\n" % (len(head) + 1 + rng.randrange(2))
+    data += b"".join(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in head)
+    data += b"$%d\r\n" % length + b"c" * length + b"\r\n"
+    if rng.random() < 0.3:
+        data = data[: rng.randrange(len(data) + 1)]
+    return data
 
 
 def request_stream(rng: random.Random) -> bytes:
@@ -89,6 +108,8 @@ def request_stream(rng: random.Random) -> bytes:
             parts.append(b"".join(rng.choice(HOSTILE_HEADERS) for _ in range(rng.randrange(1, 5))))
         elif kind == 2:
             parts.append(b"".join(rng.choice(REQUEST_EXTRAS) for _ in range(rng.randrange(1, 4))))
+        elif kind in (3, 4):
+            parts.append(long_bulk_command(rng))
         else:
             commands = [rng.choice(COMMANDS) for _ in range(rng.randrange(1, 12))]
             if rng.random() < 0.2:
@@ -100,7 +121,7 @@ def request_stream(rng: random.Random) -> bytes:
 
 def request_limits(rng: random.Random) -> dict[str, Any]:
     """Parser options: mostly Redis' defaults, sometimes tiny limits."""
-    limits: dict[str, Any] = {"authenticated": rng.random() < 0.7}
+    limits: dict[str, Any] = {"unauthenticated": rng.random() < 0.3}
     if rng.random() < 0.3:
         limits["max_bulk_len"] = rng.randrange(0, 64)
     if rng.random() < 0.3:
@@ -132,7 +153,7 @@ def _held(parser: Any) -> int:
 def _oracle_take(parser: oracle.RequestParser, max_commands: int) -> list[list[bytes]]:
     """What the native `take` does, by `get_command` calls (one command while unauthenticated)."""
     out: list[list[bytes]] = []
-    limit = max_commands if parser.authenticated else min(max_commands, 1)
+    limit = min(max_commands, 1) if parser.unauthenticated else max_commands
     while len(out) < limit:
         try:
             argv = parser.get_command()
@@ -146,10 +167,37 @@ def _oracle_take(parser: oracle.RequestParser, max_commands: int) -> list[list[b
     return out
 
 
+class BulkCheck:
+    """A `check_bulk` hook that records what it is asked; it refuses a length divisible by 3,
+    fails (raises) on one divisible by 7 (once, or always) and accepts the others."""
+
+    def __init__(self, fails_once: bool) -> None:
+        self.asked: list[tuple[list[bytes], int]] = []
+        self.fails_once = fails_once
+        self.failed: set[int] = set()
+
+    def __call__(self, argv: list[bytes], length: int) -> str | None:
+        self.asked.append((list(argv), length))
+        if length % 7 == 0 and not (self.fails_once and length in self.failed):
+            self.failed.add(length)
+            raise ValueError(f"check failed at {length}")
+        if length % 3 == 0:
+            return f"ERR refused: {length} bytes after {len(argv)} arguments"
+        return None
+
+    def take(self) -> list[tuple[list[bytes], int]]:
+        asked, self.asked = self.asked, []
+        return asked
+
+
 def request_case(rng: random.Random) -> str | None:
     """One request stream through both parsers, with the same calls; the first difference."""
     data = request_stream(rng)
     limits = request_limits(rng)
+    checks = fails_once = None
+    if rng.random() < 0.7:
+        fails_once = rng.random() < 0.5
+        checks = (BulkCheck(fails_once), BulkCheck(fails_once))
     ops: list[tuple[str, Any]] = []
     for chunk in chunks(rng, data):
         ops.append(("feed", chunk))
@@ -158,21 +206,22 @@ def request_case(rng: random.Random) -> str | None:
             if op == 0:
                 ops.append(("take", rng.randrange(0, 20)))
             elif op == 1:
-                ops.append(("auth", rng.random() < 0.5))
+                ops.append(("unauthenticated", rng.random() < 0.5))
             else:
                 ops.append(("get", rng.randrange(1, 4)))
     ops.append(("get", 1000))
     ops.append(("get", 1))  # a protocol error is raised again
     parsers = (oracle.RequestParser(**limits), native.RequestParser(**limits))
-    failed = False
+    if checks is not None:
+        for parser, check in zip(parsers, checks, strict=True):
+            parser.check_bulk = check
     for i, (op, arg) in enumerate(ops):
         results = []
         for parser in parsers:
             if op == "feed":
                 results.append(outcome(parser.feed, arg))
-            elif op == "auth":
-                if not failed:  # (after an error the connection is closed: no AUTH follows)
-                    parser.authenticated = arg
+            elif op == "unauthenticated":  # AUTH, RESET: the switch between any two calls
+                parser.unauthenticated = arg
                 results.append(None)
             elif op == "take":
                 take = _oracle_take if parser is parsers[0] else type(parser).take
@@ -180,12 +229,17 @@ def request_case(rng: random.Random) -> str | None:
             else:
                 results.append(outcome(_repeat, parser.get_command, arg))
             results.append(_held(parser) if parser is parsers[0] else parser.held)
-        if results[:2] != results[2:]:
+        if checks is not None:
+            results[2:2] = [checks[0].take()]
+            results.append(checks[1].take())
+        if results[: len(results) // 2] != results[len(results) // 2 :]:
+            half = len(results) // 2
+            hook = "none" if checks is None else "fails once" if fails_once else "fails always"
             return (
-                f"requests differ at op {i} {op}({arg!r:.60}): oracle {results[:2]!r:.600} "
-                f"native {results[2:]!r:.600}; limits {limits}, stream {data!r:.800}"
+                f"requests differ at op {i} {op}({arg!r:.60}): oracle {results[:half]!r:.600} "
+                f"native {results[half:]!r:.600}; limits {limits}, check_bulk {hook}, "
+                f"stream {data!r:.800}"
             )
-        failed = failed or (results[0] is not None and results[0][0] == "raised")
     return None
 
 

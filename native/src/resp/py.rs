@@ -3,12 +3,14 @@
 
 use std::ops::Range;
 
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
+use pyo3::PyTraverseError;
 
 use super::encode::{self as enc, Sink};
 use super::reply::{self, ReplyReader, MAX_REPLY_DEPTH};
-use super::request::{self, Limits, Next, RequestReader};
+use super::request::{self, Failure, Limits, LongBulk, Next, RequestReader};
 use super::{configure, query_buffer_limit_exceeded, vocabulary};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -25,8 +27,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PROTO_MAX_BULK_LEN", request::PROTO_MAX_BULK_LEN)?;
     m.add("MAX_MULTIBULK_LEN", request::MAX_MULTIBULK_LEN)?;
     m.add("CLIENT_QUERY_BUFFER_LIMIT", request::CLIENT_QUERY_BUFFER_LIMIT)?;
-    m.add("UNAUTHENTICATED_MAX_MULTIBULK_LEN", request::UNAUTHENTICATED_MAX_MULTIBULK_LEN)?;
-    m.add("UNAUTHENTICATED_MAX_BULK_LEN", request::UNAUTHENTICATED_MAX_BULK_LEN)?;
+    m.add("UNAUTH_MAX_MULTIBULK_LEN", request::UNAUTH_MAX_MULTIBULK_LEN)?;
+    m.add("UNAUTH_MAX_BULK_LEN", request::UNAUTH_MAX_BULK_LEN)?;
+    m.add("CHECKED_BULK_LEN", request::CHECKED_BULK_LEN)?;
     m.add("MAX_REPLY_DEPTH", MAX_REPLY_DEPTH)?;
     Ok(())
 }
@@ -58,32 +61,56 @@ fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResul
 /// (see `jshost.resp`). `ProtocolError` is raised when the bad command is reached, after all
 /// the commands before it were returned, and again on every later call. `feed` raises
 /// `QueryBufferLimitExceeded` when the bytes held for commands not returned yet (unparsed
-/// data plus the consumed part of a partly read command) exceed `query_buffer_limit`. While
-/// `authenticated` is false, Redis' pre-authentication limits apply (a multibulk count over
-/// 10, a bulk over 16384 bytes are protocol errors).
+/// data plus the consumed part of a partly read command) exceed `query_buffer_limit`.
+///
+/// While `unauthenticated` is set (the owner keeps it in step with AUTH), Redis'
+/// pre-authentication limits apply: a multibulk count over 10, a bulk over 16384 bytes are
+/// protocol errors as soon as their header is read.
+///
+/// `check_bulk(argv_so_far, length)`, if set, is asked about each bulk over 64 KiB whose header
+/// is read while the bulk is not wholly buffered: a text (str) it returns is raised as a
+/// protocol error there, before the bulk is buffered; an exception it raises propagates (and
+/// the next call asks again).
 #[pyclass(subclass, module = "jshost._engine.resp")]
 pub struct RequestParser {
     reader: RequestReader,
     ranges: Vec<Range<usize>>,
+    /// The owner's `check_bulk` callable, or None.
+    check_bulk: Option<Py<PyAny>>,
+}
+
+/// A list of `bytes`: `earlier`, then these ranges of `data`.
+fn argv<'py>(
+    py: Python<'py>,
+    earlier: &[Vec<u8>],
+    data: &[u8],
+    ranges: &[Range<usize>],
+) -> PyResult<Bound<'py, PyList>> {
+    let now = ranges.iter().map(|r| PyBytes::new(py, &data[r.clone()]));
+    if earlier.is_empty() {
+        return PyList::new(py, now);
+    }
+    let mut all: Vec<_> = earlier.iter().map(|a| PyBytes::new(py, a)).collect();
+    all.extend(now);
+    PyList::new(py, all)
 }
 
 impl RequestParser {
     fn next_command<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
-        match self.reader.next(&mut self.ranges) {
+        let hook = self.check_bulk.as_ref().map(|hook| hook.bind(py));
+        // Asked only on the slow path: a long bulk not wholly buffered.
+        let mut check = |bulk: LongBulk<'_>| -> PyResult<Option<String>> {
+            let Some(hook) = hook else { return Ok(None) };
+            let argv = argv(py, bulk.earlier, bulk.data, bulk.ranges)?;
+            hook.call1((argv, bulk.length))?.extract()
+        };
+        match self.reader.next(&mut self.ranges, &mut check) {
             Ok(Next::Command(earlier)) => {
-                let buf = &self.reader.input.buf;
-                let now = self.ranges.iter().map(|r| PyBytes::new(py, &buf[r.clone()]));
-                let list = if earlier.is_empty() {
-                    PyList::new(py, now)?
-                } else {
-                    let mut all: Vec<_> = earlier.iter().map(|a| PyBytes::new(py, a)).collect();
-                    all.extend(now);
-                    PyList::new(py, all)?
-                };
-                Ok(Some(list))
+                Ok(Some(argv(py, &earlier, &self.reader.input.buf, &self.ranges)?))
             }
             Ok(Next::NeedData) => Ok(None),
-            Err(e) => Err(e.to_pyerr(py)),
+            Err(Failure::Protocol(e)) => Err(e.to_pyerr(py)),
+            Err(Failure::Check(e)) => Err(e),
         }
     }
 }
@@ -95,16 +122,27 @@ impl RequestParser {
                         max_multibulk_len=request::MAX_MULTIBULK_LEN,
                         max_inline_size=request::PROTO_INLINE_MAX_SIZE,
                         query_buffer_limit=request::CLIENT_QUERY_BUFFER_LIMIT,
-                        authenticated=true))]
+                        unauthenticated=false))]
     fn new(
         max_bulk_len: i64,
         max_multibulk_len: i64,
         max_inline_size: usize,
         query_buffer_limit: usize,
-        authenticated: bool,
+        unauthenticated: bool,
     ) -> Self {
         let limits = Limits { max_bulk_len, max_multibulk_len, max_inline_size, query_buffer_limit };
-        Self { reader: RequestReader::new(limits, authenticated), ranges: Vec::new() }
+        let reader = RequestReader::new(limits, unauthenticated);
+        Self { reader, ranges: Vec::new(), check_bulk: None }
+    }
+
+    // The hook may refer back to the parser's owner (a bound method of the connection):
+    // the garbage collector must see it to free such a cycle.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.check_bulk)
+    }
+
+    fn __clear__(&mut self) {
+        self.check_bulk = None;
     }
 
     /// Append received bytes (copied); raise `QueryBufferLimitExceeded` past the limit.
@@ -131,7 +169,7 @@ impl RequestParser {
     /// raised by the next call, as `get_command` would.
     fn take<'py>(&mut self, py: Python<'py>, max_commands: usize) -> PyResult<Bound<'py, PyList>> {
         let out = PyList::empty(py);
-        let max = if self.reader.authenticated { max_commands } else { max_commands.min(1) };
+        let max = if self.reader.unauthenticated { max_commands.min(1) } else { max_commands };
         while out.len() < max {
             match self.next_command(py) {
                 Ok(Some(command)) => out.append(command)?,
@@ -185,14 +223,24 @@ impl RequestParser {
     fn set_query_buffer_limit(&mut self, value: usize) {
         self.reader.limits.query_buffer_limit = value;
     }
-    /// Whether the client is authenticated (else Redis' pre-authentication limits apply).
+    /// Whether Redis' pre-authentication limits apply (the client has not authenticated).
     #[getter]
-    fn authenticated(&self) -> bool {
-        self.reader.authenticated
+    fn unauthenticated(&self) -> bool {
+        self.reader.unauthenticated
     }
     #[setter]
-    fn set_authenticated(&mut self, value: bool) {
-        self.reader.authenticated = value;
+    fn set_unauthenticated(&mut self, value: bool) {
+        self.reader.unauthenticated = value;
+    }
+    /// `check_bulk(argv_so_far, length) -> str | None`, asked about long bulks by their
+    /// header (see the class), or None.
+    #[getter]
+    fn check_bulk(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.check_bulk.as_ref().map(|hook| hook.clone_ref(py))
+    }
+    #[setter]
+    fn set_check_bulk(&mut self, value: Option<Py<PyAny>>) {
+        self.check_bulk = value;
     }
     /// Bytes held for commands not returned yet (what the query buffer limit counts).
     #[getter]

@@ -16,8 +16,12 @@
 //! A client that is not authenticated gets Redis' tighter limits (a multibulk count over 10,
 //! a bulk over 16384 bytes are protocol errors: `authRequired` in `processMultibulkBuffer`).
 //!
-//! On a protocol error nothing is consumed: the position stays before the bad bytes, so every
-//! later call finds the same error.
+//! The owner may refuse a long bulk by its header, before it is buffered: a bulk over
+//! [`CHECKED_BULK_LEN`] whose header is read while the bulk is not wholly buffered yet is shown
+//! to the check passed to [`RequestReader::next`] (jshost refuses a too big library LOAD so).
+//!
+//! A protocol error is sticky, as in Redis (which stops reading a client once it has one):
+//! nothing is consumed, and every later call returns the same error.
 
 use std::ops::Range;
 
@@ -35,9 +39,12 @@ pub const MAX_MULTIBULK_LEN: i64 = i32::MAX as i64;
 /// Most bytes held for commands not returned yet (`client-query-buffer-limit`).
 pub const CLIENT_QUERY_BUFFER_LIMIT: usize = 1 << 30;
 /// Most arguments in a command before the client is authenticated.
-pub const UNAUTHENTICATED_MAX_MULTIBULK_LEN: i64 = 10;
+pub const UNAUTH_MAX_MULTIBULK_LEN: i64 = 10;
 /// Longest bulk argument before the client is authenticated.
-pub const UNAUTHENTICATED_MAX_BULK_LEN: i64 = 16384;
+pub const UNAUTH_MAX_BULK_LEN: i64 = 16384;
+/// Bulks longer than this are shown to the check of [`RequestReader::next`] by their header
+/// (when they are not wholly buffered yet).
+pub const CHECKED_BULK_LEN: i64 = 64 * 1024;
 
 /// The limits a reader enforces (settable per parser).
 pub struct Limits {
@@ -76,6 +83,30 @@ pub enum Next {
     NeedData,
 }
 
+/// Why [`RequestReader::next`] stopped with no command.
+#[derive(Debug)]
+pub enum Failure<E> {
+    /// Malformed input, or a bulk the check refused (sticky).
+    Protocol(RespError),
+    /// The check itself failed (not sticky: the next call asks it again).
+    Check(E),
+}
+
+impl<E> From<RespError> for Failure<E> {
+    fn from(err: RespError) -> Self {
+        Self::Protocol(err)
+    }
+}
+
+/// A long bulk whose header was just read, as the check sees it: the command's arguments so
+/// far (`earlier`, then these `ranges` of `data`) and the bulk's announced length.
+pub struct LongBulk<'a> {
+    pub earlier: &'a [Vec<u8>],
+    pub data: &'a [u8],
+    pub ranges: &'a [Range<usize>],
+    pub length: i64,
+}
+
 /// The request state machine: a buffer, a partly read command, the limits.
 #[derive(Default)]
 pub struct RequestReader {
@@ -84,12 +115,15 @@ pub struct RequestReader {
     /// Bytes of the partly read command already consumed (they count against the limit).
     pub partial_len: usize,
     pub limits: Limits,
-    pub authenticated: bool,
+    /// Apply Redis' pre-authentication limits.
+    pub unauthenticated: bool,
+    /// The protocol error found, returned again by every later call.
+    failed: Option<RespError>,
 }
 
 impl RequestReader {
-    pub fn new(limits: Limits, authenticated: bool) -> Self {
-        Self { limits, authenticated, ..Self::default() }
+    pub fn new(limits: Limits, unauthenticated: bool) -> Self {
+        Self { limits, unauthenticated, ..Self::default() }
     }
 
     /// Append received bytes; `Err(held)` when more than the query buffer limit is held.
@@ -109,8 +143,31 @@ impl RequestReader {
 
     /// Parse the next command. Its arguments are those of `Next::Command`, then the ranges of
     /// `self.input.buf` pushed to `ranges` (cleared first), valid until the next call.
-    pub fn next(&mut self, ranges: &mut Vec<Range<usize>>) -> Result<Next, RespError> {
+    ///
+    /// `check` is asked about each bulk over [`CHECKED_BULK_LEN`] whose header is read while
+    /// the bulk is not wholly buffered: `Ok(Some(text))` refuses it (a protocol error with
+    /// that text, before the bulk is buffered).
+    pub fn next<E>(
+        &mut self,
+        ranges: &mut Vec<Range<usize>>,
+        check: &mut impl FnMut(LongBulk<'_>) -> Result<Option<String>, E>,
+    ) -> Result<Next, Failure<E>> {
         ranges.clear();
+        if let Some(err) = &self.failed {
+            return Err(Failure::Protocol(err.clone()));
+        }
+        let result = self.parse(ranges, check);
+        if let Err(Failure::Protocol(err)) = &result {
+            self.failed = Some(err.clone());
+        }
+        result
+    }
+
+    fn parse<E>(
+        &mut self,
+        ranges: &mut Vec<Range<usize>>,
+        check: &mut impl FnMut(LongBulk<'_>) -> Result<Option<String>, E>,
+    ) -> Result<Next, Failure<E>> {
         if !self.input.ready() {
             return Ok(Next::NeedData);
         }
@@ -150,8 +207,8 @@ impl RequestReader {
                     header_error(data, pos, cr, false, max_inline)?;
                     return Ok(self.need_data(pos, end - pos + 1));
                 };
-                if count > UNAUTHENTICATED_MAX_MULTIBULK_LEN && !self.authenticated {
-                    return Err(RespError::UnauthenticatedMultibulkLength);
+                if count > UNAUTH_MAX_MULTIBULK_LEN && self.unauthenticated {
+                    return Err(RespError::UnauthMbulkCount.into());
                 }
                 pos = cr + 2;
                 if count > 0 {
@@ -171,10 +228,18 @@ impl RequestReader {
                 }
                 match cr {
                     Some(cr) if bulklen >= 0 && bulklen <= self.limits.max_bulk_len => {
-                        if bulklen > UNAUTHENTICATED_MAX_BULK_LEN && !self.authenticated {
-                            return Err(RespError::UnauthenticatedBulkLength);
+                        if bulklen > UNAUTH_MAX_BULK_LEN && self.unauthenticated {
+                            return Err(RespError::UnauthBulkLength.into());
                         }
                         pos = cr + 2;
+                        // Not wholly buffered (data and CRLF): the owner may refuse it now.
+                        if bulklen > CHECKED_BULK_LEN && pos + bulklen as usize + 2 > end {
+                            let earlier = self.partial.as_ref().map_or(&[][..], |p| &p.args);
+                            let bulk = LongBulk { earlier, data, ranges, length: bulklen };
+                            if let Some(text) = check(bulk).map_err(Failure::Check)? {
+                                return Err(RespError::Refused(text).into());
+                            }
+                        }
                     }
                     _ => {
                         header_error(data, pos, cr, true, max_inline)?;
@@ -421,19 +486,30 @@ fn split_args_quoted(line: &[u8]) -> Option<Vec<Vec<u8>>> {
 mod tests {
     use super::*;
 
+    type Check = fn(LongBulk<'_>) -> Result<Option<String>, ()>;
+
+    fn no_check(_: LongBulk<'_>) -> Result<Option<String>, ()> {
+        Ok(None)
+    }
+
+    fn next(reader: &mut RequestReader, check: Check) -> Result<Next, Failure<()>> {
+        reader.next(&mut Vec::new(), &mut { check })
+    }
+
     fn parse(data: &[u8]) -> (Vec<Vec<Vec<u8>>>, Option<RespError>) {
-        let mut reader = RequestReader::new(Limits::default(), true);
+        let mut reader = RequestReader::new(Limits::default(), false);
         reader.feed(data).unwrap();
         let mut ranges = Vec::new();
         let mut out = Vec::new();
         loop {
-            match reader.next(&mut ranges) {
+            match reader.next(&mut ranges, &mut no_check) {
                 Ok(Next::Command(mut args)) => {
                     args.extend(ranges.iter().map(|r| reader.input.buf[r.clone()].to_vec()));
                     out.push(args);
                 }
                 Ok(Next::NeedData) => return (out, None),
-                Err(e) => return (out, Some(e)),
+                Err(Failure::Protocol(e)) => return (out, Some(e)),
+                Err(Failure::Check(())) => unreachable!(),
             }
         }
     }
@@ -464,11 +540,35 @@ mod tests {
 
     #[test]
     fn unauthenticated_limits() {
-        let mut reader = RequestReader::new(Limits::default(), false);
+        let mut reader = RequestReader::new(Limits::default(), true);
         reader.feed(b"*11\r\n").unwrap();
-        assert!(matches!(reader.next(&mut Vec::new()), Err(RespError::UnauthenticatedMultibulkLength)));
-        let mut reader = RequestReader::new(Limits::default(), false);
+        assert!(matches!(next(&mut reader, no_check), Err(Failure::Protocol(RespError::UnauthMbulkCount))));
+        let mut reader = RequestReader::new(Limits::default(), true);
         reader.feed(b"*1\r\n$16385\r\n").unwrap();
-        assert!(matches!(reader.next(&mut Vec::new()), Err(RespError::UnauthenticatedBulkLength)));
+        assert!(matches!(next(&mut reader, no_check), Err(Failure::Protocol(RespError::UnauthBulkLength))));
+    }
+
+    #[test]
+    fn long_bulks_not_wholly_buffered_are_checked_and_a_refusal_is_sticky() {
+        fn refuse(bulk: LongBulk<'_>) -> Result<Option<String>, ()> {
+            let argv: Vec<&[u8]> = bulk.ranges.iter().map(|r| &bulk.data[r.clone()]).collect();
+            assert_eq!((argv, bulk.length), (vec![&b"LOAD"[..]], 65537));
+            Ok(Some("ERR no".into()))
+        }
+        let mut reader = RequestReader::default();
+        reader.feed(b"*2\r\n$4\r\nLOAD\r\n$65537\r\n").unwrap();
+        let refused = |r| matches!(r, Err(Failure::Protocol(RespError::Refused(t))) if t == "ERR no");
+        assert!(refused(next(&mut reader, refuse)));
+        reader.feed(&[b'x'; 65539]).unwrap();
+        assert!(refused(next(&mut reader, no_check)));
+        // Wholly buffered: not checked.
+        let mut reader = RequestReader::default();
+        reader.feed(&[&b"*1\r\n$65537\r\n"[..], &[b'x'; 65539]].concat()).unwrap();
+        assert!(matches!(next(&mut reader, |_| Err(())), Ok(Next::Command(_))));
+        // A failing check is asked again.
+        let mut reader = RequestReader::default();
+        reader.feed(b"*1\r\n$65537\r\n").unwrap();
+        assert!(matches!(next(&mut reader, |_| Err(())), Err(Failure::Check(()))));
+        assert!(matches!(next(&mut reader, no_check), Ok(Next::NeedData)));
     }
 }
