@@ -1057,3 +1057,22 @@ def test_the_pre_auth_limits_apply_from_the_next_command() -> None:
     parser.unauthenticated = True
     with pytest.raises(ProtocolError, match="unauthenticated bulk length"):
         parser.get_command()
+
+
+def test_take_returns_the_commands_before_a_failing_check_bulk() -> None:
+    """The commands read before the hook failed are not lost: they come, and the next call
+    asks the hook again."""
+    answers = iter([ValueError("boom"), ValueError("boom")])
+
+    def check(argv: list[bytes], length: int) -> str | None:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    parser = RequestParser()
+    parser.check_bulk = check
+    assert parser.feed_and_take(b"PING\r\n*2\r\n$3\r\nSET\r\n$70000\r\n", 10) == [[b"PING"]]
+    with pytest.raises(ValueError, match="boom"):
+        parser.take(10)
+    assert parser.feed_and_take(b"v" * 70_000 + b"\r\n", 10) == [[b"SET", b"v" * 70_000]]

@@ -166,7 +166,8 @@ impl RequestParser {
 
     /// Up to `max_commands` complete commands (one while not authenticated, so that an AUTH
     /// is run before the next command is read). A protocol error after some commands is
-    /// raised by the next call, as `get_command` would.
+    /// raised by the next call, as `get_command` would; an exception of `check_bulk` after
+    /// some commands is left to the next call too (which asks it again).
     fn take<'py>(&mut self, py: Python<'py>, max_commands: usize) -> PyResult<Bound<'py, PyList>> {
         let out = PyList::empty(py);
         let max = if self.reader.unauthenticated { max_commands.min(1) } else { max_commands };
@@ -175,7 +176,7 @@ impl RequestParser {
                 Ok(Some(command)) => out.append(command)?,
                 Ok(None) => break,
                 Err(err) if out.is_empty() => return Err(err),
-                Err(_) => break, // found again by the next call
+                Err(_) => break, // met again by the next call
             }
         }
         Ok(out)
