@@ -1,6 +1,7 @@
-"""The long fuzz run (not part of CI): many fuzzed RESP frames and many fuzzed libraries.
+"""The long fuzz run (not part of CI): many fuzzed RESP frames, many fuzzed libraries, and the
+native RESP layer against its pure-Python oracle on many inputs.
 
-    python -m bench.fuzz --frames 100000 --libraries 10000 [--seed 1]
+    python -m bench.fuzz --frames 100000 --libraries 10000 --differential 100000 [--seed 1]
 
 Frames go to an in-process server (`tests.fuzz.ServerThread`, query buffer limit 1 MiB), one
 connection each: random bytes, hostile headers, mutated pipelines of real commands; some sent
@@ -12,11 +13,17 @@ library-maxmemory 16 MiB), rg and tf, as new libraries and as upgrades of a serv
 one in 50 may run into a limit (loops, memory bombs). Each failure must be a `ReplyError` with
 a load error's text, and the serving library must answer byte for byte as before.
 
+The differential run (`tests.fuzz.resp_differential`) gives each kind of case (request
+streams, reply streams, encodings, doubles, commands, inline lines) `--differential` seeded
+inputs; every difference between the native RESP layer and the oracle is a crash (reported
+with the kind and seed that replay it: `run_case(kind, seed)`).
+
 A *crash* is anything else: an exception escaping into the server loop or its error logs, an
 invalid reply, a hang (15 s without an answer), a load that raised something other than
-`ReplyError`, a changed registry. The last line is the summary::
+`ReplyError`, a changed registry, a difference of the differential run. The last line is the
+summary::
 
-    100000 frames, 10000 libraries, 0 crashes in 312.4 s
+    100000 frames, 10000 libraries, 600000 differential cases, 0 crashes in 1312.4 s
 
 and the exit status is 1 when there were crashes.
 """
@@ -41,6 +48,7 @@ from tests.fuzz import (
     random_library,
     random_prologue,
     register_line,
+    resp_differential,
 )
 
 #: The query buffer limit of the fuzzed server.
@@ -151,6 +159,17 @@ def fuzz_libraries(count: int, rng: random.Random, crashes: Crashes, progress: P
             registry.close()
 
 
+def fuzz_differential(count: int, seed: int, crashes: Crashes, progress: Progress) -> int:
+    """`count` cases of each kind through the native RESP layer and its oracle; cases run."""
+    step = max(1, min(count, 10_000))
+    for kind in resp_differential.CASES:
+        for start in range(0, count, step):
+            for failure in resp_differential.run(min(step, count - start), seed + start, (kind,)):
+                crashes.add("native RESP differs from the oracle", failure)
+            progress(f"differential {kind}", min(start + step, count), count)
+    return count * len(resp_differential.CASES)
+
+
 def fresh_registry(old: Registry) -> Registry:
     """After a crash: go on with a new host, so one failure is counted once."""
     old.close()
@@ -164,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=100_000, help="fuzzed RESP frames")
     parser.add_argument("--libraries", type=int, default=10_000, help="fuzzed libraries")
+    parser.add_argument("--differential", type=int, default=100_000,
+                        help="native-vs-oracle RESP cases of each kind")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
@@ -180,18 +201,21 @@ def main(argv: list[str] | None = None) -> int:
     fuzz_frames(args.frames, random.Random(seed), crashes, progress)
     frames_done = time.monotonic()
     fuzz_libraries(args.libraries, random.Random(seed + 1), crashes, progress)
+    libraries_done = time.monotonic()
+    cases = fuzz_differential(args.differential, seed, crashes, progress)
     elapsed = time.monotonic() - started
     for item in crashes.items[:SHOWN]:
         print(f"CRASH {item}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(
-        f"(frames {frames_done - started:.1f} s, libraries {elapsed - (frames_done - started):.1f}"
-        f" s, peak RSS {peak} MiB, seed {seed})",
+        f"(frames {frames_done - started:.1f} s, libraries {libraries_done - frames_done:.1f} s,"
+        f" differential {elapsed - (libraries_done - started):.1f} s, peak RSS {peak} MiB,"
+        f" seed {seed})",
         file=sys.stderr,
     )
     print(
-        f"{args.frames} frames, {args.libraries} libraries, {len(crashes)} crashes in "
-        f"{elapsed:.1f} s"
+        f"{args.frames} frames, {args.libraries} libraries, {cases} differential cases, "
+        f"{len(crashes)} crashes in {elapsed:.1f} s"
     )
     return 1 if crashes.items else 0
 

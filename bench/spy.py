@@ -38,11 +38,12 @@ from bench.scenarios import EMBEDDED, REMOTE, REMOTE_DB, SCENARIOS, load_js
 #: Layers, by the file (and, for jshost's own modules, function) of the innermost frame that
 #: belongs to them; the first match wins. Frames outside these are "other".
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # The native RESP layer lives in `_engine` too: before the binding's needles.
+    ("RESP parsing and encoding", ("_engine::resp::", "jshost/resp.py")),
     # Our Rust binding (pyo3 and its conversions) before QuickJS: both live in `_engine`.
     ("JS <-> Python boundary", ("_engine::", "pyo3::", "pyo3..", "jshost/natives.py",
                                 "jshost/conversions.py")),
     ("JS engine (QuickJS, native)", ("_engine.cpython",)),
-    ("RESP parsing and encoding", ("jshost/resp.py",)),
     ("host call path", ("jshost/host.py", "jshost/lock.py", "jshost/commands/gears.py",
                         "jshost/commands/grammar.py", "jshost/library.py")),
     ("dispatch", ("jshost/commands/dispatch.py", "jshost/commands/store_cmds.py")),
@@ -55,6 +56,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                                                      "libc", "epoll", "send", "recv")),
 )
 DEFAULT_SCENARIOS = ("1-trivial", "2-setget", "3-get")
+#: pyo3's own frames: they belong to the native code that calls them (the RESP layer's, or else
+#: the binding's).
+GLUE = ("pyo3::", "pyo3..")
 
 
 def layer_of(frame: str) -> str | None:
@@ -73,6 +77,22 @@ def _idle(frames: list[str]) -> bool:
         "libc" in frames[-1] or "epoll" in frames[-1])
 
 
+def innermost_layer(frames: Sequence[str]) -> str:
+    """The innermost frame that belongs to a layer names the layer (a fakeredis call made by a
+    JS client call is store time, not host time); pyo3's frames count for the native code that
+    called them when that is the RESP layer's."""
+    glue = None
+    for frame in reversed(frames):
+        layer = layer_of(frame)
+        if layer is None:
+            continue
+        if any(needle in frame for needle in GLUE):
+            glue = glue or layer
+            continue
+        return layer if glue is None or layer == LAYERS[0][0] else glue
+    return glue or "other"
+
+
 def fold(raw: str) -> dict[str, Any]:
     """py-spy's raw output (``frame;frame;... count`` per line) -> layer shares and top own."""
     layers: Counter[str] = Counter()
@@ -89,10 +109,7 @@ def fold(raw: str) -> dict[str, Any]:
             idle += count
             continue
         own[frames[-1]] += count
-        # The innermost frame that belongs to a layer names the layer (a fakeredis call made
-        # by a JS client call is store time, not host time).
-        layer = next((found for found in map(layer_of, reversed(frames)) if found), "other")
-        layers[layer] += count
+        layers[innermost_layer(frames)] += count
     total -= idle
     if total <= 0:
         return {"samples": 0, "idle_samples": idle, "layers": {}, "top_own": []}

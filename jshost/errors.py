@@ -870,9 +870,9 @@ class ManagedStoreErrors:
 
 
 class ProtocolErrors:
-    """Texts of the RESP layer (`jshost.resp`): Redis 7 networking.c's protocol errors, sent
-    to a client before its connection is closed, and the reply-side texts for bad data from a
-    Redis server."""
+    """Texts of the RESP layer (`jshost.resp`; the native parsers format these): Redis 7
+    networking.c's protocol errors, sent to a client before its connection is closed, and the
+    reply-side texts for bad data from a Redis server."""
 
     ERR_INVALID_MULTIBULK_LENGTH = "ERR Protocol error: invalid multibulk length"
     ERR_INVALID_BULK_LENGTH = "ERR Protocol error: invalid bulk length"

@@ -48,3 +48,16 @@ def test_rust_binding_frames_are_the_boundary_not_quickjs() -> None:
            "JS_CallInternal (jshost/_engine.cpython-311-x86_64-linux-gnu.so) 1")
     assert fold(raw)["layers"] == {"JS <-> Python boundary": 75.0,
                                    "JS engine (QuickJS, native)": 25.0}
+
+
+def test_native_resp_frames_are_the_resp_layer_with_the_pyo3_calls_they_make() -> None:
+    so = "(jshost/_engine.cpython-311-x86_64-linux-gnu.so)"
+    raw = (f"Connection._process (jshost/connection.py:290);"
+           f"_engine::resp::request::RequestReader::next {so} 2\n"
+           f"Connection._process (jshost/connection.py:290);"
+           f"_engine::resp::py::RequestParser::next_command {so};"
+           f"pyo3::types::bytes::PyBytes::new {so};PyBytes_FromStringAndSize (libpython3.11.so) 1\n"
+           f"Host._call_locked (jshost/host.py:308);_engine::convert::to_py {so};"
+           f"pyo3::types::list::PyList::new {so} 1")
+    assert fold(raw)["layers"] == {"RESP parsing and encoding": 75.0,
+                                   "JS <-> Python boundary": 25.0}

@@ -10,13 +10,15 @@ against a real redis-server 7 given the same bytes.
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import pytest
 from redis_server import REDIS_SERVER, RedisServer
 from server_fixture import JshostProcess
 
 from jshost.errors import ProtocolErrors
-from jshost.resp import ProtocolError, RequestParser
+from jshost.replies import ErrorReply
+from jshost.resp import ProtocolError, RequestParser, encode, encode_command
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -74,6 +76,79 @@ def test_the_limits_go_with_authentication() -> None:
 def test_inline_requests_stay_bounded_by_the_inline_limit() -> None:
     assert parse(b"PING\r\n") == [[b"PING"]]
     assert parse_error(b"A" * (64 * 1024 + 1)) == ProtocolErrors.ERR_TOO_BIG_INLINE
+
+
+# --- the parser fed whole and in pieces, and Redis' answers to the same bytes ------------------
+
+INVALID_MBULK = ProtocolErrors.ERR_INVALID_MULTIBULK_LENGTH
+INVALID_BULK = ProtocolErrors.ERR_INVALID_BULK_LENGTH
+
+
+def parse_requests(data: bytes, chunk: int | None = None, **kwargs: Any) -> tuple[list, str | None]:
+    """Feed ``data`` (whole, or in ``chunk``-byte pieces); return (commands, error text)."""
+    parser = RequestParser(**kwargs)
+    commands: list[list[bytes]] = []
+    pieces = [data] if chunk is None else [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    try:
+        for piece in pieces:
+            parser.feed(piece)
+            commands.extend(parser)
+    except ProtocolError as exc:
+        return commands, exc.message
+    return commands, None
+
+
+UNAUTHENTICATED_REQUESTS = [
+    # (input, commands returned, error text) for a client that is not authenticated
+    (b"*10\r\n$4\r\nPING\r\n", [], None),  # 10 arguments are allowed: it waits for 9 more
+    (b"*11\r\n", [], UNAUTH_MBULK),
+    (b"*11\rx", [], UNAUTH_MBULK),
+    (b"*0\r\n*-5\r\n*11\r\n", [], UNAUTH_MBULK),
+    (b"*2147483648\r\n", [], INVALID_MBULK),  # invalid first
+    (b"*1\r\n$16384\r\n" + b"x" * 16384 + b"\r\n", [[b"x" * 16384]], None),
+    (b"*1\r\n$16385\r\n", [], UNAUTH_BULK),
+    (b"*1\r\n$536870913\r\n", [], INVALID_BULK),
+    (b"*1\r\n$-1\r\n", [], INVALID_BULK),
+    (b"PING " + b"a " * 100 + b"\r\n", [[b"PING"] + [b"a"] * 100], None),  # inline: no such limit
+]
+
+
+@pytest.mark.parametrize(("data", "before", "error"), UNAUTHENTICATED_REQUESTS)
+def test_limits_whole_and_in_pieces(data: bytes, before: list, error: str | None) -> None:
+    assert parse_requests(data, unauthenticated=True) == (before, error)
+    assert parse_requests(data, chunk=7, unauthenticated=True) == (before, error)
+    if error in (UNAUTH_MBULK, UNAUTH_BULK):
+        assert parse_requests(data)[1] is None  # authenticated (the default): no such limit
+
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
+def test_the_table_is_redis_own() -> None:
+    """Each input of the table to a redis-server with a password, before AUTH: the protocol
+    error it sends is the one the parser raises (and none where the parser raises none)."""
+    with RedisServer(password="secret") as server:
+        for data, _before, error in UNAUTHENTICATED_REQUESTS:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+                received = b"".join(iter(lambda s=sock: s.recv(65536), b""))
+            if error is None:
+                assert b"Protocol error" not in received, data[:40]
+            else:
+                assert received == encode(ErrorReply(error)), data[:40]
+
+
+def test_authentication_takes_effect_at_the_next_command() -> None:
+    """AUTH runs before the next command is read: `take` gives one command at a time while the
+    client is not authenticated, and the limits go once `unauthenticated` is cleared."""
+    auth = encode_command([b"AUTH", b"secret"])
+    big = encode_command([b"SET", b"k", b"v" * 20000])
+    parser = RequestParser(unauthenticated=True)
+    assert parser.feed_and_take(auth + big, 100) == [[b"AUTH", b"secret"]]
+    parser.unauthenticated = False
+    assert parser.take(100) == [[b"SET", b"k", b"v" * 20000]]
+    parser.unauthenticated = True
+    with pytest.raises(ProtocolError, match="unauthenticated bulk length"):
+        parser.feed_and_take(big, 100)
 
 
 # --- over real sockets ------------------------------------------------------------------------

@@ -6,7 +6,9 @@ Request-side expectations marked "redis 7.0.15" were observed on a real redis-se
 
 from __future__ import annotations
 
+import gc
 import math
+import weakref
 
 import pytest
 from hypothesis import given, settings
@@ -909,6 +911,51 @@ def test_encode_command():
         encode_command([None])
 
 
+# --- RequestParser: a command after a split bulk ------------------------------------------------
+
+
+def test_request_parser_command_after_a_split_bulk_is_not_held_back():
+    """A big argument arrives in parts, a PING follows it in the same read, then the next read
+    starts before the PING was taken (a blocked client): the PING is there at once, not once
+    as many bytes as the big argument needed have arrived."""
+    parser = RequestParser()
+    parser.feed(b"*2\r\n$3\r\nSET\r\n$1000\r\n")
+    assert parser.get_command() is None
+    parser.feed(b"x" * 1000 + b"\r\nPING\r\n")
+    assert parser.get_command() == [b"SET", b"x" * 1000]
+    parser.feed(b"P")
+    assert parser.get_command() == [b"PING"]
+
+
+# --- RequestParser: a whole read buffer at once (take, feed_and_take) ---------------------------
+
+
+def test_feed_and_take_returns_every_complete_command_up_to_the_maximum():
+    parser = RequestParser()
+    wire = encode_command([b"GET", b"k"]) * 5 + b"PING\r\n*1\r\n$4\r\nPI"
+    assert parser.feed_and_take(wire, 3) == [[b"GET", b"k"]] * 3
+    assert parser.held == len(wire) - 3 * len(encode_command([b"GET", b"k"]))
+    assert parser.take(100) == [[b"GET", b"k"]] * 2 + [[b"PING"]]
+    assert parser.feed_and_take(b"NG\r\n", 100) == [[b"PING"]]
+    assert parser.take(100) == []
+    assert parser.held == 0
+
+
+def test_take_returns_the_commands_before_a_protocol_error_then_raises_it():
+    parser = RequestParser()
+    commands = parser.feed_and_take(b"PING\r\nECHO x\r\n*1\r\n:1\r\n", 100)
+    assert commands == [[b"PING"], [b"ECHO", b"x"]]
+    for _ in range(2):  # sticky, as with get_command
+        with pytest.raises(ProtocolError, match="expected '\\$', got ':'"):
+            parser.take(100)
+
+
+def test_take_raises_the_query_buffer_limit_before_parsing():
+    parser = RequestParser(query_buffer_limit=10)
+    with pytest.raises(QueryBufferLimitExceeded):
+        parser.feed_and_take(b"PING\r\nPING\r\n", 100)
+
+
 # --- check_bulk: the owner may refuse a long bulk by its header ----------------------------------
 
 
@@ -938,3 +985,94 @@ def test_short_bulks_are_not_checked() -> None:
     parser.check_bulk = lambda argv, length: "ERR never"
     parser.feed(b"*2\r\n$3\r\nGET\r\n$65536\r\n" + b"k" * 65536 + b"\r\n")
     assert parser.get_command() == [b"GET", b"k" * 65536]
+
+
+def test_a_wholly_buffered_long_bulk_is_not_checked() -> None:
+    """The hook is for bulks still to come: one already in the buffer costs nothing more, so
+    the common path makes no Python call."""
+    parser = RequestParser()
+    parser.check_bulk = lambda argv, length: "ERR never"
+    parser.feed(b"*2\r\n$3\r\nSET\r\n$70000\r\n" + b"v" * 70_000 + b"\r\n")
+    assert parser.get_command() == [b"SET", b"v" * 70_000]
+
+
+def test_a_refused_bulk_stays_refused_when_the_rest_arrives() -> None:
+    parser = RequestParser()
+    parser.check_bulk = lambda argv, length: "ERR too big"
+    parser.feed(b"PING\r\n*3\r\n$11\r\nRG.FUNCTION\r\n$4\r\nLOAD\r\n$70000\r\n")
+    assert parser.get_command() == [b"PING"]
+    for _ in range(2):
+        with pytest.raises(ProtocolError, match="ERR too big"):
+            parser.get_command()
+        parser.feed(b"c" * 70_000 + b"\r\n")  # now wholly buffered: still refused
+    with pytest.raises(ProtocolError, match="ERR too big"):
+        parser.take(10)
+
+
+def test_an_exception_of_check_bulk_propagates_and_it_is_asked_again() -> None:
+    answers = iter([ValueError("boom"), None])
+
+    def check(argv: list[bytes], length: int) -> str | None:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    parser = RequestParser()
+    parser.check_bulk = check
+    parser.feed(b"*2\r\n$3\r\nSET\r\n$70000\r\n")
+    with pytest.raises(ValueError, match="boom"):
+        parser.get_command()
+    assert parser.get_command() is None  # asked again: accepted, so the bulk is awaited
+    parser.feed(b"v" * 70_000 + b"\r\n")
+    assert parser.get_command() == [b"SET", b"v" * 70_000]
+
+
+def test_a_parser_and_an_owner_its_check_bulk_refers_to_are_collected() -> None:
+    """The connection hands the parser its own bound method: a reference cycle the garbage
+    collector must see through (else every closed connection would stay in memory)."""
+
+    class Owner:
+        def __init__(self) -> None:
+            self.parser = RequestParser()
+            self.parser.check_bulk = self.check
+
+        def check(self, argv: list[bytes], length: int) -> str | None:
+            return None
+
+    owner = Owner()
+    assert owner.parser.check_bulk == owner.check
+    gone = weakref.ref(owner)
+    del owner
+    gc.collect()
+    assert gone() is None
+
+
+def test_the_pre_auth_limits_apply_from_the_next_command() -> None:
+    """A command read after `unauthenticated` is set (a RESET behind a password) gets the
+    pre-auth limits, even if its bytes were buffered before: Redis reads one command at a time."""
+    parser = RequestParser()
+    parser.feed(b"RESET\r\n" + encode_command([b"SET", b"k", b"v" * 20_000]))
+    assert parser.get_command() == [b"RESET"]
+    parser.unauthenticated = True
+    with pytest.raises(ProtocolError, match="unauthenticated bulk length"):
+        parser.get_command()
+
+
+def test_take_returns_the_commands_before_a_failing_check_bulk() -> None:
+    """The commands read before the hook failed are not lost: they come, and the next call
+    asks the hook again."""
+    answers = iter([ValueError("boom"), ValueError("boom")])
+
+    def check(argv: list[bytes], length: int) -> str | None:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    parser = RequestParser()
+    parser.check_bulk = check
+    assert parser.feed_and_take(b"PING\r\n*2\r\n$3\r\nSET\r\n$70000\r\n", 10) == [[b"PING"]]
+    with pytest.raises(ValueError, match="boom"):
+        parser.take(10)
+    assert parser.feed_and_take(b"v" * 70_000 + b"\r\n", 10) == [[b"SET", b"v" * 70_000]]

@@ -7,11 +7,15 @@
 //! Every `unsafe` block carries a `// SAFETY:` note naming the rules it relies on (*live*,
 //! *one thread*, *owned / borrowed*, *tag*: see "Safety" in `shared.rs`); `cargo clippy
 //! --all-targets -- -D warnings -W clippy::undocumented_unsafe_blocks` checks that (`.ci/run`).
+//!
+//! `jshost._engine.resp` (module `resp`) is the RESP protocol layer: request framing, reply
+//! parsing and reply encoding, reached through `jshost/resp.py`.
 
 mod callbacks;
 mod convert;
 mod errors;
 mod handles;
+mod resp;
 mod runtime;
 mod shared;
 
@@ -34,6 +38,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ELEMENT_COST", convert::ELEMENT_COST)?;
     m.add("MAX_DEPTH", convert::MAX_DEPTH)?;
     m.add("QUICKJS_VERSION", quickjs_version())?;
+    resp::register(m)?;
     Ok(())
 }
 
