@@ -73,7 +73,7 @@ def call_command(era: Era, command: str, *, asynchronous: bool) -> Handler:
     def handler(client: ClientState, argv: list[bytes]) -> Any:
         check_arity(command, len(argv))
         call = parse_call(argv[1:], era)
-        return client.ctx.host.call(
+        return client.ctx.host.calls.call(
             era,
             call,
             asynchronous=asynchronous,

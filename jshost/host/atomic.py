@@ -20,6 +20,8 @@ class AtomicSection:
     def __init__(self, store: Store, limit: Callable[[], float | None]) -> None:
         self._store = store
         self._limit = limit  # how long a section may last (seconds; None: no limit)
+        # An in-process store waits for nothing inside a section: it needs no limit.
+        self._limited = not store.in_process
         self.held = False
         self.token = 0  # the live sync client's token (valid only while held)
         self.flags = 0
@@ -35,7 +37,7 @@ class AtomicSection:
         """Open the section (or stay in it) for a new sync client; returns its token."""
         self._seq += 1
         if not self.held:
-            self._store.begin_atomic(self._limit())
+            self._store.begin_atomic(self._limit() if self._limited else None)
         self.held, self.token = True, self._seq
         self.flags, self.db, self.allow_block = flags, db, allow_block
         return self._seq

@@ -52,7 +52,8 @@ class Calls:
         Returns the reply, or a future of it when the result is a promise still pending and
         blocking is allowed. Raises `ReplyError` with the reply text on failure.
         `blocking_allowed=False` is the MULTI/EXEC case."""
-        self.scheduler.flush_deferred()
+        if self.scheduler.deferred:
+            self.scheduler.flush_deferred()
         lib = self.registry.get(call.library)
         fn = lib.functions.get(call.function)
         if fn is None:

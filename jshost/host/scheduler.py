@@ -41,7 +41,7 @@ class Scheduler:
         self.limits = limits
         self.settings = settings
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._deferred: list[Callable[[], Any]] = []  # jobs queued before any loop ran
+        self.deferred: list[Callable[[], Any]] = []  # jobs queued before any loop ran
         # The end of the background slice running now (time.monotonic()), and what was left
         # of it when a block() began; see run_background, enter_block, exit_block.
         self._slice_end: float | None = None
@@ -54,7 +54,7 @@ class Scheduler:
         """The running loop (raises RuntimeError when none runs)."""
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.get_running_loop()
-            deferred, self._deferred = self._deferred, []
+            deferred, self.deferred = self.deferred, []
             for callback in deferred:
                 self._loop.call_soon(callback)
         return self._loop
@@ -64,12 +64,12 @@ class Scheduler:
         self._loop = loop
 
     def flush_deferred(self) -> None:
-        """Queue what was deferred, once a loop runs (asked before each call)."""
-        if self._deferred:
-            try:
-                self.loop()
-            except RuntimeError:
-                pass
+        """Queue what was deferred, once a loop runs (callers look at `deferred` first: it is
+        asked before each call)."""
+        try:
+            self.loop()
+        except RuntimeError:
+            pass
 
     def call_soon(self, callback: Callable[[], Any]) -> None:
         """Run `callback` as a later loop callback. A library loaded before any loop runs (a
@@ -77,7 +77,7 @@ class Scheduler:
         try:
             loop = self.loop()
         except RuntimeError:  # no running event loop
-            self._deferred.append(callback)
+            self.deferred.append(callback)
         else:
             loop.call_soon(callback)
 

@@ -30,11 +30,7 @@ class ActiveExpiry:
         self.dirty = False  # an expiry was stored since the timer was armed
         self._timer: asyncio.TimerHandle | None = None
         self._at = math.inf
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def needs_arming(self) -> bool:
-        """Whether `arm` has work to do (asked after every command)."""
-        return self.dirty or self._loop is not None and self._loop.is_closed()
+        self.loop: asyncio.AbstractEventLoop | None = None  # where the timer is armed
 
     def arm(self) -> None:
         """(Re)arm the timer for the soonest expiry stored in any database. Without a running
@@ -49,16 +45,16 @@ class ActiveExpiry:
         earliest = min((heap[0][0] for heap in heaps if heap), default=None)
         timer = self._timer
         if timer is not None:
-            if earliest is not None and self._loop is loop and self._at <= earliest:
+            if earliest is not None and self.loop is loop and self._at <= earliest:
                 return  # it fires soon enough already
             timer.cancel()  # too late, or on a loop that is gone
-            self._timer, self._loop, self._at = None, None, math.inf
+            self._timer, self.loop, self._at = None, None, math.inf
         if earliest is None:
             return
         # Redis expires a key once its time has passed; the slack makes sure it has.
         delay = max(0.0, earliest - time.time()) + _SLACK
         self._at = earliest
-        self._loop = loop
+        self.loop = loop
         self._timer = loop.call_later(delay, self._expire_due)
 
     def cancel(self) -> None:

@@ -146,8 +146,9 @@ class StoreSocket(ExtraCommands):
         # Before the reply goes back: a listener (sync trigger) is atomic with the command.
         if emitted:
             events.deliver(self._session, emitted)
-        if store.expiry.needs_arming():
-            store.expiry.arm()
+        expiry = store.expiry  # (re)armed when an expiry was stored, or its loop has gone
+        if expiry.dirty or expiry.loop is not None and expiry.loop.is_closed():
+            expiry.arm()
         return reply, would_block
 
     def _run_command(

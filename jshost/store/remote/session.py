@@ -95,8 +95,11 @@ class RemoteSession(Session):
         if name in UNSUPPORTED or name == b"quit" or not self._shared_suits(name, args):
             return False
         store = self.store
-        events, listener = store.subscriber, store.listener
-        if events is None or events.closed or listener is None:
+        events = store.subscriber
+        if events is None or events.closed:
+            return True
+        listener = store.listener
+        if listener is None:
             return True
         try:
             if listener.wants_command(args):
