@@ -155,6 +155,7 @@ class TestRuntimes:
         # Allocation failures hit QuickJS at every possible point; some of its failure paths
         # used to crash (a GC started while a shape was unlinked) or to throw nothing at all.
         out = run_isolated("""
+            import jshost.engine  # (hands the binding its value types)
             from jshost._engine import Runtime
             from jshost.engine import JSError
             bombs = [
@@ -331,6 +332,7 @@ class TestRuntimes:
         # A JS value left behind by a failed conversion makes QuickJS abort when the runtime
         # is freed: run the failures, then close.
         out = run_isolated("""
+            import jshost.engine  # (hands the binding its value types)
             from jshost._engine import Runtime
             from jshost.engine import Boxed, TypedArray
             rt = Runtime()
@@ -846,6 +848,7 @@ class TestStructures:
 
     def test_huge_sparse_array_is_refused_without_crashing(self):
         out = run_isolated("""
+            import jshost.engine  # (hands the binding its value types)
             from jshost._engine import Runtime
             rt = Runtime()
             try:
@@ -1116,6 +1119,7 @@ class TestErrors:
 
     def test_recursion_through_python_callbacks_does_not_crash(self):
         out = run_isolated("""
+            import jshost.engine  # (hands the binding its value types)
             from jshost._engine import Runtime
             from jshost.engine import JSError
             rt = Runtime()

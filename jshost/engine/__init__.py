@@ -114,7 +114,12 @@ class LibraryRuntime(Protocol):
 class MemoryBudget(Protocol):
     """All runtimes' heaps together (`js-maxmemory`)."""
 
-    limit: int
+    @property
+    def limit(self) -> int:
+        """The most all the engine's runtimes may hold (0: no limit)."""
+
+    @limit.setter
+    def limit(self, limit: int) -> None: ...
 
     @property
     def used(self) -> int:
@@ -128,7 +133,10 @@ class JSEngine(Protocol):
     version: str
     #: What one value counts for against `max-reply-size`, besides the bytes of strings.
     element_cost: int
-    budget: MemoryBudget
+
+    @property
+    def budget(self) -> MemoryBudget:
+        """All its runtimes' heaps together."""
 
     def new_runtime(self, memory_limit: int) -> LibraryRuntime:
         """A fresh runtime whose heap may grow to `memory_limit` bytes (0: no limit of its own)
