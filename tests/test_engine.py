@@ -16,9 +16,9 @@ import sys
 import textwrap
 
 import pytest
-from jshost._engine import JSScript, Runtime
 
 from jshost import _engine
+from jshost._engine import JSScript, Runtime
 from jshost.engine import (
     UNDEFINED,
     Boxed,

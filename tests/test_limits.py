@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 from conftest import HostDriver
-from jshost._engine import ELEMENT_COST, Runtime
 from server_fixture import RawClient, library, running_server, wait_until
 
 from jshost import errors
+from jshost._engine import ELEMENT_COST, Runtime
 from jshost.engine import JSTerminated
 from jshost.errors import LimitErrors
 from jshost.host import jobs
