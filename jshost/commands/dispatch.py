@@ -44,13 +44,14 @@ from jshost.connection import RawReply
 from jshost.errors import ReplyError, ServerErrors
 from jshost.listener_config import ListenerConfig
 from jshost.replies import ErrorReply
-from jshost.store import EmbeddedStore, Session, Store
+from jshost.resp import QUEUED_REPLY
+from jshost.store import Session, Store
 from jshost.store.command_table import CommandTable
 
 if TYPE_CHECKING:
     from jshost.connection import ClientState
     from jshost.host import Host
-    from jshost.persistence import Persistence
+    from jshost.host.persistence import Persistence
 
 log = logging.getLogger("jshost.server")
 
@@ -58,7 +59,7 @@ log = logging.getLogger("jshost.server")
 Result = Any
 Handler = Callable[["ClientState", list[bytes]], Result]
 
-QUEUED: Final = RawReply(b"+QUEUED\r\n")
+QUEUED: Final = RawReply(QUEUED_REPLY)
 
 #: Commands run at once even inside MULTI (Redis's processCommand list).
 _MULTI_CONTROL: Final = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
@@ -110,13 +111,13 @@ class ServerContext:
     def store_in_process(self) -> bool:
         """Whether store commands can run synchronously on the loop (the embedded store); a
         remote store is always awaited."""
-        return isinstance(self.store, EmbeddedStore)
+        return self.store.in_process
 
     def client_id(self, session: Session) -> int:
         """The id HELLO and CLIENT ID report: the store session's own when it has one, so that
         CLIENT KILL ID / CLIENT UNBLOCK sent to the store name the same client."""
-        own = getattr(session, "client_id", None)
-        return int(own) if isinstance(own, int) else next(self._ids)
+        own = session.client_id
+        return own if own is not None else next(self._ids)
 
 
 class Dispatcher:
