@@ -17,8 +17,8 @@ parser (the query buffer, bounded by its limit) without being executed — as Re
 blocked client's query buffer unprocessed — and processing resumes right after the future's
 reply has been appended. Other connections are never held up: nothing here waits.
 
-*Pipelined* replies (`Pipelined`: a command a remote store runs in order on a shared
-connection, see `Session.submit`) do not block the client: the next commands
+*Pipelined* replies (`jshost.replies.Pipelined`: a command a remote store runs in order on a
+shared connection, see `Session.submit`) do not block the client: the next commands
 are run at once while they are pipelinable too (`Dispatcher.can_pipeline`), and every reply waits
 its turn in `_inflight`; a command that is not pipelinable waits until the replies before it
 are in, as behind a blocking one, and so does any command past `MAX_PIPELINED` replies due.
@@ -52,51 +52,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from jshost.errors import ListenerErrors, ReplyError, ServerErrors
+from jshost.errors import ListenerErrors, ServerErrors
 from jshost.listener_config import PUBSUB_OUTPUT_BUFFER_LIMIT as PUBSUB_OUTPUT_BUFFER_LIMIT
 from jshost.listener_config import ListenerConfig
 from jshost.listener_config import OutputBufferLimit as OutputBufferLimit
-from jshost.replies import ErrorReply, Push, Status
+from jshost.replies import (
+    NO_REPLY,
+    CloseAfter,
+    ErrorReply,
+    Pending,
+    Pipelined,
+    Push,
+    RawReply,
+    Status,
+    outcome,
+)
 from jshost.resp import (
     ProtocolError,
     QueryBufferLimitExceeded,
     RequestParser,
     encode_into,
 )
-from jshost.store import NO_REPLY, CommandInfo, Session
+from jshost.store import CommandInfo, Session
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import Dispatcher, ServerContext
 
 log = logging.getLogger("jshost.server")
-
-
-class RawReply(bytes):
-    """A reply already encoded for this client's protocol; written as it is.
-
-    Used where the typed vocabulary of `jshost.replies` cannot say what Redis sends, e.g. the
-    RESP2 null array ``*-1`` (BLPOP timeout, EXEC after a WATCH failure).
-    """
-
-    __slots__ = ()
-
-
-class Pipelined:
-    """The future reply of a pipelined command, and how to make the client's reply of its
-    result (`shape`, applied on success)."""
-
-    __slots__ = ("future", "shape")
-
-    def __init__(self, future: asyncio.Future[Any], shape: Callable[[Any], Any] | None = None):
-        self.future = future
-        self.shape = shape
-
-    def reply(self) -> Any:
-        """The reply for the client, once `future` is done."""
-        future = self.future
-        if self.shape is None or future.cancelled() or future.exception() is not None:
-            return _outcome(future)
-        return self.shape(future.result())
 
 
 #: Replies made from one read before they must be written: past it, the rest of the query
@@ -154,8 +136,6 @@ class ClientState:
     subscribed: bool = False
     #: Pushes are dropped while set (RESET unsubscribes silently, as Redis does).
     mute_pushes: bool = False
-    #: Close the connection once the replies so far are written (QUIT).
-    close_after_reply: bool = False
     created: float = field(default_factory=time.monotonic)
     #: The command being (or last) run, as CLIENT INFO's `cmd=` shows it.
     last_command: CommandInfo | None = None
@@ -322,7 +302,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = self._closing = True
         for item in self._inflight:  # the replies are nobody's now
-            if type(item) is Pipelined and isinstance(item.future, asyncio.Task):
+            if isinstance(item, Pending) and isinstance(item.future, asyncio.Task):
                 item.future.cancel()  # a store wait of ours
         self._inflight.clear()
         self._held, self._stalled = None, False
@@ -384,6 +364,10 @@ class Connection(asyncio.Protocol):
                     continue
                 result = dispatch(client, argv)
                 kind = type(result)
+                if kind is CloseAfter:
+                    self._append(result.reply)
+                    self._close_after_output()
+                    break
                 if kind is Pipelined:
                     self._queue(result)
                 elif kind is RawReply:
@@ -397,9 +381,6 @@ class Connection(asyncio.Protocol):
                     break
                 else:
                     self._append(result)
-                if client.close_after_reply:
-                    self._close_after_output()
-                    break
         finally:
             if self._out and not self._flush_scheduled:
                 self._flush_scheduled = True
@@ -454,10 +435,10 @@ class Connection(asyncio.Protocol):
         inflight = self._inflight
         blocks = False
         if type(result) is not Pipelined and isinstance(result, asyncio.Future):
-            result, blocks = Pipelined(result), True
+            result, blocks = Pending(result), True
             self._stalled = True
         inflight.append(result)
-        if type(inflight[0]) is Pipelined and self._watched is None:
+        if isinstance(inflight[0], Pending) and self._watched is None:
             self._watched = inflight[0].future
             self._watched.add_done_callback(self._pipelined_ready)
         return not blocks
@@ -475,7 +456,7 @@ class Connection(asyncio.Protocol):
         inflight = self._inflight
         while inflight:
             head = inflight[0]
-            if type(head) is Pipelined:
+            if isinstance(head, Pending):
                 if not head.future.done():
                     self._watched = head.future
                     head.future.add_done_callback(self._pipelined_ready)
@@ -503,7 +484,7 @@ class Connection(asyncio.Protocol):
             _retrieve(future)  # the client went away (or was shut down): drop the reply
             return
         self._waiting = None
-        self._append(_outcome(future))
+        self._append(outcome(future))
         if not self._closing:
             self._process()
         self._close_if_done()
@@ -619,8 +600,8 @@ class Connection(asyncio.Protocol):
             return
         if self._drop_waiting():
             self._append(ErrorReply(ServerErrors.SHUTTING_DOWN))
-        for item in self._inflight:  # answered "shutting down" in turn (see Pipelined.reply)
-            if type(item) is Pipelined:
+        for item in self._inflight:  # answered "shutting down" in turn (see Pending.reply)
+            if isinstance(item, Pending):
                 item.future.cancel()
         self._close_after_output()
 
@@ -648,19 +629,6 @@ class Connection(asyncio.Protocol):
 
     def _client_id(self) -> str:
         return str(self.client.id) if self.client is not None else "?"
-
-
-def _outcome(future: asyncio.Future[Any]) -> Any:
-    """The reply a finished future stands for: its result, or its error as an error reply."""
-    if future.cancelled():
-        return ErrorReply(ServerErrors.SHUTTING_DOWN)
-    exc = future.exception()
-    if exc is None:
-        return future.result()
-    if isinstance(exc, ReplyError):
-        return ErrorReply(exc.text)
-    log.error("a blocked command failed", exc_info=exc)
-    return ErrorReply(ServerErrors.INTERNAL_ERROR.format(type(exc).__name__))
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -24,11 +24,9 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from jshost import errors
-from jshost.connection import RawReply
 from jshost.errors import ReplyError, ServerErrors
-from jshost.replies import OK, Status, Verbatim
+from jshost.replies import NO_REPLY, OK, CloseAfter, RawReply, Status, Verbatim
 from jshost.resp import PONG_REPLY
-from jshost.store import NO_REPLY
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import Handler
@@ -114,8 +112,7 @@ def echo(client: ClientState, argv: list[bytes]) -> Any:
 
 def quit_(client: ClientState, argv: list[bytes]) -> Any:
     """``QUIT``: +OK, then the connection closes (later pipelined commands are not run)."""
-    client.close_after_reply = True
-    return OK
+    return CloseAfter(OK)
 
 
 def reset(client: ClientState, argv: list[bytes]) -> Any:

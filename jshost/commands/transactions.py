@@ -24,11 +24,9 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from jshost.commands.store_cmds import NULL_ARRAY_RESP2
-from jshost.connection import RawReply
 from jshost.errors import CAN_NOT_BLOCK_CLIENT, ReplyError, ServerErrors
-from jshost.replies import OK, ErrorReply
+from jshost.replies import NO_REPLY, OK, ErrorReply, RawReply
 from jshost.resp import encode
-from jshost.store import NO_REPLY
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import Handler
