@@ -38,7 +38,7 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from jshost.replies import NO_REPLY, Pipelined, RawReply
+from jshost.replies import NO_REPLY, Immediate, Pipelined, RawReply, Result
 from jshost.resp import encode
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class Forwarder:
         self._pipelines = ctx.store.pipelines
         self._serve_blocked = ctx.store.serve_blocked
 
-    def __call__(self, client: ClientState, argv: list[bytes]) -> Any:
+    def __call__(self, client: ClientState, argv: list[bytes]) -> Result:
         """The reply, or a future of it when the client must wait."""
         if client.in_exec:
             # Inside EXEC nothing may wait (Redis runs blocking commands there as non-blocking)
@@ -89,7 +89,7 @@ class Forwarder:
             return False
         return client.session.pipelinable(argv)
 
-    async def _execute(self, client: ClientState, argv: list[bytes]) -> Any:
+    async def _execute(self, client: ClientState, argv: list[bytes]) -> Immediate:
         if client.protocol == 3 and not self._in_process:
             # A real Redis speaks RESP3 to jshost too: its reply bytes go to a RESP3 client
             # unchanged.
