@@ -39,6 +39,7 @@ its seconds, the client is closed (defaults: normal none, pubsub 32mb / 8mb for 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -290,12 +291,8 @@ class Connection(asyncio.Protocol):
         parser = self._parser
         read = parser.get_command
         next_command = order.next
-        dispatcher = self._dispatcher
-        dispatch = dispatcher.dispatch
-
-        def pipelinable(argv: list[bytes]) -> bool:
-            return dispatcher.can_pipeline(client, argv)
-
+        dispatch = self._dispatcher.dispatch
+        pipelinable = functools.partial(self._dispatcher.can_pipeline, client)
         out = self._out
         bound = self._output_bound()
         try:

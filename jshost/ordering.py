@@ -288,9 +288,10 @@ class Ordering(Generic[P]):
 
     def reply(self, reply: object) -> Do:
         """A command answered now: `WRITE` it, or `WAIT` (queued behind the replies due)."""
-        self._fire(Event.REPLY)
-        if self.writes_now:
-            return WRITE
+        if self.state is not PIPELINING:  # (PIPELINING, REPLY) -> PIPELINING: no change
+            self._fire(Event.REPLY)
+            if self.writes_now:
+                return WRITE
         self._due.append(_Ready(reply))
         return WAIT
 
@@ -305,7 +306,8 @@ class Ordering(Generic[P]):
 
     def pipelined(self, pending: P) -> Do:
         """A command's reply comes later, and the client's next commands may run meanwhile."""
-        self._fire(Event.PIPELINED)
+        if self.state is not PIPELINING:  # (PIPELINING, PIPELINED) -> PIPELINING: no change
+            self._fire(Event.PIPELINED)
         self._due.append(pending)
         if self._watched is None:
             self._watched = pending
@@ -439,6 +441,8 @@ class Ordering(Generic[P]):
         return [item for item in self._due if not isinstance(item, _Ready)]
 
     def _fire(self, event: Event) -> None:
+        """Move to the state the table gives (a self-loop of the table needs no call: the
+        commonest, a reply or a pipelined one while PIPELINING, skips it)."""
         try:
             self.state = TRANSITIONS[self.state][event]
         except KeyError:

@@ -135,16 +135,15 @@ class Pending:
     """A reply to come: the future of a command's outcome, and how to make the client's reply of
     its result (`shape`, applied on success)."""
 
-    __slots__ = ("future", "shape")
+    __slots__ = ("done", "future", "shape")
 
     def __init__(
         self, future: asyncio.Future[Any], shape: Callable[[Any], Immediate] | None = None
     ) -> None:
         self.future = future
         self.shape = shape
-
-    def done(self) -> bool:
-        return self.future.done()
+        #: Whether the reply is in (the future's own method: no Python call on the hot path).
+        self.done: Callable[[], bool] = future.done
 
     def reply(self) -> Immediate:
         """The reply for the client, once `future` is done."""
