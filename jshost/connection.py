@@ -5,7 +5,8 @@ any command does, nor the rules of reply ordering. Per connection it keeps:
 
 * a `RequestParser` (sans-I/O, `jshost.resp`) fed with every read — the query buffer;
 * an `Ordering` (sans-I/O, `jshost.ordering`): which command may run now, and when each reply
-  goes out (blocking and pipelined commands, half-close, shutdown: the rules are there);
+  goes out (blocking and pipelined commands, half-close, shutdown: the rules are there).
+  Commands parsed elsewhere enter it as a batch (`Connection.feed_commands`);
 * a `ClientState`: protocol (2 or 3), auth, name, MULTI queue, pub/sub counts — the state the
   command modules read and change;
 * an output buffer. Replies are encoded into it as commands run and the buffer is written
@@ -42,7 +43,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -282,6 +283,16 @@ class Connection(asyncio.Protocol):
 
     # --- processing ----------------------------------------------------------------------------
 
+    def feed_commands(self, commands: Iterable[list[bytes]]) -> None:
+        """Commands parsed elsewhere, as one batch (the native request path takes them from the
+        front of the query buffer, e.g. with the parser's ``take``): they run before what the
+        parser still holds, now as far as the ordering lets, the rest in their turn (behind a
+        blocked command, pipelined replies or held output), exactly as commands read here."""
+        order = self._order
+        order.feed(commands)
+        if order.runs_commands:
+            self._process()
+
     def _process(self) -> None:
         """Run the commands the ordering lets run, in order, until none is left or the client
         must wait; do with each result what the ordering says."""
@@ -315,13 +326,13 @@ class Connection(asyncio.Protocol):
                 if kind in _SAME_IN_BOTH:  # the most common replies first
                     if order.writes_now or order.reply(result) is WRITE:
                         encode_into(out, result)
-                elif kind is RawReply:
+                elif isinstance(result, RawReply):
                     if order.writes_now or order.reply(result) is WRITE:
                         out += result
-                elif kind is Pipelined:
+                elif isinstance(result, Pipelined):
                     if order.pipelined(result) is WATCH:
                         result.future.add_done_callback(self._completed)
-                elif kind is CloseAfter:
+                elif isinstance(result, CloseAfter):
                     if order.close_after(result.reply) is WRITE:
                         self._append(result.reply)
                     break
