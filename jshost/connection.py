@@ -321,18 +321,20 @@ class Connection(asyncio.Protocol):
                     break
                 if argv is None:
                     break
-                result = dispatch(client, argv)
+                # A `Result`, told apart by exact type: the union is closed, and `kind is` costs
+                # a third of an isinstance that misses (the type checker is told nothing here).
+                result: Any = dispatch(client, argv)
                 kind = type(result)
                 if kind in _SAME_IN_BOTH:  # the most common replies first
                     if order.writes_now or order.reply(result) is WRITE:
                         encode_into(out, result)
-                elif isinstance(result, RawReply):
+                elif kind is RawReply:
                     if order.writes_now or order.reply(result) is WRITE:
                         out += result
-                elif isinstance(result, Pipelined):
+                elif kind is Pipelined:
                     if order.pipelined(result) is WATCH:
                         result.future.add_done_callback(self._completed)
-                elif isinstance(result, CloseAfter):
+                elif kind is CloseAfter:
                     if order.close_after(result.reply) is WRITE:
                         self._append(result.reply)
                     break
