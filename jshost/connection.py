@@ -1,28 +1,23 @@
 """One client connection: bytes in, commands to the dispatcher, replies out in order.
 
-This module knows the Redis protocol and the rules of reply ordering, not what any command
-does. Per connection it keeps:
+This module is transport glue: it knows the asyncio transport and the Redis protocol, not what
+any command does, nor the rules of reply ordering. Per connection it keeps:
 
-* a `RequestParser` (sans-I/O, `jshost.resp`) fed with every read;
+* a `RequestParser` (sans-I/O, `jshost.resp`) fed with every read — the query buffer;
+* an `Ordering` (sans-I/O, `jshost.ordering`): which command may run now, and when each reply
+  goes out (blocking and pipelined commands, half-close, shutdown: the rules are there).
+  Commands parsed elsewhere enter it as a batch (`Connection.feed_commands`);
 * a `ClientState`: protocol (2 or 3), auth, name, MULTI queue, pub/sub counts — the state the
   command modules read and change;
 * an output buffer. Replies are encoded into it as commands run and the buffer is written
   **once per event-loop pass** (a `loop.call_soon` flush scheduled when it goes non-empty),
-  so a pipeline of N commands read in one chunk leaves in one write.
+  so a pipeline of N commands read in one chunk leaves in one write. A reply that kept its
+  client waiting (a blocking or pipelined one) is written at once.
 
-Ordering, as in Redis: commands run in arrival order and each reply is appended before the next
-command runs. When a command answers with a future (an `RG.FCALLASYNC` waiting on a promise, a
-`BLPOP` waiting for data) the connection is *blocked*: later bytes keep arriving and stay in the
-parser (the query buffer, bounded by its limit) without being executed — as Redis leaves a
-blocked client's query buffer unprocessed — and processing resumes right after the future's
-reply has been appended. Other connections are never held up: nothing here waits.
-
-*Pipelined* replies (`Pipelined`: a command a remote store runs in order on a shared
-connection, see `Session.submit`) do not block the client: the next commands
-are run at once while they are pipelinable too (`Dispatcher.can_pipeline`), and every reply waits
-its turn in `_inflight`; a command that is not pipelinable waits until the replies before it
-are in, as behind a blocking one, and so does any command past `MAX_PIPELINED` replies due.
-So a client's pipeline reaches the backend as a pipeline.
+What a command gives is a `jshost.replies.Result`; this module tells its kinds apart by type,
+reports them to the `Ordering` and does what it says: write a reply, watch a future (and report
+when it is done), drop one, close once the output is written. Other connections are never held
+up: nothing here waits.
 
 Malformed input gets Redis's protocol error reply, then the connection is closed once that reply
 is written; more than the query buffer limit of unprocessed input closes it without a reply.
@@ -32,8 +27,8 @@ Before AUTH (with `--requirepass`) the parser applies Redis' pre-auth limits (10
 **Output.** A client that does not read its replies holds little: its reading is paused once
 the transport's buffer backs up, and the commands of one read are not all run at once either —
 once the replies made since the last write pass `REPLY_BATCH_BYTES` (or the client's output
-limit), the rest of the query buffer waits (`_output_held`) until they are written, so a
-pipeline of 11 000 ``GET`` of a 1 MB value costs a few MB, not 11 GB. Redis's
+limit), the rest of the query buffer waits (`Ordering.output_full`) until they are written, so
+a pipeline of 11 000 ``GET`` of a 1 MB value costs a few MB, not 11 GB. Redis's
 ``client-output-buffer-limit`` is checked then and at every write, for the client's class
 (``pubsub`` once subscribed, else ``normal``): past the hard limit, or above the soft one for
 its seconds, the client is closed (defaults: normal none, pubsub 32mb / 8mb for 60 s).
@@ -45,25 +40,35 @@ its seconds, the client is closed (defaults: normal none, pubsub 32mb / 8mb for 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from jshost.errors import ListenerErrors, ReplyError, ServerErrors
+from jshost.errors import ListenerErrors, ServerErrors
 from jshost.listener_config import PUBSUB_OUTPUT_BUFFER_LIMIT as PUBSUB_OUTPUT_BUFFER_LIMIT
 from jshost.listener_config import ListenerConfig
 from jshost.listener_config import OutputBufferLimit as OutputBufferLimit
-from jshost.replies import ErrorReply, Push, Status
+from jshost.ordering import BLOCKED, CLOSED, CLOSING, DROP, WATCH, WRITE, Do, Ordering
+from jshost.replies import (
+    NO_REPLY,
+    CloseAfter,
+    ErrorReply,
+    Pending,
+    Pipelined,
+    Push,
+    RawReply,
+    Status,
+)
 from jshost.resp import (
     ProtocolError,
     QueryBufferLimitExceeded,
     RequestParser,
     encode_into,
 )
-from jshost.store import NO_REPLY, CommandInfo, Session
+from jshost.store import CommandInfo, Session
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import Dispatcher, ServerContext
@@ -71,41 +76,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("jshost.server")
 
 
-class RawReply(bytes):
-    """A reply already encoded for this client's protocol; written as it is.
-
-    Used where the typed vocabulary of `jshost.replies` cannot say what Redis sends, e.g. the
-    RESP2 null array ``*-1`` (BLPOP timeout, EXEC after a WATCH failure).
-    """
-
-    __slots__ = ()
-
-
-class Pipelined:
-    """The future reply of a pipelined command, and how to make the client's reply of its
-    result (`shape`, applied on success)."""
-
-    __slots__ = ("future", "shape")
-
-    def __init__(self, future: asyncio.Future[Any], shape: Callable[[Any], Any] | None = None):
-        self.future = future
-        self.shape = shape
-
-    def reply(self) -> Any:
-        """The reply for the client, once `future` is done."""
-        future = self.future
-        if self.shape is None or future.cancelled() or future.exception() is not None:
-            return _outcome(future)
-        return self.shape(future.result())
-
-
 #: Replies made from one read before they must be written: past it, the rest of the query
 #: buffer waits until the client has taken them (see "Output" in the module docstring).
 REPLY_BATCH_BYTES: Final = 1 << 20
 
-#: The most pipelined replies one client may have due: past it, its next commands wait (in the
-#: query buffer, as bytes) until they are in, so memory per client stays bounded.
-MAX_PIPELINED: Final = 1024
+#: Reply types encoded alike in RESP2 and RESP3 (no protocol to look up).
+_SAME_IN_BOTH: Final = frozenset({bytes, Status, int, ErrorReply})
 
 #: The commands whose `LOAD` sub-command takes a library's code.
 _LOAD_COMMANDS: Final = frozenset({b"RG.FUNCTION", b"TFUNCTION"})
@@ -154,8 +130,6 @@ class ClientState:
     subscribed: bool = False
     #: Pushes are dropped while set (RESET unsubscribes silently, as Redis does).
     mute_pushes: bool = False
-    #: Close the connection once the replies so far are written (QUIT).
-    close_after_reply: bool = False
     created: float = field(default_factory=time.monotonic)
     #: The command being (or last) run, as CLIENT INFO's `cmd=` shows it.
     last_command: CommandInfo | None = None
@@ -197,7 +171,7 @@ class ClientState:
 
 
 class Connection(asyncio.Protocol):
-    """The asyncio protocol of one client (see the module docstring for the rules)."""
+    """The asyncio protocol of one client (see the module docstring)."""
 
     def __init__(
         self,
@@ -214,25 +188,13 @@ class Connection(asyncio.Protocol):
         self._on_close = on_close
         self._config = config = config or ListenerConfig()
         self._parser = RequestParser(query_buffer_limit=config.client_query_buffer_limit)
+        self._order: Ordering[Pending] = Ordering()
         self._over_soft_limit_since: float | None = None
-        # Output backpressure (see "Output" in the module docstring).
-        self._output_held = False  # the rest of the query buffer waits for replies to be sent
         self._writing_paused = False  # the transport's buffer is over its high-water mark
         self._out = bytearray()
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._flush_scheduled = False
-        self._closing = False  # no more commands are run; close once the output is written
-        self._closed = False  # connection_lost was called
-        self._eof = False  # the client half-closed: close once everything due is answered
-        self._waiting: asyncio.Future[Any] | None = None  # the command this client is blocked on
-        self._owns_waiting = False  # the future is our own task (a store wait): cancel on close
-        # Replies of pipelined commands still due, in order: `Pipelined` items, and the plain
-        # replies of the commands run behind them. `_held` is a command that waits for them.
-        self._inflight: deque[Any] = deque()
-        self._watched: asyncio.Future[Any] | None = None  # the head's future, watched
-        self._held: list[bytes] | None = None
-        self._stalled = False  # processing waits until `_inflight` is empty
         self.client: ClientState | None = None
         self.writes = 0  # transport writes so far (replies are coalesced: about one per pass)
         self.last_active = self._loop.time()  # when the client last sent something (`timeout`)
@@ -244,7 +206,7 @@ class Connection(asyncio.Protocol):
         self._transport = transport
         refusal = self._on_open(self, transport)
         if refusal is not None:  # refused before it costs a store session
-            self._closing = True
+            self._order.lost()  # (nothing runs)
             transport.write(b"-%s\r\n" % refusal.encode())
             transport.close()
             return
@@ -272,39 +234,19 @@ class Connection(asyncio.Protocol):
             log.debug("client %s: %s; closing", self._client_id(), exc)
             self.abort()
             return
-        if (self._waiting is None and not self._stalled and not self._closing
-                and not self._output_held):
+        if self._order.runs_commands:
             self._process()
 
     def eof_received(self) -> bool | None:
-        # The client half-closed. Redis runs what it read before it sees the EOF, then closes
-        # (a command still blocked is dropped). So here: pipelined replies still due, and the
-        # commands read behind them, are answered first (`_close_if_done`); then, or at once
-        # when there are none, the replies made so far are written and the connection closed.
-        self._eof = True
-        if not self._inflight and not self._stalled and not self._output_held:
+        # The client half-closed: it is answered what it sent before (see `Ordering.eof`).
+        order = self._order
+        dropped = order.eof()
+        if dropped is not None:
+            _drop(dropped)
+        if order.closable:
             self._write_out()
             return False
-        return True  # kept open for writing until `_close_if_done`
-
-    def _close_if_done(self) -> None:
-        """After a half-close: once no pipelined reply is due, close (dropping a command that
-        blocks, as Redis does) after the replies made so far."""
-        if not self._eof or self._inflight or self._stalled or self._closing or self._output_held:
-            return
-        self._drop_waiting()
-        self._close_after_output()
-
-    def _drop_waiting(self) -> bool:
-        """Stop waiting for the blocked command's reply (a host future keeps running, its JS
-        finishes; a store wait of ours is cancelled). Whether there was one."""
-        waiting, self._waiting = self._waiting, None
-        if waiting is None:
-            return False
-        waiting.add_done_callback(_retrieve)
-        if self._owns_waiting:
-            waiting.cancel()
-        return True
+        return True  # kept open for writing until the replies due are in
 
     def pause_writing(self) -> None:
         # The client does not read its replies: stop reading its commands until it does.
@@ -316,24 +258,18 @@ class Connection(asyncio.Protocol):
         self._writing_paused = False
         if self._transport is not None and not self._transport.is_closing():
             self._transport.resume_reading()
-        if self._output_held:
-            self._resume_after_output()
+        self._resume_after_output()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = self._closing = True
-        for item in self._inflight:  # the replies are nobody's now
-            if type(item) is Pipelined and isinstance(item.future, asyncio.Task):
-                item.future.cancel()  # a store wait of ours
-        self._inflight.clear()
-        self._held, self._stalled = None, False
-        self._drop_waiting()
+        for pending in self._order.lost():  # the replies are nobody's now
+            _drop(pending)
         if self.client is not None:
             self.client.close_session()
-        # No cycles left through this object (client -> session -> push handler -> self, the
-        # watched future -> callback -> self, parser -> bulk check -> self): reference counting
-        # frees a closed connection at once instead of the cyclic collector much later (a storm
-        # of short-lived clients would otherwise grow the heap between collections).
-        self.client, self._watched = None, None
+        # No cycles left through this object (client -> session -> push handler -> self,
+        # parser -> bulk check -> self): reference counting frees a closed connection at once
+        # instead of the cyclic collector much later (a storm of short-lived clients would
+        # otherwise grow the heap between collections).
+        self.client = None
         self._parser.check_bulk = None
         self._on_close(self)
 
@@ -347,167 +283,91 @@ class Connection(asyncio.Protocol):
 
     # --- processing ----------------------------------------------------------------------------
 
+    def feed_commands(self, commands: Iterable[list[bytes]]) -> None:
+        """Commands parsed elsewhere, as one batch (the native request path takes them from the
+        front of the query buffer, e.g. with the parser's ``take``): they run before what the
+        parser still holds, now as far as the ordering lets, the rest in their turn (behind a
+        blocked command, pipelined replies or held output), exactly as commands read here."""
+        order = self._order
+        order.feed(commands)
+        if order.runs_commands:
+            self._process()
+
     def _process(self) -> None:
-        """Run the buffered commands in order until they run out or one blocks the client."""
+        """Run the commands the ordering lets run, in order, until none is left or the client
+        must wait; do with each result what the ordering says."""
         client = self.client
         assert client is not None
+        order = self._order
         parser = self._parser
-        dispatcher = self._dispatcher
-        dispatch = dispatcher.dispatch
+        read = parser.get_command
+        next_command = order.next
+        dispatch = self._dispatcher.dispatch
+        pipelinable = functools.partial(self._dispatcher.can_pipeline, client)
         out = self._out
-        inflight = self._inflight
         bound = self._output_bound()
         try:
             while True:
                 if len(out) > bound and self._hold_for_output():
                     break
-                argv, self._held = self._held, None
+                if parser.unauthenticated is client.authenticated:  # AUTH, RESET: in step
+                    parser.unauthenticated = not client.authenticated
+                try:
+                    argv = read() if order.reads_now else next_command(read, pipelinable)
+                except ProtocolError as exc:
+                    log.debug("client %d: %s; closing", client.id, exc.message)
+                    if order.protocol_error(exc.reply) is WRITE:
+                        self._append(exc.reply)
+                    break
                 if argv is None:
-                    if parser.unauthenticated is client.authenticated:  # AUTH, RESET: in step
-                        parser.unauthenticated = not client.authenticated
-                    try:
-                        argv = parser.get_command()
-                    except ProtocolError as exc:
-                        log.debug("client %d: %s; closing", client.id, exc.message)
-                        self._queue_or_append(exc.reply)
-                        self._close_after_output()
-                        return
-                    if argv is None:
-                        break
-                if inflight:
-                    if len(inflight) >= MAX_PIPELINED or not dispatcher.can_pipeline(client, argv):
-                        self._held = argv  # runs once the replies before it are in
-                        self._stalled = True
-                        break
-                    if not self._queue(dispatch(client, argv)):
-                        break
-                    continue
-                result = dispatch(client, argv)
+                    break
+                # A `Result`, told apart by exact type: the union is closed, and `kind is` costs
+                # a third of an isinstance that misses (the type checker is told nothing here).
+                result: Any = dispatch(client, argv)
                 kind = type(result)
-                if kind is Pipelined:
-                    self._queue(result)
+                if kind in _SAME_IN_BOTH:  # the most common replies first
+                    if order.writes_now or order.reply(result) is WRITE:
+                        encode_into(out, result)
                 elif kind is RawReply:
-                    out += result
-                elif kind is bytes or kind is Status or kind is int or kind is ErrorReply:
-                    encode_into(out, result)  # encoded alike in RESP2 and RESP3
-                elif result is NO_REPLY:
-                    pass
+                    if order.writes_now or order.reply(result) is WRITE:
+                        out += result
+                elif kind is Pipelined:
+                    if order.pipelined(result) is WATCH:
+                        result.future.add_done_callback(self._completed)
+                elif kind is CloseAfter:
+                    if order.close_after(result.reply) is WRITE:
+                        self._append(result.reply)
+                    break
                 elif isinstance(result, asyncio.Future):
-                    self._block(result)
-                    break
-                else:
+                    pending = Pending(result)
+                    self._watch_or_drop(pending, order.blocking(pending))
+                elif order.writes_now or order.reply(result) is WRITE:
                     self._append(result)
-                if client.close_after_reply:
-                    self._close_after_output()
-                    break
         finally:
-            if self._out and not self._flush_scheduled:
+            if order.state is CLOSING:
+                self._close_after_output()
+            elif self._out and not self._flush_scheduled:
                 self._flush_scheduled = True
                 self._loop.call_soon(self._flush)
 
-    # --- output backpressure (see "Output" in the module docstring) ----------------------------
+    def _watch_or_drop(self, pending: Pending, do: Do) -> None:
+        if do is WATCH:
+            pending.future.add_done_callback(self._completed)
+        elif do is DROP:
+            _drop(pending)
 
-    def _output_bound(self) -> int:
-        """How many reply bytes may pile up unwritten before `_hold_for_output` looks."""
-        limit = self._config.output_limit(self.client is not None and self.client.subscribed)
-        return min(REPLY_BATCH_BYTES, limit.hard or REPLY_BATCH_BYTES,
-                   limit.soft or REPLY_BATCH_BYTES)
-
-    def _hold_for_output(self) -> bool:
-        """The replies made since the last write passed the bound: close the client if it is
-        over its output buffer limit, else keep the rest of its query buffer until they are
-        written (`_resume_after_output`). True: stop processing."""
-        transport = self._transport
-        if transport is None or self._check_output_limit(transport, len(self._out)):
-            return True
-        self._output_held = True
-        return True
-
-    def _resume_after_output(self) -> None:
-        """The held replies are written (or handed to a transport that is not backed up): run
-        the rest of the query buffer."""
-        if not self._output_held:
-            return  # (already resumed)
-        self._output_held = False
-        if self._closing or self._closed:
-            return
-        if self._waiting is None and not self._stalled:
-            self._process()
-        self._close_if_done()
-
-    @property
-    def holding_output(self) -> bool:
-        """Whether this client's commands wait for its replies to be sent (or taken in)."""
-        return self._output_held or self._writing_paused
-
-    def output_size(self) -> int:
-        """Reply bytes not yet sent to the client (Redis's `omem`, roughly)."""
-        transport = self._transport
-        pending = transport.get_write_buffer_size() if transport is not None else 0
-        return len(self._out) + pending
-
-    # --- pipelined replies ---------------------------------------------------------------------
-
-    def _queue(self, result: Any) -> bool:
-        """Put a reply (or a future of one) behind the pipelined replies still due; False when
-        it is a future of a command that blocks, which stops the processing until it is in."""
-        inflight = self._inflight
-        blocks = False
-        if type(result) is not Pipelined and isinstance(result, asyncio.Future):
-            result, blocks = Pipelined(result), True
-            self._stalled = True
-        inflight.append(result)
-        if type(inflight[0]) is Pipelined and self._watched is None:
-            self._watched = inflight[0].future
-            self._watched.add_done_callback(self._pipelined_ready)
-        return not blocks
-
-    def _queue_or_append(self, reply: Any) -> None:
-        if self._inflight:
-            self._inflight.append(reply)
-        else:
+    def _completed(self, _future: asyncio.Future[Any]) -> None:
+        """A watched reply is in: write the replies now due, in order; once none is left, run
+        the commands that waited for them."""
+        order = self._order
+        replies, watch = order.completed()
+        for reply in replies:
             self._append(reply)
-
-    def _pipelined_ready(self, _future: asyncio.Future[Any]) -> None:
-        """The first pipelined reply is in: send every reply that is due, in order; once none is
-        left, run the commands that waited for them."""
-        self._watched = None
-        inflight = self._inflight
-        while inflight:
-            head = inflight[0]
-            if type(head) is Pipelined:
-                if not head.future.done():
-                    self._watched = head.future
-                    head.future.add_done_callback(self._pipelined_ready)
-                    return
-                inflight.popleft()
-                self._append(head.reply())
-            else:
-                inflight.popleft()
-                self._append(head)
-        self._stalled = False
-        if not self._closing and self._waiting is None:
+        if watch is not None:
+            watch.future.add_done_callback(self._completed)
+        elif order.runs_commands:
             self._process()
-        self._close_if_done()
-        self._flush_now()
-
-    def _block(self, future: asyncio.Future[Any]) -> None:
-        """Hold this client until `future` gives the reply of its current command."""
-        self._waiting = future
-        self._owns_waiting = isinstance(future, asyncio.Task)
-        future.add_done_callback(self._resumed)
-
-    def _resumed(self, future: asyncio.Future[Any]) -> None:
-        """The blocking command finished: append its reply, then run what queued up behind."""
-        if future is not self._waiting:
-            _retrieve(future)  # the client went away (or was shut down): drop the reply
-            return
-        self._waiting = None
-        self._append(_outcome(future))
-        if not self._closing:
-            self._process()
-        self._close_if_done()
-        # Sent now, not on the next pass: this reply has kept the client waiting already.
+        # Sent now, not on the next pass: these replies have kept the client waiting already.
         self._flush_now()
 
     def _append(self, reply: Any) -> None:
@@ -530,10 +390,49 @@ class Connection(asyncio.Protocol):
     def _on_push(self, push: Push) -> None:
         """A push for this client from the store (pub/sub): goes out with the next flush."""
         client = self.client
-        if client is None or client.mute_pushes or self._closed:
+        if client is None or client.mute_pushes or self._order.state is CLOSED:
             return
         client.note_push(push)
         self._append(push)
+
+    # --- output backpressure (see "Output" in the module docstring) ----------------------------
+
+    def _output_bound(self) -> int:
+        """How many reply bytes may pile up unwritten before `_hold_for_output` looks."""
+        limit = self._config.output_limit(self.client is not None and self.client.subscribed)
+        return min(REPLY_BATCH_BYTES, limit.hard or REPLY_BATCH_BYTES,
+                   limit.soft or REPLY_BATCH_BYTES)
+
+    def _hold_for_output(self) -> bool:
+        """The replies made since the last write passed the bound: close the client if it is
+        over its output buffer limit, else keep the rest of its query buffer until they are
+        written (`_resume_after_output`). True: stop processing."""
+        transport = self._transport
+        if transport is None or self._check_output_limit(transport, len(self._out)):
+            return True
+        self._order.output_full()
+        return True
+
+    def _resume_after_output(self) -> None:
+        """The held replies are written (or handed to a transport that is not backed up): run
+        the rest of the query buffer."""
+        order = self._order
+        if not order.output_held:
+            return  # (not held, or already resumed)
+        order.output_sent()
+        if order.runs_commands:
+            self._process()
+
+    @property
+    def holding_output(self) -> bool:
+        """Whether this client's commands wait for its replies to be sent (or taken in)."""
+        return self._order.output_held or self._writing_paused
+
+    def output_size(self) -> int:
+        """Reply bytes not yet sent to the client (Redis's `omem`, roughly)."""
+        transport = self._transport
+        pending = transport.get_write_buffer_size() if transport is not None else 0
+        return len(self._out) + pending
 
     # --- output --------------------------------------------------------------------------------
 
@@ -544,7 +443,7 @@ class Connection(asyncio.Protocol):
 
     def _flush_now(self) -> None:
         """Write what is buffered at once (a flush already scheduled then finds nothing)."""
-        if self._out or self._closing:
+        if self._out or self._order.state >= CLOSING:
             self._write_out()
 
     def _flush(self) -> None:
@@ -553,9 +452,10 @@ class Connection(asyncio.Protocol):
         self._write_out()
 
     def _write_out(self) -> None:
-        """Write the output buffer in one call."""
+        """Write the output buffer in one call; close the transport once the ordering may."""
         transport = self._transport
-        if transport is None or self._closed:
+        order = self._order
+        if transport is None or order.state is CLOSED:
             self._out = bytearray()
             return
         if self._out:
@@ -565,9 +465,9 @@ class Connection(asyncio.Protocol):
             self.writes += 1
             if self._check_output_limit(transport):
                 return
-            if self._output_held and not self._writing_paused:
+            if order.output_held and not self._writing_paused:
                 self._loop.call_soon(self._resume_after_output)  # others get their turn first
-        if self._closing and self._waiting is None and not self._inflight:
+        if order.closable:
             transport.close()  # after the write: asyncio sends buffered data first
 
     def _check_output_limit(self, transport: asyncio.Transport, unwritten: int = 0) -> bool:
@@ -593,8 +493,7 @@ class Connection(asyncio.Protocol):
         return False
 
     def _close_after_output(self) -> None:
-        """Stop running commands; close once the replies so far are written."""
-        self._closing = True
+        """The ordering is closing: read no more; close once the replies so far are written."""
         if self._transport is not None:
             self._transport.pause_reading()
         if not self._flush_scheduled:
@@ -606,27 +505,30 @@ class Connection(asyncio.Protocol):
     @property
     def blocked(self) -> bool:
         """Whether this client waits on a command's future."""
-        return self._waiting is not None
+        return self._order.state is BLOCKED
 
     @property
     def waiting(self) -> asyncio.Future[Any] | None:
         """The future this client is blocked on, if any."""
-        return self._waiting
+        pending = self._order.blocked_on
+        return pending.future if pending is not None else None
 
     def shutdown(self) -> None:
         """Server shutdown: fail the command this client waits on, write, then close."""
-        if self._closed:
+        if self._order.state is CLOSED:
             return
-        if self._drop_waiting():
+        dropped, due = self._order.shutdown()
+        if dropped is not None:
+            _drop(dropped)
             self._append(ErrorReply(ServerErrors.SHUTTING_DOWN))
-        for item in self._inflight:  # answered "shutting down" in turn (see Pipelined.reply)
-            if type(item) is Pipelined:
-                item.future.cancel()
+        for pending in due:  # answered "shutting down" in turn (see `Pending.reply`)
+            pending.future.cancel()
         self._close_after_output()
 
     def abort(self) -> None:
         """Close at once, dropping unsent output."""
-        self._closing = True
+        for pending in self._order.lost():
+            _drop(pending)
         if self._transport is not None:
             self._transport.abort()
 
@@ -639,8 +541,7 @@ class Connection(asyncio.Protocol):
         """Whether Redis's `timeout` may close this client when idle: not while it waits on a
         command or replies, nor while subscribed (Redis spares those too)."""
         client = self.client
-        return (client is not None and self._waiting is None and not self._inflight
-                and not client.subscribed)
+        return client is not None and not self._order.due and not client.subscribed
 
     @property
     def client_id(self) -> str:
@@ -650,17 +551,13 @@ class Connection(asyncio.Protocol):
         return str(self.client.id) if self.client is not None else "?"
 
 
-def _outcome(future: asyncio.Future[Any]) -> Any:
-    """The reply a finished future stands for: its result, or its error as an error reply."""
-    if future.cancelled():
-        return ErrorReply(ServerErrors.SHUTTING_DOWN)
-    exc = future.exception()
-    if exc is None:
-        return future.result()
-    if isinstance(exc, ReplyError):
-        return ErrorReply(exc.text)
-    log.error("a blocked command failed", exc_info=exc)
-    return ErrorReply(ServerErrors.INTERNAL_ERROR.format(type(exc).__name__))
+def _drop(pending: Pending) -> None:
+    """Stop waiting for a reply: a host future keeps running (its JS finishes); a store wait of
+    ours (a task) is cancelled."""
+    future = pending.future
+    future.add_done_callback(_retrieve)
+    if isinstance(future, asyncio.Task):
+        future.cancel()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

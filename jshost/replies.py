@@ -18,9 +18,24 @@ types below where RESP3 tells apart things Python would fold together:
 | verbatim `=`      | `Verbatim` (a `bytes` subclass with `.format`, e.g. ``"txt"``) |
 | big number `(`    | `BigNumber` (a `str` subclass holding the digits) |
 | push `>`          | `Push` (a `list` subclass)                     |
+
+What a command handler returns is a `Result`: a reply known now (`Immediate`: a reply, a
+`RawReply` already encoded, or `NO_REPLY`), a reply to come (an `asyncio.Future` its client waits
+for, or a `Pipelined` one it need not wait for), or `CloseAfter` (the reply, then the
+connection closes). `jshost.connection` tells them apart by type and `jshost.ordering` puts
+them in order.
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Final, TypeAlias
+
+from jshost.errors import ReplyError, ServerErrors
+
+log = logging.getLogger("jshost.server")
 
 
 class Status(bytes):
@@ -87,3 +102,85 @@ OK = Status(b"OK")
 Reply = (
     None | bool | int | float | bytes | str | list | dict
 )  # the union, for annotations
+
+
+class RawReply(bytes):
+    """A reply already encoded for its client's protocol; written as it is.
+
+    Used where the typed vocabulary above cannot say what Redis sends, e.g. the RESP2 null array
+    ``*-1`` (BLPOP timeout, EXEC after a WATCH failure), and for a backend Redis's reply bytes.
+    """
+
+    __slots__ = ()
+
+
+class NoReply:
+    """Type of `NO_REPLY`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_REPLY"
+
+
+#: What a command that sends no reply of its own gives: SUBSCRIBE and its family (their
+#: confirmations arrive as pushes), SHUTDOWN, and commands under `CLIENT REPLY OFF|SKIP`.
+NO_REPLY: Final = NoReply()
+
+#: A reply known when its command returns.
+Immediate: TypeAlias = Reply | RawReply | NoReply
+
+
+class Pending:
+    """A reply to come: the future of a command's outcome, and how to make the client's reply of
+    its result (`shape`, applied on success)."""
+
+    __slots__ = ("done", "future", "shape")
+
+    def __init__(
+        self, future: asyncio.Future[Any], shape: Callable[[Any], Immediate] | None = None
+    ) -> None:
+        self.future = future
+        self.shape = shape
+        #: Whether the reply is in (the future's own method: no Python call on the hot path).
+        self.done: Callable[[], bool] = future.done
+
+    def reply(self) -> Immediate:
+        """The reply for the client, once `future` is done."""
+        future = self.future
+        if self.shape is None or future.cancelled() or future.exception() is not None:
+            return outcome(future)
+        return self.shape(future.result())
+
+
+class Pipelined(Pending):
+    """The reply to come of a pipelined command (run in order on a backend connection): unlike
+    a plain future, its client's next commands may run before it is in."""
+
+    __slots__ = ()
+
+
+class CloseAfter:
+    """A reply after which the connection closes (QUIT): later commands are not run."""
+
+    __slots__ = ("reply",)
+
+    def __init__(self, reply: Immediate) -> None:
+        self.reply = reply
+
+
+#: What a command handler returns (see the module docstring).
+Result: TypeAlias = Immediate | Pipelined | CloseAfter | asyncio.Future[Any]
+
+
+def outcome(future: asyncio.Future[Any]) -> Immediate:
+    """The reply a finished future stands for: its result, or its error as an error reply."""
+    if future.cancelled():
+        return ErrorReply(ServerErrors.SHUTTING_DOWN)
+    exc = future.exception()
+    if exc is None:
+        return future.result()  # type: ignore[no-any-return]
+    if isinstance(exc, ReplyError):
+        return ErrorReply(exc.text)
+    log.error("a blocked command failed", exc_info=exc)
+    return ErrorReply(ServerErrors.INTERNAL_ERROR.format(type(exc).__name__))

@@ -298,7 +298,7 @@ async def test_a_client_gone_with_pipelined_replies_due_harms_nobody(server: Ser
 async def test_a_long_pipeline_is_sent_in_bounded_steps(server: Server) -> None:
     """5 000 pipelined commands: at most MAX_PIPELINED in flight for the client, every reply
     in order."""
-    from jshost.connection import MAX_PIPELINED
+    from jshost.ordering import MAX_PIPELINED
     from tests.server_fixture import RawClient
 
     store = server.ctx.store

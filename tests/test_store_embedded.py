@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import redis
 
-from jshost.replies import ErrorReply, Push, SetReply, Status, Verbatim
-from jshost.store import NO_REPLY, EmbeddedSession, EmbeddedStore, Session, Store
+from jshost.replies import NO_REPLY, ErrorReply, Push, SetReply, Status, Verbatim
+from jshost.store import EmbeddedSession, EmbeddedStore, Session, Store
 from jshost.store.command_table import CommandTable
 
 GUARD = 10.0  # seconds: only ever reached when something hangs

@@ -21,9 +21,9 @@ from listeners import EventCallback
 from redis_server import RedisServer
 
 from jshost.errors import BackendErrors
-from jshost.replies import BigNumber, ErrorReply, Push, SetReply, Status, Verbatim
+from jshost.replies import NO_REPLY, BigNumber, ErrorReply, Push, SetReply, Status, Verbatim
 from jshost.resp import ReplyParser, encode_command, split_reply
-from jshost.store import NO_REPLY, EmbeddedStore
+from jshost.store import EmbeddedStore
 from jshost.store.remote import (
     BackendError,
     RedisURL,

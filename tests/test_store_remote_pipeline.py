@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from jshost.replies import ErrorReply, Status
+from jshost.replies import NO_REPLY, ErrorReply, Status
 from jshost.resp import ProtocolError, encode_command
-from jshost.store.base import NO_REPLY
 from jshost.store.remote.pipeline import MARKER, Pipeline
 
 BLOCKING = {b"blpop", b"brpop", b"wait"}

@@ -21,14 +21,12 @@ from __future__ import annotations
 import hmac
 import re
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from jshost import errors
-from jshost.connection import RawReply
 from jshost.errors import ReplyError, ServerErrors
-from jshost.replies import OK, Status, Verbatim
+from jshost.replies import NO_REPLY, OK, CloseAfter, RawReply, Result, Status, Verbatim
 from jshost.resp import PONG_REPLY
-from jshost.store import NO_REPLY
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import Handler
@@ -41,7 +39,7 @@ DEFAULT_USER: Final = b"default"
 _LL = re.compile(rb"0|-?[1-9][0-9]{0,18}")
 
 
-def hello(client: ClientState, argv: list[bytes]) -> Any:
+def hello(client: ClientState, argv: list[bytes]) -> Result:
     """``HELLO [protover [AUTH username password] [SETNAME clientname]]`` (networking.c)."""
     version = 0
     i = 1
@@ -85,7 +83,7 @@ def hello(client: ClientState, argv: list[bytes]) -> Any:
     }
 
 
-def auth(client: ClientState, argv: list[bytes]) -> Any:
+def auth(client: ClientState, argv: list[bytes]) -> Result:
     """``AUTH [username] password`` (acl.c)."""
     if len(argv) > 3:
         raise ReplyError(ServerErrors.SYNTAX_ERROR)
@@ -98,7 +96,7 @@ def auth(client: ClientState, argv: list[bytes]) -> Any:
     return OK
 
 
-def ping(client: ClientState, argv: list[bytes]) -> Any:
+def ping(client: ClientState, argv: list[bytes]) -> Result:
     """``PING [message]``: +PONG or the message; a RESP2 subscriber gets ``["pong", msg]``."""
     if len(argv) > 2:
         raise ReplyError(errors.wrong_arity("ping"))
@@ -107,18 +105,17 @@ def ping(client: ClientState, argv: list[bytes]) -> Any:
     return PONG if len(argv) == 1 else argv[1]
 
 
-def echo(client: ClientState, argv: list[bytes]) -> Any:
+def echo(client: ClientState, argv: list[bytes]) -> Result:
     """``ECHO message``: the message as a bulk string."""
     return argv[1]
 
 
-def quit_(client: ClientState, argv: list[bytes]) -> Any:
+def quit_(client: ClientState, argv: list[bytes]) -> Result:
     """``QUIT``: +OK, then the connection closes (later pipelined commands are not run)."""
-    client.close_after_reply = True
-    return OK
+    return CloseAfter(OK)
 
 
-def reset(client: ClientState, argv: list[bytes]) -> Any:
+def reset(client: ClientState, argv: list[bytes]) -> Result:
     """``RESET``: leave MULTI, unwatch, unsubscribe (silently), db 0, RESP2, no name, and log
     out when a password is required; answers +RESET."""
     client.multi = None
@@ -136,7 +133,7 @@ def reset(client: ClientState, argv: list[bytes]) -> Any:
     return RESET
 
 
-def client_cmd(client: ClientState, argv: list[bytes]) -> Any:
+def client_cmd(client: ClientState, argv: list[bytes]) -> Result:
     """``CLIENT SETNAME|GETNAME|ID|INFO|SETINFO`` here; other sub-commands go to the store."""
     sub = argv[1].lower()
     if sub == b"setname":
@@ -158,7 +155,7 @@ def client_cmd(client: ClientState, argv: list[bytes]) -> Any:
     return reply
 
 
-def shutdown(client: ClientState, argv: list[bytes]) -> Any:
+def shutdown(client: ClientState, argv: list[bytes]) -> Result:
     """``SHUTDOWN [...]``: a graceful server shutdown; like Redis, no reply (the connection
     closes)."""
     client.ctx.request_shutdown()
@@ -229,7 +226,7 @@ def _set_name(client: ClientState, name: bytes) -> None:
     client.session.call([b"CLIENT", b"SETNAME", name])
 
 
-def _forward(client: ClientState, argv: list[bytes]) -> Any:
+def _forward(client: ClientState, argv: list[bytes]) -> Result:
     dispatcher = client.ctx.dispatcher
     assert dispatcher is not None
     return dispatcher.forward(client, argv)

@@ -1,8 +1,8 @@
 """Command routing: the checks Redis makes before any command runs, then the command's family.
 
 `Dispatcher.dispatch(client, argv)` is called by the connection for every command, in order, and
-returns the reply (a `jshost.replies` value, a `RawReply`, `NO_REPLY`, or a future of a reply
-when the client must wait). The checks follow Redis 7.2 `processCommand`:
+returns what the command gave (a `jshost.replies.Result`: a reply now, a future of one, ...).
+The checks follow Redis 7.2 `processCommand`:
 
 1. the command exists and its arity fits (`COMMAND` metadata of the store, which also lists
    jshost's own commands with arity -1, as module commands have) — else Redis's error;
@@ -29,7 +29,7 @@ import itertools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from jshost.commands import (
     connection_cmds,
@@ -40,10 +40,9 @@ from jshost.commands import (
     transactions,
 )
 from jshost.commands.guard import Guard
-from jshost.connection import RawReply
 from jshost.errors import ReplyError, ServerErrors
 from jshost.listener_config import ListenerConfig
-from jshost.replies import ErrorReply
+from jshost.replies import ErrorReply, RawReply, Result
 from jshost.resp import QUEUED_REPLY
 from jshost.store import Session, Store
 from jshost.store.command_table import CommandTable
@@ -55,8 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jshost.server")
 
-#: What a handler returns: a reply, `NO_REPLY`, or a future of a reply (the client waits).
-Result = Any
 Handler = Callable[["ClientState", list[bytes]], Result]
 
 QUEUED: Final = RawReply(QUEUED_REPLY)

@@ -35,7 +35,7 @@ from jshost.commands.grammar import (
 from jshost.commands.store_cmds import then
 from jshost.errors import Era, ReplyError, ServerErrors
 from jshost.host.listing import list_libraries
-from jshost.replies import OK, ErrorReply
+from jshost.replies import OK, ErrorReply, Result
 from jshost.settings import PREFIX
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ USER = "default"
 def function_command(era: Era, command: str) -> Handler:
     """RG.FUNCTION (rg) / TFUNCTION (tf): LOAD, DEL/DELETE, LIST."""
 
-    def handler(client: ClientState, argv: list[bytes]) -> Any:
+    def handler(client: ClientState, argv: list[bytes]) -> Result:
         check_arity(command, len(argv))
         parsed = parse_function_command(argv[1:], era)
         host = client.ctx.host
@@ -70,7 +70,7 @@ def function_command(era: Era, command: str) -> Handler:
 def call_command(era: Era, command: str, *, asynchronous: bool) -> Handler:
     """RG.FCALL / RG.FCALLASYNC (rg) and TFCALL / TFCALLASYNC (tf)."""
 
-    def handler(client: ClientState, argv: list[bytes]) -> Any:
+    def handler(client: ClientState, argv: list[bytes]) -> Result:
         check_arity(command, len(argv))
         call = parse_call(argv[1:], era)
         return client.ctx.host.calls.call(
@@ -90,7 +90,7 @@ def call_command(era: Era, command: str, *, asynchronous: bool) -> Handler:
 def config_get_command(command: str) -> Handler:
     """RG.CONFIG_GET / TCONFIG_GET ``name ...``: CONFIG GET of ``redisgears_2.<name> ...``."""
 
-    def handler(client: ClientState, argv: list[bytes]) -> Any:
+    def handler(client: ClientState, argv: list[bytes]) -> Result:
         if len(argv) < 2:
             raise ReplyError(errors.wrong_arity(command))
         names = [PREFIX + _text(name) for name in argv[1:]]
@@ -102,7 +102,7 @@ def config_get_command(command: str) -> Handler:
 def config_set_command(command: str) -> Handler:
     """RG.CONFIG_SET / TCONFIG_SET ``name value ...``: CONFIG SET of the prefixed names."""
 
-    def handler(client: ClientState, argv: list[bytes]) -> Any:
+    def handler(client: ClientState, argv: list[bytes]) -> Result:
         if len(argv) < 3 or len(argv) % 2 == 0:
             raise ReplyError(errors.wrong_arity(command))
         words = [_text(word) for word in argv[1:]]
@@ -113,7 +113,7 @@ def config_set_command(command: str) -> Handler:
     return handler
 
 
-def config(client: ClientState, argv: list[bytes]) -> Any:
+def config(client: ClientState, argv: list[bytes]) -> Result:
     """CONFIG: GET and SET see the host's settings too; other sub-commands go to the store."""
     sub = argv[1].lower()
     if sub == b"get":
@@ -123,7 +123,7 @@ def config(client: ClientState, argv: list[bytes]) -> Any:
     return _forward(client, argv)
 
 
-def _config_get(client: ClientState, argv: list[bytes]) -> Any:
+def _config_get(client: ClientState, argv: list[bytes]) -> Result:
     """``CONFIG GET pattern ...``: the store's matches, then the host's and the listener's (a
     pattern may match all three, e.g. ``*``). The store's values of the listener's names (its
     own port, password, ...) are left out: they are not the ones clients deal with."""
@@ -143,7 +143,7 @@ def _config_get(client: ClientState, argv: list[bytes]) -> Any:
     return then(_forward_typed(client, argv), merge)
 
 
-def _config_set(client: ClientState, argv: list[bytes]) -> Any:
+def _config_set(client: ClientState, argv: list[bytes]) -> Result:
     """``CONFIG SET name value ...``, all or nothing: the listener's names and the host's are
     set first (in that order) and put back if a later part is refused; the rest goes to the
     store. The listener's names never reach the store."""
@@ -208,7 +208,7 @@ _BACKEND_SECRETS = frozenset({b"masterauth", b"masteruser",
 _ACL_ALLOWED_ON_BACKEND = frozenset({b"whoami", b"cat", b"genpass", b"help"})
 
 
-def acl(client: ClientState, argv: list[bytes]) -> Any:
+def acl(client: ClientState, argv: list[bytes]) -> Result:
     """``ACL ...``: on a real Redis only the subcommands that cannot show or change users."""
     sub = argv[1].lower() if len(argv) > 1 else b""
     if not client.ctx.store_in_process and sub not in _ACL_ALLOWED_ON_BACKEND:
@@ -216,13 +216,13 @@ def acl(client: ClientState, argv: list[bytes]) -> Any:
     return _forward(client, argv)
 
 
-def _forward_typed(client: ClientState, argv: list[bytes]) -> Any:
+def _forward_typed(client: ClientState, argv: list[bytes]) -> Result:
     dispatcher = client.ctx.dispatcher
     assert dispatcher is not None
     return dispatcher.forward_typed(client, argv)
 
 
-def _forward(client: ClientState, argv: list[bytes]) -> Any:
+def _forward(client: ClientState, argv: list[bytes]) -> Result:
     dispatcher = client.ctx.dispatcher
     assert dispatcher is not None
     return dispatcher.forward(client, argv)

@@ -27,7 +27,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from jshost import __version__
-from jshost.replies import ErrorReply, Verbatim
+from jshost.replies import ErrorReply, Result, Verbatim
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import Handler, ServerContext
@@ -69,7 +69,7 @@ def _pending(lib: Any) -> int:
     return lib.inflight + len(lib.pending_async_calls)
 
 
-def info(client: ClientState, argv: list[bytes]) -> Any:
+def info(client: ClientState, argv: list[bytes]) -> Result:
     """``INFO [section ...]``."""
     ctx = client.ctx
     sections = [a.lower() for a in argv[1:]]

@@ -5,9 +5,9 @@ Without a directory (or with a remote store) the command goes to the store uncha
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from jshost.replies import OK, Status
+from jshost.replies import OK, Result, Status
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import Handler
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 BACKGROUND_SAVING_STARTED = Status(b"Background saving started")
 
 
-def save(client: ClientState, argv: list[bytes]) -> Any:
+def save(client: ClientState, argv: list[bytes]) -> Result:
     """``SAVE`` → ``+OK`` once the snapshot is written; ``BGSAVE`` writes it the same way (the
     snapshot of the embedded store is fast and must not race with later writes)."""
     persistence = client.ctx.persistence

@@ -25,7 +25,7 @@ How a command runs depends on the store:
   XREAD BLOCK) is awaited (`Session.execute`) in a task, and only its own connection waits;
 * remote: a stateless, non-blocking command whose keyspace events no trigger waits for is
   *pipelined* (`Session.submit`): written at once, its reply taken in turn
-  (`jshost.connection.Pipelined`), so the client's next commands go out without waiting.
+  (`jshost.replies.Pipelined`), so the client's next commands go out without waiting.
   Any other command is awaited, and its connection waits for the reply. A RESP3 client gets
   Redis's reply bytes unchanged (raw); a RESP2 client gets the typed reply re-encoded (and
   reshaped as above).
@@ -38,9 +38,8 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from jshost.connection import Pipelined, RawReply
+from jshost.replies import NO_REPLY, Immediate, Pipelined, RawReply, Result
 from jshost.resp import encode
-from jshost.store import NO_REPLY
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import ServerContext
@@ -61,7 +60,7 @@ class Forwarder:
         self._pipelines = ctx.store.pipelines
         self._serve_blocked = ctx.store.serve_blocked
 
-    def __call__(self, client: ClientState, argv: list[bytes]) -> Any:
+    def __call__(self, client: ClientState, argv: list[bytes]) -> Result:
         """The reply, or a future of it when the client must wait."""
         if client.in_exec:
             # Inside EXEC nothing may wait (Redis runs blocking commands there as non-blocking)
@@ -90,7 +89,7 @@ class Forwarder:
             return False
         return client.session.pipelinable(argv)
 
-    async def _execute(self, client: ClientState, argv: list[bytes]) -> Any:
+    async def _execute(self, client: ClientState, argv: list[bytes]) -> Immediate:
         if client.protocol == 3 and not self._in_process:
             # A real Redis speaks RESP3 to jshost too: its reply bytes go to a RESP3 client
             # unchanged.

@@ -24,18 +24,16 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from jshost.commands.store_cmds import NULL_ARRAY_RESP2
-from jshost.connection import RawReply
 from jshost.errors import CAN_NOT_BLOCK_CLIENT, ReplyError, ServerErrors
-from jshost.replies import OK, ErrorReply
+from jshost.replies import NO_REPLY, OK, ErrorReply, Immediate, RawReply, Result
 from jshost.resp import encode
-from jshost.store import NO_REPLY
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import Handler
     from jshost.connection import ClientState
 
 
-def multi(client: ClientState, argv: list[bytes]) -> Any:
+def multi(client: ClientState, argv: list[bytes]) -> Result:
     """``MULTI``: start queueing."""
     if client.multi is not None:
         raise ReplyError(ServerErrors.MULTI_NESTED)
@@ -44,7 +42,7 @@ def multi(client: ClientState, argv: list[bytes]) -> Any:
     return OK
 
 
-def discard(client: ClientState, argv: list[bytes]) -> Any:
+def discard(client: ClientState, argv: list[bytes]) -> Result:
     """``DISCARD``: drop the queue and the watches."""
     if client.multi is None:
         raise ReplyError(ServerErrors.DISCARD_WITHOUT_MULTI)
@@ -53,7 +51,7 @@ def discard(client: ClientState, argv: list[bytes]) -> Any:
     return OK
 
 
-def watch(client: ClientState, argv: list[bytes]) -> Any:
+def watch(client: ClientState, argv: list[bytes]) -> Result:
     """``WATCH key ...``: recorded by the store session (refused inside MULTI). A remote
     session keeps watches on its own backend connection, so it is awaited."""
     if client.multi is not None:
@@ -65,13 +63,13 @@ def watch(client: ClientState, argv: list[bytes]) -> Any:
     return reply
 
 
-async def _watch_remote(client: ClientState, argv: list[bytes]) -> Any:
+async def _watch_remote(client: ClientState, argv: list[bytes]) -> Immediate:
     reply = await client.session.execute(argv)
     client.watching = client.watching or reply == OK
     return reply
 
 
-def unwatch(client: ClientState, argv: list[bytes]) -> Any:
+def unwatch(client: ClientState, argv: list[bytes]) -> Result:
     """``UNWATCH``: forget the watched keys (queued like any command inside MULTI)."""
     client.watching = False
     if _remote(client):
@@ -84,7 +82,7 @@ def _remote(client: ClientState) -> bool:
     return not client.ctx.store_in_process
 
 
-def exec_(client: ClientState, argv: list[bytes]) -> Any:
+def exec_(client: ClientState, argv: list[bytes]) -> Result:
     """``EXEC``: run the queue atomically; null if a watched key changed; EXECABORT if a
     command was refused while queueing."""
     if client.multi is None:

@@ -10,14 +10,7 @@
 * `values` and `rdb`: stored values, and Redis' DUMP payload format.
 """
 
-from jshost.store.base import (
-    ATOMIC_SECTION,
-    NO_REPLY,
-    PushHandler,
-    Session,
-    Store,
-    StoreListener,
-)
+from jshost.store.base import ATOMIC_SECTION, PushHandler, Session, Store, StoreListener
 from jshost.store.command_table import HOST_COMMANDS, CommandInfo, CommandTable, KeySpec
 from jshost.store.embedded import EmbeddedSession, EmbeddedStore
 from jshost.store.remote import RemoteSession, RemoteStore
@@ -25,7 +18,6 @@ from jshost.store.remote import RemoteSession, RemoteStore
 __all__ = [
     "ATOMIC_SECTION",
     "HOST_COMMANDS",
-    "NO_REPLY",
     "CommandInfo",
     "CommandTable",
     "EmbeddedSession",

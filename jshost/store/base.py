@@ -28,25 +28,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from jshost.replies import Push, Reply
+from jshost.replies import NO_REPLY, Push, Reply
 from jshost.resp import encode
 
 if TYPE_CHECKING:
     from jshost.store.command_table import CommandTable
 
-
-class _NoReply:
-    """Type of `NO_REPLY`."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "NO_REPLY"
-
-
-#: What `call` / `execute` return for a command that sends no reply of its own: SUBSCRIBE and its
-#: family (their confirmations arrive as pushes), and commands under `CLIENT REPLY OFF|SKIP`.
-NO_REPLY: Final = _NoReply()
 
 #: Receives out-of-band messages for a session (pub/sub messages, subscribe confirmations).
 PushHandler = Callable[[Push], None]
@@ -116,7 +103,8 @@ class Session(ABC):
         Never blocks and never awaits: a blocking command (BLPOP, XREAD ... BLOCK, WAIT, ...)
         answers at once with its "nothing available" reply, as inside MULTI or a script. Errors
         are returned as `ErrorReply` values, never raised. Script-mode checks are the caller's
-        (`command_info().check_script_call`). `NO_REPLY` when the command sends no reply.
+        (`command_info().check_script_call`). `NO_REPLY` (`jshost.replies`) when the command
+        sends no reply.
         """
 
     @abstractmethod

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jshost.errors import StoreErrors
-from jshost.replies import ErrorReply, Push, Reply
-from jshost.store.base import NO_REPLY, PushHandler, Session
+from jshost.replies import NO_REPLY, ErrorReply, Push, Reply
+from jshost.store.base import PushHandler, Session
 from jshost.store.command_table import unknown_command_error
 from jshost.store.embedded.database import Waiter
 from jshost.store.embedded.reply_fixes import ERROR_FIXES, fix_exec, fix_reply

@@ -56,9 +56,8 @@ from jshost.errors import (
     StoreErrors,
     config_set_failed,
 )
-from jshost.replies import ErrorReply, Push, Reply
+from jshost.replies import NO_REPLY, ErrorReply, Push, Reply
 from jshost.store import rdb
-from jshost.store.base import NO_REPLY
 from jshost.store.embedded.events import (
     FLUSHES,
     PAST_EXPIRY_DELETES,

@@ -39,9 +39,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from jshost.errors import BackendErrors
-from jshost.replies import Push, Reply
+from jshost.replies import NO_REPLY, Push, Reply
 from jshost.resp import NEED_DATA, ProtocolError, ReplyParser
-from jshost.store.base import NO_REPLY
 from jshost.store.remote.connect import (
     BackendError,
     connect,

@@ -27,9 +27,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from jshost.replies import ErrorReply, Reply, Status
+from jshost.replies import NO_REPLY, ErrorReply, Reply, Status
 from jshost.resp import ProtocolError, encode, encode_command
-from jshost.store.base import NO_REPLY
 
 LOG = logging.getLogger("jshost.store.remote")
 

@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jshost.errors import BackendErrors
-from jshost.replies import OK, ErrorReply, Push, Reply
+from jshost.replies import NO_REPLY, OK, ErrorReply, Push, Reply
 from jshost.resp import encode
-from jshost.store.base import NO_REPLY, PushHandler, Session
+from jshost.store.base import PushHandler, Session
 from jshost.store.remote.async_connection import AsyncConnection
 from jshost.store.remote.sync_connection import STATEFUL, UNSUPPORTED
 

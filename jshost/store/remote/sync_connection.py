@@ -20,9 +20,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 from jshost.errors import BackendErrors
-from jshost.replies import ErrorReply, Reply
+from jshost.replies import NO_REPLY, ErrorReply, Reply
 from jshost.resp import ProtocolError, ReplyParser, encode_command
-from jshost.store.base import NO_REPLY
 from jshost.store.remote.connect import (
     BackendError,
     connect,
