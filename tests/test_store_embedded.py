@@ -154,6 +154,12 @@ def test_verbatim_replies(s: EmbeddedSession) -> None:
     assert b"db0:keys=1" in s.call(a("INFO keyspace"))
 
 
+def test_info_says_it_is_not_a_cluster(s: EmbeddedSession) -> None:
+    # Clients read it to choose between a cluster and a plain client (redis-py's test suite).
+    assert b"# Cluster\r\ncluster_enabled:0\r\n" in s.call(a("INFO"))
+    assert s.call(a("INFO cluster")) == b"# Cluster\r\ncluster_enabled:0\r\n"
+
+
 def test_map_and_set_replies_of_introspection(s: EmbeddedSession) -> None:
     s.call(a("XADD xs 1-1 f v"))
     info = s.call(a("XINFO STREAM xs"))

@@ -1389,6 +1389,7 @@ class EmbeddedStore(Store):
             "memory": ["used_memory:0", "maxmemory:0", "maxmemory_policy:noeviction"],
             "persistence": ["loading:0", "aof_enabled:0"],
             "replication": ["role:master", "connected_slaves:0"],
+            "cluster": ["cluster_enabled:0"],  # clients (redis-py's tests) read it to pick a mode
             "keyspace": keyspace,
         }
         wanted = sections or {b"default"}
