@@ -925,6 +925,50 @@ class StoreErrors:
     UNSUPPORTED_REPLY = "unsupported reply type {name}"
 
 
+class EmbeddedErrors:
+    """Server commands of the embedded store (`jshost.store.embedded_commands`). Redis 7.2's
+    texts where Redis has the same error; jshost's where the embedded store cannot do it."""
+
+    SYNTAX = "ERR syntax error"
+    NOT_FLOAT = "ERR value is not a valid float"
+    NO_SUCH_KEY = "ERR no such key"
+    SUBCOMMAND_SYNTAX = (
+        "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {container} HELP."
+    )
+    INVALID_COMMAND = "ERR Invalid command specified"
+    INVALID_ARITY = "ERR Invalid number of arguments specified for command"
+    NO_KEY_ARGUMENTS = "ERR The command has no key arguments"
+    OBJECT_FREQ = (
+        "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please "
+        "note that when switching between policies at runtime LRU and LFU data will take some "
+        "time to adjust."
+    )
+    OBJECT_IDLETIME_LFU = (
+        "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when "
+        "switching between policies at runtime LRU and LFU data will take some time to adjust."
+    )
+    NO_LFU = "ERR jshost's embedded store does not track access frequency (it never evicts keys)"
+    SLOWLOG_COUNT = "ERR count should be greater than or equal to -1"
+    LATENCY_GRAPH = "ERR LATENCY GRAPH is not available on jshost's embedded store"
+    # Redis' own text, so that clients recognise it (redis-py: ModuleError); the log says why.
+    MODULE_LOAD = "ERR Error loading the extension. Please check the server logs."
+    MODULE_UNLOAD = "ERR Error unloading module: no such module with that name"
+    NO_REPLICATION = (
+        "ERR jshost's embedded store cannot replicate: use jshost --backend with a real Redis "
+        "for replication"
+    )
+    DEBUG_UNSUPPORTED = (
+        "ERR DEBUG {sub} is not available on jshost's embedded store (it has DEBUG SLEEP and "
+        "DEBUG OBJECT)"
+    )
+    BITFIELD_RO = "ERR BITFIELD_RO only supports the GET subcommand"
+    ACL_GENPASS = (
+        "ERR ACL GENPASS argument must be the number of bits for the output password, a "
+        "positive number up to 4096"
+    )
+    CONFIG_NOT_INTEGER = "argument couldn't be parsed into an integer"
+
+
 class DumpErrors:
     """DUMP / RESTORE on the embedded store (`jshost.store.rdb`) and its data file
     (`jshost.persistence`). Redis 7.2's texts (cluster.c) where Redis has one."""

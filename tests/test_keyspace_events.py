@@ -412,8 +412,6 @@ CASES: list[str] = [
 #: Cases where the embedded store cannot match Redis 7.0, and why.
 KNOWN_DIFFERENCES: dict[str, str] = {
     "XADD x 1-1 f v | XSETID x 5-5": "fakeredis has no XSETID",
-    "| BITFIELD_RO k GET u8 0": "fakeredis has no BITFIELD_RO",
-    "SET a 1 PXAT 1 | OBJECT ENCODING a": "fakeredis has no OBJECT",
     "SET a 1 PXAT 1; SET b 1 PXAT 1 | RENAME a b": (
         "the store looks up (and so expires) every key of a command up front; Redis stops at the "
         "missing source, and expires b later"

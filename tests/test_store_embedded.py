@@ -542,6 +542,7 @@ def test_fakeredis_internals_shape() -> None:
         "_blocked",
         "_unblock_reason",
         "_client_info",
+        "_no_touch",  # CLIENT NO-TOUCH (the store's access times)
     ):
         assert hasattr(sock, attr), attr
     assert sock._client_info.protocol_version == 3
@@ -569,6 +570,15 @@ def test_fakeredis_internals_shape() -> None:
     assert isinstance(get_all_commands_info()[b"get"], list)
     assert issubclass(SimpleError, Exception) and SimpleString(b"x").value == b"x"
     assert NoResponse is not None
+    # jshost.store.embedded_commands calls these fakeredis commands with CommandItems
+    from fakeredis.commands_mixins.bitmap_mixin import BitmapCommandsMixin
+    from fakeredis.commands_mixins.set_mixin import SetCommandsMixin
+    from fakeredis.commands_mixins.streams_mixin import StreamsCommandsMixin
+
+    assert params(BitmapCommandsMixin.bitfield) == ["self", "key", "args"]
+    assert params(SetCommandsMixin.sunionstore) == ["self", "dst", "keys"]
+    assert params(StreamsCommandsMixin.xinfo_stream) == ["self", "key", "args"]
+    assert params(StreamsCommandsMixin.xinfo_groups) == ["self", "key"]
     # CLIENT UNBLOCK works through these socket attributes
     assert "_unblock_reason" in inspect.getsource(BaseFakeSocket.__init__)
     assert "_blocked" in inspect.getsource(BaseFakeSocket.__init__)

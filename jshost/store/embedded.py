@@ -90,6 +90,7 @@ from fakeredis.model import ExpiringMembersSet, Hash, XStream, get_all_commands_
 from jshost.errors import (
     CONFIG_IMMUTABLE,
     DumpErrors,
+    EmbeddedErrors,
     SecurityErrors,
     StoreErrors,
     config_set_failed,
@@ -107,6 +108,15 @@ from jshost.replies import ErrorReply, Push, Reply, SetReply, Status, Verbatim
 from jshost.store import rdb
 from jshost.store.base import NO_REPLY, PushHandler, Session, Store
 from jshost.store.command_table import CommandTable, unknown_command_error
+from jshost.store.embedded_commands import (
+    CONFIG_ALIASES,
+    CONFIG_DEFAULTS,
+    INTEGER_CONFIG,
+    SIGNATURES,
+    ServerCommands,
+    rss_bytes,
+)
+from jshost.store.embedded_monitor import CommandMonitor
 from jshost.store.embedded_values import UnsupportedValue, from_stored, to_stored
 from jshost.store.values import StoredValue
 
@@ -352,6 +362,9 @@ class _TrackedDatabase(Database):
         self.waiters: dict[bytes, deque[_Waiter]] = {}
         self.store = store
         self.index: int | None = None  # its number in `server.dbs`, found on first need
+        # When each key was last read or written (OBJECT IDLETIME). Entries of deleted keys are
+        # dropped in bulk once they outnumber the keys (a re-created key is stamped anew).
+        self.touched: dict[bytes, float] = {}
 
     # -- expiry: fakeredis drops expired keys in these two places; we report each one ----------
 
@@ -361,7 +374,16 @@ class _TrackedDatabase(Database):
             del self._dict[key]
             self.store._key_expired(self, key)
             raise KeyError(key)
+        if self.store.touching:
+            self.touched[key] = self.time
         return item
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        self._dict[key] = value
+        touched = self.touched
+        touched[key] = self.time or time.time()  # (0 before the first command)
+        if len(touched) > 2 * len(self._dict) + 64:
+            self.touched = {k: t for k, t in touched.items() if k in self._dict}
 
     def _remove_expired(self) -> None:
         heap = self._expiry_heap  # (expiry, key), soonest first; stale entries are skipped
@@ -384,6 +406,8 @@ class _TrackedDatabase(Database):
 
     def swap(self, other: Database) -> None:
         super().swap(other)  # SWAPDB: every waited-on key of both databases may have changed
+        if isinstance(other, _TrackedDatabase):
+            self.touched, other.touched = other.touched, self.touched
         for db in (self, other):
             if isinstance(db, _TrackedDatabase):
                 for key in list(db.waiters):
@@ -455,6 +479,14 @@ class _CommandContext:
     silent: bool = False  # FLUSHDB / FLUSHALL: the keys they drop are not "expired"
 
 
+def _is_int(value: bytes) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _wire_args(args: Sequence[Any]) -> list[bytes]:
     return [a if type(a) is bytes else str(a).encode() for a in args]
 
@@ -474,16 +506,7 @@ def _sig_words(name: str) -> list[bytes]:
 # Commands fakeredis lacks
 # ------------------------------------------------------------------------------------------------
 
-_CONFIG_DEFAULTS: dict[bytes, bytes] = {
-    b"appendonly": b"no",
-    b"databases": b"16",
-    b"maxmemory": b"0",
-    b"maxmemory-policy": b"noeviction",
-    b"notify-keyspace-events": b"",
-    b"port": b"0",
-    b"save": b"",
-    b"timeout": b"0",
-}
+_CONFIG_DEFAULTS: dict[bytes, bytes] = {**CONFIG_DEFAULTS, b"port": b"0", b"timeout": b"0"}
 
 
 def _extra_signatures() -> dict[str, Signature]:
@@ -509,6 +532,8 @@ def _extra_signatures() -> dict[str, Signature]:
         # Redis' RDB encoding instead of fakeredis' pickles (see the module docstring).
         "dump": Signature("dump", "x_dump", (Key(missing_return=None),)),
         "restore": Signature("restore", "x_restore", (Key(), bytes, bytes), (bytes,)),
+        # OBJECT, MEMORY, SLOWLOG, LATENCY, ... (jshost.store.embedded_commands).
+        **SIGNATURES,
     }
 
 
@@ -527,7 +552,7 @@ def _lua_signature(name: str) -> Signature:
     return sig
 
 
-class _Socket(FakeSocket):
+class _Socket(ServerCommands, FakeSocket):
     """A fakeredis connection whose replies are captured typed instead of queued for a client."""
 
     def __init__(self, server: FakeServer, session: EmbeddedSession) -> None:
@@ -547,6 +572,9 @@ class _Socket(FakeSocket):
         self._would_block = None
         store = self._session.store
         outer, store._sink = store._sink, []  # this command's keyspace events (runs may nest)
+        # CLIENT NO-TOUCH: this client's commands leave the keys' access times alone (but TOUCH).
+        store.touching = not self._no_touch or args[0].lower() == b"touch"
+        started = time.perf_counter_ns()
         try:
             self._process_command(args)
         except Exception as exc:  # a fakeredis bug must not take the client down
@@ -560,6 +588,10 @@ class _Socket(FakeSocket):
         finally:
             events, store._sink = store._sink, outer
             self._reply = _PENDING
+            store.touching = True
+        queued = type(reply) is Status and reply == b"QUEUED"
+        if would_block is None and not queued:  # queued and parked commands have not run yet
+            store._record(args, (time.perf_counter_ns() - started) // 1000, self)
         # Before the reply goes back: a listener (sync trigger) is atomic with the command.
         if events:
             store._deliver(self._session, events)
@@ -584,8 +616,11 @@ class _Socket(FakeSocket):
         context = _CommandContext(db, silent=sig.name in _FLUSHES)
         outer, store._context = store._context, context
         try:
-            # `db.get` drops the keys that have expired (lazy expiry), as Redis' lookups would.
+            # `db.get` drops the keys that have expired (lazy expiry), as Redis' lookups would;
+            # it is not an access of its own (OBJECT IDLETIME).
+            touching, store.touching = store.touching, False
             before = {key: _key_state(db.get(key)) for key in keys}
+            store.touching = touching
             self._x_items = []
             result = super()._run_command(func, sig, args, from_script)
             items, self._x_items = self._x_items, []
@@ -786,11 +821,18 @@ class _Socket(FakeSocket):
         raise SimpleError(SecurityErrors.EMBEDDED_ACL.format(sub="load"))
 
     def config_set(self, *args: bytes) -> Any:
-        for name in args[0::2]:
-            reason = _CONFIG_REFUSED.get(name.lower())
+        # Names are case-insensitive and kept lower-case (the old ziplist names are aliases).
+        names = [CONFIG_ALIASES.get(n.lower(), n.lower()) for n in args[0::2]]
+        for name, given, value in zip(names, args[0::2], args[1::2]):
+            reason = _CONFIG_REFUSED.get(name)
+            if reason is None and name in INTEGER_CONFIG and not _is_int(value):
+                reason = EmbeddedErrors.CONFIG_NOT_INTEGER
             if reason is not None:
-                raise SimpleError(config_set_failed(name.decode("utf-8", "replace"), reason))
-        return super().config_set(*args)
+                raise SimpleError(config_set_failed(given.decode("utf-8", "replace"), reason))
+        pairs = [part for pair in zip(names, args[1::2]) for part in pair]
+        reply = super().config_set(*pairs, *args[len(pairs):])
+        self._session.store._config_changed()
+        return reply
 
     # -- commands fakeredis lacks (run through fakeredis' path: ACL, arity, MULTI queueing) ---------
 
@@ -819,6 +861,7 @@ class _Socket(FakeSocket):
     def x_config_get(self, *patterns: bytes) -> dict[bytes, bytes]:
         params = dict(_CONFIG_DEFAULTS)
         params.update({k.lower(): v for k, v in self._server.config.items()})
+        params.update({alias: params[name] for alias, name in CONFIG_ALIASES.items()})
         regexes = [compile_pattern(p.lower()) for p in patterns]
         return {k: v for k, v in params.items() if any(r.match(k) for r in regexes)}
 
@@ -929,6 +972,7 @@ class EmbeddedSession(Session):
         self.on_push: PushHandler | None = None
         self.pushes: deque[Push] = deque()
         self._sock = _Socket(store.server, self)
+        self.peer = b""  # the client's address (ip:port), for SLOWLOG; set by its owner
         self._waiter: _Waiter | None = None
         self._closed = False
         store._sessions.add(self)
@@ -1083,6 +1127,11 @@ class EmbeddedStore(Store):
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._expiry_at = math.inf
         self._expiry_loop: asyncio.AbstractEventLoop | None = None
+        # SLOWLOG, LATENCY (jshost.store.embedded_monitor), with their settings parsed.
+        self.monitor = CommandMonitor()
+        self._monitor_config = self._parse_monitor_config()
+        self.touching = True  # False while a CLIENT NO-TOUCH client's command runs
+        self.started_rss = rss_bytes()
 
     def open_session(self) -> EmbeddedSession:
         return EmbeddedSession(self)
@@ -1349,6 +1398,39 @@ class EmbeddedStore(Store):
         return b"0-0"
 
     # -- command table and INFO --------------------------------------------------------------------
+
+    def version_text(self) -> str:
+        return ".".join(map(str, REDIS_VERSION))
+
+    def config_value(self, name: bytes) -> bytes:
+        """A setting's value (CONFIG SET keeps names lower-case), or its default."""
+        return self.server.config.get(name, _CONFIG_DEFAULTS.get(name, b""))  # type: ignore[no-any-return]
+
+    def _parse_monitor_config(self) -> tuple[int, int, int, bool]:
+        value = self.config_value
+        return (int(value(b"slowlog-log-slower-than")), int(value(b"slowlog-max-len")),
+                int(value(b"latency-monitor-threshold")),
+                value(b"latency-tracking").lower() == b"yes")
+
+    def _config_changed(self) -> None:
+        self._monitor_config = self._parse_monitor_config()
+
+    def _record(self, args: list[bytes], micros: int, sock: _Socket) -> None:
+        """A command has run in `micros` microseconds: the slow log and latency monitor."""
+        slower_than, max_len, latency_ms, histograms = self._monitor_config
+        slow = 0 <= slower_than <= micros
+        if not (slow or histograms or 0 < latency_ms * 1000 <= micros):
+            return
+        fast = False
+        if latency_ms > 0 and micros >= latency_ms * 1000:
+            info = self.command_info().lookup(args)
+            fast = info is not None and "fast" in info.flags
+        name = sock._client_info.get("name", "") or ""
+        self.monitor.record(
+            args, micros, slower_than=slower_than, max_len=max_len,
+            latency_threshold_ms=latency_ms, fast=fast, track_histograms=histograms,
+            client=(sock._session.peer, name.encode()),
+        )
 
     def _build_table(self) -> CommandTable:
         """Redis 7.2's table, topped up with what fakeredis adds (module commands and others)."""
