@@ -969,6 +969,22 @@ class EmbeddedErrors:
     CONFIG_NOT_INTEGER = "argument couldn't be parsed into an integer"
 
 
+class GeoErrors:
+    """GEO commands of the embedded store (`jshost.store.embedded_geo`): Redis 7's texts."""
+
+    SYNTAX = "ERR syntax error"
+    UNIT = "ERR unsupported unit provided. please use M, KM, FT, MI"
+    COUNT = "ERR COUNT must be > 0"
+    ANY_COUNT = "ERR the ANY argument requires COUNT argument"
+    STORE_WITH = (
+        "ERR STORE option in GEORADIUS is not compatible with WITHDIST, WITHHASH and WITHCOORD "
+        "options"
+    )
+    COORDINATES = "ERR invalid longitude,latitude pair {:f},{:f}"
+    RADIUS = "ERR radius cannot be negative"
+    MEMBER = "ERR could not decode requested zset member"
+
+
 class DumpErrors:
     """DUMP / RESTORE on the embedded store (`jshost.store.rdb`) and its data file
     (`jshost.persistence`). Redis 7.2's texts (cluster.c) where Redis has one."""

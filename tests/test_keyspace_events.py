@@ -781,6 +781,17 @@ async def test_active_expiry_fires_for_a_sooner_key_set_later(store: EmbeddedSto
     await store.aclose()
 
 
+async def test_an_imported_key_expires_actively(store: EmbeddedStore) -> None:
+    from jshost.store.values import StringValue
+
+    expired = asyncio.Event()
+    store.on_keyspace_event = lambda _s, _db, event, _key: event == b"expired" and expired.set()
+    store.import_value(0, b"k", StringValue(b"v"), time.time() + 0.03)  # (the data file's way)
+    store.open_session().call(a("PING"))  # any command arms the timer
+    await asyncio.wait_for(expired.wait(), GUARD)
+    await store.aclose()
+
+
 async def test_call_arms_the_expiry_timer_too(
     store: EmbeddedStore,
 ) -> None:
