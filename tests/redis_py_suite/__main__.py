@@ -27,18 +27,22 @@ def main() -> int:
     parser.add_argument(
         "--only", choices=TARGETS, action="append", help="run against this target only"
     )
+    parser.add_argument(
+        "--protocol", type=int, choices=(2, 3), default=2,
+        help="the suite's clients speak RESP2 (default; the recorded baseline) or RESP3",
+    )
     args = parser.parse_args()
-    if args.only and args.record:
-        parser.error("--record needs every target")
+    if (args.only or args.protocol != 2) and args.record:
+        parser.error("--record needs every target, over RESP2")
     suite = prepare()
     with tempfile.TemporaryDirectory() as scratch:
         workdir = args.keep or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
-        runs = run_all(suite, workdir, args.only or TARGETS)
+        runs = run_all(suite, workdir, args.only or TARGETS, args.protocol)
         for run in runs.values():
             (workdir / f"{run.target}.log").write_text(run.log)
     known = Known.load()
-    if args.only:  # exploring: outcomes only
+    if args.only or args.protocol != 2:  # exploring: outcomes only
         for run in runs.values():
             print(f"{run.target}: {len(run.passed)} passed ({run.seconds:.0f} s) {run.crashed}")
             print("  not passed:", " ".join(sorted(run.failed)))

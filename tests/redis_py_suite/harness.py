@@ -131,11 +131,12 @@ class TargetRun:
         return {t for t, outcome in self.outcomes.items() if outcome in ("failed", "error")}
 
 
-def run_suite(suite: Suite, url: str, target: str, workdir: Path) -> TargetRun:
-    """The suite against `url`, then its failures once more."""
+def run_suite(suite: Suite, url: str, target: str, workdir: Path, protocol: int = 2) -> TargetRun:
+    """The suite against `url` (its clients speaking RESP`protocol`), then its failures once
+    more."""
     result = TargetRun(target)
     started = time.monotonic()
-    first = _pytest(suite, url, workdir / f"{target}.xml", [TEST_FILE])
+    first = _pytest(suite, url, workdir / f"{target}.xml", [TEST_FILE], protocol)
     result.outcomes = _outcomes(workdir / f"{target}.xml")
     result.log = first
     if not result.outcomes:  # e.g. its conftest could not read INFO: every test fails
@@ -145,7 +146,7 @@ def run_suite(suite: Suite, url: str, target: str, workdir: Path) -> TargetRun:
     again = sorted(result.failed)
     if again:
         node_ids = [f"{TEST_FILE}::{test}" for test in again]
-        result.log += _pytest(suite, url, workdir / f"{target}-rerun.xml", node_ids)
+        result.log += _pytest(suite, url, workdir / f"{target}-rerun.xml", node_ids, protocol)
         for test, outcome in _outcomes(workdir / f"{target}-rerun.xml").items():
             if outcome == "passed":
                 result.rerun_passed.add(test)
@@ -154,10 +155,11 @@ def run_suite(suite: Suite, url: str, target: str, workdir: Path) -> TargetRun:
     return result
 
 
-def _pytest(suite: Suite, url: str, junit: Path, selection: list[str]) -> str:
+def _pytest(suite: Suite, url: str, junit: Path, selection: list[str], protocol: int) -> str:
     command = [
         str(suite.python), "-m", "pytest", *selection, "-q", "-p", "no:cacheprovider",
-        f"--redis-url={url}", "-k", KEYWORDS, "-m", MARKERS, f"--timeout={PER_TEST_TIMEOUT}",
+        f"--redis-url={url}", f"--protocol={protocol}", "-k", KEYWORDS, "-m", MARKERS,
+        f"--timeout={PER_TEST_TIMEOUT}",
         "-W", "ignore::pytest.PytestUnknownMarkWarning", f"--junitxml={junit}", "-rfE",
     ]
     done = subprocess.run(
@@ -206,12 +208,12 @@ def servers(workdir: Path, targets: Sequence[str] = TARGETS) -> Iterator[dict[st
 
 
 def run_all(
-    suite: Suite, workdir: Path, targets: Sequence[str] = TARGETS
+    suite: Suite, workdir: Path, targets: Sequence[str] = TARGETS, protocol: int = 2
 ) -> dict[str, TargetRun]:
     """The suite against the targets at once (each run mostly waits on its server)."""
     with servers(workdir, targets) as urls, concurrent.futures.ThreadPoolExecutor(len(urls)) as pool:
         futures = {
-            target: pool.submit(run_suite, suite, url, target, workdir)
+            target: pool.submit(run_suite, suite, url, target, workdir, protocol)
             for target, url in urls.items()
         }
         return {target: future.result() for target, future in futures.items()}
