@@ -985,6 +985,37 @@ class GeoErrors:
     MEMBER = "ERR could not decode requested zset member"
 
 
+class TrackingErrors:
+    """CLIENT TRACKING / CACHING (jshost.store.embedded_tracking, and jshost's CLIENT): Redis 7's
+    texts."""
+
+    SYNTAX = "ERR syntax error"
+    REDIRECT_MISSING = "ERR The client ID you want redirect to does not exist"
+    REDIRECT_TWICE = "ERR A client can only redirect to a single other client"
+    PREFIX_BCAST = "ERR PREFIX option requires BCAST mode to be enabled"
+    SWITCH_BCAST = (
+        "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and "
+        "then re-enabling it with a different mode."
+    )
+    BCAST_OPT = "ERR OPTIN and OPTOUT are not compatible with BCAST"
+    OPTIN_OPTOUT = "ERR You can't specify both OPTIN mode and OPTOUT mode"
+    SWITCH_OPT = (
+        "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and "
+        "then re-enabling it with a different mode."
+    )
+    CACHING = (
+        "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or "
+        "OPTOUT mode enabled"
+    )
+
+    @staticmethod
+    def prefix_overlap(prefix: bytes, other: bytes, existing: bool) -> str:
+        which = "an existing prefix" if existing else "another provided prefix"
+        a, b = (p.decode("utf-8", "replace") for p in (prefix, other))
+        return (f"ERR Prefix '{a}' overlaps with {which} '{b}'. Prefixes for a single client "
+                "must not overlap.")
+
+
 class DumpErrors:
     """DUMP / RESTORE on the embedded store (`jshost.store.rdb`) and its data file
     (`jshost.persistence`). Redis 7.2's texts (cluster.c) where Redis has one."""

@@ -118,6 +118,8 @@ from jshost.store.embedded_commands import (
 )
 from jshost.store.embedded_geo import GeoCommands
 from jshost.store.embedded_monitor import CommandMonitor
+from jshost.store.embedded_tracking import INVALIDATE, TrackingCommands, TrackingTable
+from jshost.store.embedded_tracking import SIGNATURES as TRACKING_SIGNATURES
 from jshost.store.embedded_values import UnsupportedValue, from_stored, to_stored
 from jshost.store.values import StoredValue
 
@@ -375,6 +377,8 @@ class _TrackedDatabase(Database):
         super().notify_watch(key)  # WATCH bookkeeping; fakeredis calls this for every write
         if key in self.waiters:
             self.store._key_ready(self, key)
+        if self.store.tracking:
+            self.store._tracked_key_changed(key)
 
     def swap(self, other: Database) -> None:
         super().swap(other)  # SWAPDB: every waited-on key of both databases may have changed
@@ -506,6 +510,8 @@ def _extra_signatures() -> dict[str, Signature]:
         "restore": Signature("restore", "x_restore", (Key(), bytes, bytes), (bytes,)),
         # OBJECT, MEMORY, SLOWLOG, LATENCY, ... (jshost.store.embedded_commands).
         **SIGNATURES,
+        # CLIENT TRACKING, CACHING, TRACKINGINFO (jshost.store.embedded_tracking).
+        **TRACKING_SIGNATURES,
     }
 
 
@@ -524,7 +530,7 @@ def _lua_signature(name: str) -> Signature:
     return sig
 
 
-class _Socket(GeoCommands, ServerCommands, FakeSocket):
+class _Socket(GeoCommands, ServerCommands, TrackingCommands, FakeSocket):
     """A fakeredis connection whose replies are captured typed instead of queued for a client."""
 
     def __init__(self, server: FakeServer, session: EmbeddedSession) -> None:
@@ -546,6 +552,7 @@ class _Socket(GeoCommands, ServerCommands, FakeSocket):
         outer, store._sink = store._sink, []  # this command's keyspace events (runs may nest)
         # CLIENT NO-TOUCH: this client's commands leave the keys' access times alone (but TOUCH).
         store.touching = not self._no_touch or args[0].lower() == b"touch"
+        outer_running, store._running = store._running, self
         started = time.perf_counter_ns()
         try:
             self._process_command(args)
@@ -561,6 +568,9 @@ class _Socket(GeoCommands, ServerCommands, FakeSocket):
             events, store._sink = store._sink, outer
             self._reply = _PENDING
             store.touching = True
+            store._running = outer_running
+            if store.tracking:
+                self._after_tracked_command(args)
         queued = type(reply) is Status and reply == b"QUEUED"
         if would_block is None and not queued:  # queued and parked commands have not run yet
             store._record(args, (time.perf_counter_ns() - started) // 1000, self)
@@ -576,6 +586,48 @@ class _Socket(GeoCommands, ServerCommands, FakeSocket):
     ) -> Any:
         # One command proper (also each command of EXEC and each redis.call of a script): note
         # the state of its keys before and after, and turn that into Redis' keyspace events.
+        store = self._session.store
+        if store.tracking:
+            return self._tracked_run_command(func, sig, args, from_script)
+        return self._run_command_proper(func, sig, args, from_script)
+
+    def _tracked_run_command(
+        self, func: Callable[..., Any] | None, sig: Signature, args: list[Any], from_script: bool
+    ) -> Any:
+        """A command run while some client tracks keys: remember what this client read; a
+        FLUSHDB / FLUSHALL tells every tracking client to drop everything, once."""
+        store = self._session.store
+        flush = sig.name in _FLUSHES
+        if flush:
+            store._flushing = True
+        try:
+            result = self._run_command_proper(func, sig, args, from_script)
+        finally:
+            if flush:
+                store._flushing = False
+        if flush and not isinstance(result, SimpleError):
+            for client_id in store.tracking.flushed():
+                store._invalidate(client_id, None)
+        tracking = store.tracking.clients.get(int(self._client_info["id"]))
+        if tracking is not None and tracking.remembers_reads() and not from_script:
+            argv = [*_sig_words(sig.name), *_wire_args(args)]
+            info = store.command_info().lookup(argv)
+            if info is not None and "readonly" in info.flags:
+                store.tracking.remember(
+                    int(self._client_info["id"]), store.command_info().keys_of(argv)
+                )
+        return result
+
+    def _after_tracked_command(self, args: list[bytes]) -> None:
+        """CLIENT CACHING yes|no holds for the next command only."""
+        tracking = self._session.store.tracking.clients.get(int(self._client_info["id"]))
+        caching = len(args) > 1 and args[0].lower() == b"client" and args[1].lower() == b"caching"
+        if tracking is not None and not caching:
+            tracking.caching = None
+
+    def _run_command_proper(
+        self, func: Callable[..., Any] | None, sig: Signature, args: list[Any], from_script: bool
+    ) -> Any:
         store = self._session.store
         if sig.name in _RUNS_OTHERS or not store._events_wanted():
             result = super()._run_command(func, sig, args, from_script)
@@ -948,6 +1000,7 @@ class EmbeddedSession(Session):
         self._waiter: _Waiter | None = None
         self._closed = False
         store._sessions.add(self)
+        store._by_id[self.client_id] = self
 
     @property
     def db(self) -> int:
@@ -981,6 +1034,7 @@ class EmbeddedSession(Session):
         self._closed = True
         if self._waiter is not None:
             self._waiter.future.cancel()
+        self.store.tracking.disable(self.client_id)
         self._sock.close()
 
     # -- internals -------------------------------------------------------------------------------
@@ -1103,6 +1157,14 @@ class EmbeddedStore(Store):
         self.monitor = CommandMonitor()
         self._monitor_config = self._parse_monitor_config()
         self.touching = True  # False while a CLIENT NO-TOUCH client's command runs
+        # CLIENT TRACKING (jshost.store.embedded_tracking): who tracks what, and the socket
+        # whose command runs now (NOLOOP), and FLUSHDB/FLUSHALL in progress (one null push).
+        self.tracking = TrackingTable()
+        self._running: _Socket | None = None
+        self._flushing = False
+        self._by_id: weakref.WeakValueDictionary[int, EmbeddedSession] = (
+            weakref.WeakValueDictionary()
+        )
         self.started_rss = rss_bytes()
 
     def open_session(self) -> EmbeddedSession:
@@ -1188,6 +1250,8 @@ class EmbeddedStore(Store):
 
     def _key_expired(self, db: _TrackedDatabase, key: bytes) -> None:
         """`db` dropped `key` because it expired: report `expired` at the right place."""
+        if self.tracking:
+            self._tracked_key_changed(key, expired=True)
         if not self._events_wanted():
             return
         context = self._context
@@ -1403,6 +1467,26 @@ class EmbeddedStore(Store):
             latency_threshold_ms=latency_ms, fast=fast, track_histograms=histograms,
             client=(sock._session.peer, name.encode()),
         )
+
+    def _tracked_key_changed(self, key: bytes, expired: bool = False) -> None:
+        """Tell the clients tracking `key` (a FLUSHDB tells them all at its end instead)."""
+        if self._flushing:
+            return
+        running = self._running
+        writer = None if expired or running is None else int(running._client_info["id"])
+        for client_id, keys in self.tracking.modified(key, writer).items():
+            self._invalidate(client_id, keys)
+
+    def _invalidate(self, client_id: int, keys: list[bytes] | None) -> None:
+        session = self._by_id.get(client_id)
+        if session is None or session.closed:
+            self.tracking.disable(client_id)
+            return
+        push = Push([INVALIDATE, keys])
+        if session.on_push is None:
+            session.pushes.append(push)
+        else:
+            session.on_push(push)
 
     def _build_table(self) -> CommandTable:
         """Redis 7.2's table, topped up with what fakeredis adds (module commands and others)."""
