@@ -553,6 +553,9 @@ def test_fakeredis_internals_shape() -> None:
     assert params(Database.notify_watch) == ["self", "key"]
     assert params(Database.swap) == ["self", "other"]
     assert "notify_watch" in inspect.getsource(CommandItem.writeback)
+    # _TrackedDatabase.__setitem__ does what Database.__setitem__ does, inline
+    setitem = inspect.getsource(Database.__setitem__)
+    assert "self._dict[key] = value" in setitem and "schedule_expiry" in setitem
     server = FakeServer()
     assert isinstance(server.dbs, collections.defaultdict) and not server.dbs
     assert isinstance(server.lock, type(server.lock)) and hasattr(server, "sockets")

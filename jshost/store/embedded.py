@@ -117,7 +117,7 @@ from jshost.store.embedded_commands import (
     rss_bytes,
 )
 from jshost.store.embedded_geo import GeoCommands
-from jshost.store.embedded_monitor import CommandMonitor
+from jshost.store.embedded_monitor import CommandMonitor, Histogram
 from jshost.store.embedded_tracking import INVALIDATE, TrackingCommands, TrackingTable
 from jshost.store.embedded_tracking import SIGNATURES as TRACKING_SIGNATURES
 from jshost.store.embedded_values import UnsupportedValue, from_stored, to_stored
@@ -353,7 +353,8 @@ class _TrackedDatabase(Database):
         return item
 
     def __setitem__(self, key: bytes, value: Any) -> None:
-        super().__setitem__(key, value)
+        self._dict[key] = value  # (Database.__setitem__, inline: it runs for every write)
+        self.schedule_expiry(key, value.expireat)
         touched = self.touched
         touched[key] = self.time or time.time()  # (0 before the first command)
         if len(touched) > 2 * len(self._dict) + 64:
@@ -377,7 +378,7 @@ class _TrackedDatabase(Database):
         super().notify_watch(key)  # WATCH bookkeeping; fakeredis calls this for every write
         if key in self.waiters:
             self.store._key_ready(self, key)
-        if self.store.tracking:
+        if self.store.tracking.clients:
             self.store._tracked_key_changed(key)
 
     def swap(self, other: Database) -> None:
@@ -569,7 +570,7 @@ class _Socket(GeoCommands, ServerCommands, TrackingCommands, FakeSocket):
             self._reply = _PENDING
             store.touching = True
             store._running = outer_running
-            if store.tracking:
+            if store.tracking.clients:
                 self._after_tracked_command(args)
         queued = type(reply) is Status and reply == b"QUEUED"
         if would_block is None and not queued:  # queued and parked commands have not run yet
@@ -586,8 +587,7 @@ class _Socket(GeoCommands, ServerCommands, TrackingCommands, FakeSocket):
     ) -> Any:
         # One command proper (also each command of EXEC and each redis.call of a script): note
         # the state of its keys before and after, and turn that into Redis' keyspace events.
-        store = self._session.store
-        if store.tracking:
+        if self._session.store.tracking.clients:
             return self._tracked_run_command(func, sig, args, from_script)
         return self._run_command_proper(func, sig, args, from_script)
 
@@ -1250,7 +1250,7 @@ class EmbeddedStore(Store):
 
     def _key_expired(self, db: _TrackedDatabase, key: bytes) -> None:
         """`db` dropped `key` because it expired: report `expired` at the right place."""
-        if self.tracking:
+        if self.tracking.clients:
             self._tracked_key_changed(key, expired=True)
         if not self._events_wanted():
             return
@@ -1452,20 +1452,25 @@ class EmbeddedStore(Store):
         self._monitor_config = self._parse_monitor_config()
 
     def _record(self, args: list[bytes], micros: int, sock: _Socket) -> None:
-        """A command has run in `micros` microseconds: the slow log and latency monitor."""
+        """A command has run in `micros` microseconds: the histograms, the slow log and the
+        latency monitor (the common case, a fast command, costs a histogram count)."""
         slower_than, max_len, latency_ms, histograms = self._monitor_config
-        slow = 0 <= slower_than <= micros
-        if not (slow or histograms or 0 < latency_ms * 1000 <= micros):
+        if histograms:  # (inline: this runs for every command)
+            histogram = self.monitor.histograms.get(args[0].lower())
+            if histogram is None:
+                histogram = self.monitor.histograms[args[0].lower()] = Histogram()
+            histogram.calls += 1
+            histogram.buckets[(micros - 1).bit_length() if micros > 1 else 0] += 1
+        if not (0 <= slower_than <= micros or 0 < latency_ms * 1000 <= micros):
             return
         fast = False
         if latency_ms > 0 and micros >= latency_ms * 1000:
             info = self.command_info().lookup(args)
             fast = info is not None and "fast" in info.flags
         name = sock._client_info.get("name", "") or ""
-        self.monitor.record(
+        self.monitor.record_slow(
             args, micros, slower_than=slower_than, max_len=max_len,
-            latency_threshold_ms=latency_ms, fast=fast, track_histograms=histograms,
-            client=(sock._session.peer, name.encode()),
+            latency_threshold_ms=latency_ms, fast=fast, client=(sock._session.peer, name.encode()),
         )
 
     def _tracked_key_changed(self, key: bytes, expired: bool = False) -> None:

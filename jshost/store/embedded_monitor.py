@@ -79,7 +79,7 @@ class Histogram:
 
     def add(self, micros: int) -> None:
         self.calls += 1
-        self.buckets[max(0, micros - 1).bit_length()] += 1
+        self.buckets[(micros - 1).bit_length() if micros > 1 else 0] += 1
 
     def to_reply(self) -> dict[bytes, Any]:
         """Redis' shape: `calls`, and the cumulative count at each power of two (us) reached."""
@@ -114,11 +114,29 @@ class CommandMonitor:
     ) -> None:
         """One command that took `micros` microseconds; `client` is (address, name)."""
         if track_histograms:
-            name = argv[0].lower()
-            histogram = self.histograms.get(name)
-            if histogram is None:
-                histogram = self.histograms[name] = Histogram()
-            histogram.add(micros)
+            self.count(argv[0].lower(), micros)
+        self.record_slow(argv, micros, slower_than=slower_than, max_len=max_len,
+                         latency_threshold_ms=latency_threshold_ms, fast=fast, client=client)
+
+    def count(self, name: bytes, micros: int) -> None:
+        """The per-command histogram (every command, while latency-tracking is on)."""
+        histogram = self.histograms.get(name)
+        if histogram is None:
+            histogram = self.histograms[name] = Histogram()
+        histogram.add(micros)
+
+    def record_slow(
+        self,
+        argv: Sequence[bytes],
+        micros: int,
+        *,
+        slower_than: int,
+        max_len: int,
+        latency_threshold_ms: int,
+        fast: bool,
+        client: tuple[bytes, bytes],
+    ) -> None:
+        """The slow log and the latency events, for a command that may be slow."""
         if 0 <= slower_than <= micros:
             entry = SlowlogEntry(self.next_id, int(time.time()), micros, slowlog_args(argv),
                                  *client)
