@@ -52,6 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from jshost.commands.client_cmd import INVALIDATE, MUTED, route_invalidation
 from jshost.errors import ListenerErrors, ReplyError, ServerErrors
 from jshost.listener_config import PUBSUB_OUTPUT_BUFFER_LIMIT as PUBSUB_OUTPUT_BUFFER_LIMIT
 from jshost.listener_config import ListenerConfig
@@ -132,6 +133,8 @@ class ClientState:
     ctx: ServerContext
     #: Opens this client's store session (`session`, on first use).
     session_factory: Callable[[], Session]
+    #: The id HELLO and CLIENT ID report (jshost's own numbering, from 1).
+    id: int
     peer: str
     local: str
     fd: int = -1
@@ -150,6 +153,18 @@ class ClientState:
     in_exec: bool = False
     #: Subscription counts reported by the store's pushes ("channels" and "shard").
     subscriptions: dict[str, int] = field(default_factory=dict)
+    #: What it is subscribed to, from the same pushes (CLIENT LIST's sub, psub and ssub).
+    channels: set[bytes] = field(default_factory=set)
+    patterns: set[bytes] = field(default_factory=set)
+    shard_channels: set[bytes] = field(default_factory=set)
+    #: CLIENT REPLY: `client_cmd.REPLY_OFF`, `REPLY_SKIP` (this command's reply), `REPLY_SKIP_NEXT`
+    #: (the next one's); 0 normally (one test per command).
+    reply_flags: int = 0
+    #: CLIENT NO-EVICT, NO-TOUCH, TRACKING (with its REDIRECT target: 0 none, -1 when off).
+    no_evict: bool = False
+    no_touch: bool = False
+    tracking: bool = False
+    tracking_redirect: int = -1
     #: In pub/sub mode: subscribed to at least one channel, pattern or shard channel.
     subscribed: bool = False
     #: Pushes are dropped while set (RESET unsubscribes silently, as Redis does).
@@ -160,7 +175,6 @@ class ClientState:
     #: The command being (or last) run, as CLIENT INFO's `cmd=` shows it.
     last_command: CommandInfo | None = None
     _session: Session | None = None
-    _id: int | None = None
 
     @property
     def session(self) -> Session:
@@ -171,11 +185,15 @@ class ClientState:
         return session
 
     @property
-    def id(self) -> int:
-        """The id HELLO and CLIENT ID report (see `ServerContext.client_id`)."""
-        if self._id is None:
-            self._id = self.ctx.client_id(self.session)
-        return self._id
+    def session_db(self) -> int:
+        """The selected database, without opening a session for it (0 before any)."""
+        return self._session.db if self._session is not None else 0
+
+    @property
+    def age(self) -> float:
+        """Seconds since the client connected."""
+        return time.monotonic() - self.created
+
 
     def close_session(self) -> None:
         """The client is gone: close its session if it had one."""
@@ -189,11 +207,26 @@ class ClientState:
             if kind is not None:
                 self.subscriptions[kind] = push[2]
                 self.subscribed = any(self.subscriptions.values())
+                self._note_subscription(push[0], push[1])
+
+    def _note_subscription(self, kind: bytes, name: object) -> None:
+        names = {b"subscribe": self.channels, b"unsubscribe": self.channels,
+                 b"psubscribe": self.patterns, b"punsubscribe": self.patterns,
+                 b"ssubscribe": self.shard_channels, b"sunsubscribe": self.shard_channels}[kind]
+        if not isinstance(name, bytes):
+            names.clear()  # "unsubscribed from everything" (no name)
+        elif kind.startswith((b"sub", b"psub", b"ssub")):
+            names.add(name)
+        else:
+            names.discard(name)
 
     def reset_subscriptions(self) -> None:
         """Forget every subscription (RESET)."""
         self.subscriptions.clear()
         self.subscribed = False
+        self.channels.clear()
+        self.patterns.clear()
+        self.shard_channels.clear()
 
 
 class Connection(asyncio.Protocol):
@@ -251,6 +284,7 @@ class Connection(asyncio.Protocol):
         self.client = ClientState(
             ctx=self._ctx,
             session_factory=self._open_session,
+            id=self._ctx.new_client_id(),
             peer=_address(transport.get_extra_info("peername")),
             local=_address(transport.get_extra_info("sockname")),
             fd=_fileno(transport),
@@ -258,6 +292,7 @@ class Connection(asyncio.Protocol):
         )
         self._parser.unauthenticated = not self.client.authenticated
         self._parser.check_bulk = self._check_bulk
+        self._ctx.clients[self.client.id] = self  # (CLIENT LIST, KILL, TRACKING REDIRECT)
 
     def _open_session(self) -> Session:
         session = self._ctx.store.open_session()
@@ -328,6 +363,7 @@ class Connection(asyncio.Protocol):
         self._held, self._stalled = None, False
         self._drop_waiting()
         if self.client is not None:
+            self._ctx.clients.pop(self.client.id, None)
             self.client.close_session()
         # No cycles left through this object (client -> session -> push handler -> self, the
         # watched future -> callback -> self, parser -> bulk check -> self): reference counting
@@ -528,12 +564,32 @@ class Connection(asyncio.Protocol):
         self._schedule_flush()
 
     def _on_push(self, push: Push) -> None:
-        """A push for this client from the store (pub/sub): goes out with the next flush."""
+        """A push for this client from the store (pub/sub, tracking): goes out with the next
+        flush. An invalidation goes where the client's tracking sends it (CLIENT TRACKING
+        REDIRECT, RESP2: `client_cmd.route_invalidation`)."""
         client = self.client
         if client is None or client.mute_pushes or self._closed:
             return
+        if push and push[0] == INVALIDATE:
+            routed = route_invalidation(client, push)
+            if routed is not None:
+                target, message = routed
+                deliver = self._ctx.push_to(target)
+                if deliver is not None:
+                    deliver(message if isinstance(message, Push) else Push(message))
+            return
         client.note_push(push)
+        if client.reply_flags & MUTED:
+            return  # CLIENT REPLY OFF mutes everything the client would get
         self._append(push)
+
+    def deliver(self, push: Push) -> None:
+        """A push routed here from another client's tracking (CLIENT TRACKING REDIRECT)."""
+        client = self.client
+        if client is None or self._closed or client.reply_flags & MUTED:
+            return
+        self._append(push)
+        self._schedule_flush()
 
     # --- output --------------------------------------------------------------------------------
 
@@ -623,6 +679,20 @@ class Connection(asyncio.Protocol):
             if type(item) is Pipelined:
                 item.future.cancel()
         self._close_after_output()
+
+    @property
+    def idle_seconds(self) -> float:
+        """Seconds since the client last sent something (CLIENT LIST's idle)."""
+        return self._loop.time() - self.last_active
+
+    def kill(self) -> None:
+        """CLIENT KILL by another client: close now (a blocked command is dropped)."""
+        if self._closed:
+            return
+        self._drop_waiting()
+        self._closing = True
+        if self._transport is not None:
+            self._transport.close()
 
     def abort(self) -> None:
         """Close at once, dropping unsent output."""

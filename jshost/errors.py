@@ -985,13 +985,45 @@ class GeoErrors:
     MEMBER = "ERR could not decode requested zset member"
 
 
+class ClientErrors:
+    """CLIENT, answered by jshost for its own clients (jshost.commands.client_cmd): Redis 7.2's
+    texts."""
+
+    SYNTAX = "ERR syntax error"
+    NOT_AN_INTEGER = "ERR value is not an integer or out of range"
+    INVALID_ID = "ERR Invalid client ID"
+    KILL_ID = "ERR client-id should be greater than 0"
+    NO_SUCH_CLIENT = "ERR No such client"
+    PAUSE_TIMEOUT = "ERR timeout is not an integer or out of range"
+    TIMEOUT_NEGATIVE = "ERR timeout is negative"
+    PAUSE_MODE = "ERR CLIENT PAUSE mode must be WRITE or ALL"
+    UNBLOCK_REASON = "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"
+    REDIRECT_MISSING = "ERR The client ID you want redirect to does not exist"
+    REDIRECT_TWICE = "ERR A client can only redirect to a single other client"
+
+    @staticmethod
+    def unknown_type(word: bytes) -> str:
+        return f"ERR Unknown client type '{word.decode('utf-8', 'replace')}'"
+
+    @staticmethod
+    def no_such_user(name: bytes) -> str:
+        return f"ERR No such user '{name.decode('utf-8', 'replace')}'"
+
+    @staticmethod
+    def setinfo_option(option: bytes) -> str:
+        return f"ERR Unrecognized option '{option.decode('utf-8', 'replace')}'"
+
+    @staticmethod
+    def setinfo_value(attribute: bytes) -> str:
+        name = attribute.decode("utf-8", "replace")
+        return f"ERR {name} cannot contain spaces, newlines or special characters."
+
+
 class TrackingErrors:
     """CLIENT TRACKING / CACHING (jshost.store.embedded_tracking, and jshost's CLIENT): Redis 7's
     texts."""
 
     SYNTAX = "ERR syntax error"
-    REDIRECT_MISSING = "ERR The client ID you want redirect to does not exist"
-    REDIRECT_TWICE = "ERR A client can only redirect to a single other client"
     PREFIX_BCAST = "ERR PREFIX option requires BCAST mode to be enabled"
     SWITCH_BCAST = (
         "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and "

@@ -11,6 +11,7 @@ and JS `client.call` runs in the session of the client that called the function.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -76,6 +77,11 @@ class Session(ABC):
     @abstractmethod
     def close(self) -> None:
         """Drop the session: its watches, subscriptions and any wait it is parked in."""
+
+    def unblock(self, error: bool) -> bool | asyncio.Future[bool]:
+        """CLIENT UNBLOCK of this session's client: end the blocking command it waits in, as
+        if its timeout had passed (or with the UNBLOCKED error); whether it was waiting."""
+        return False
 
 
 class Store(ABC):

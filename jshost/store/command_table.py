@@ -311,6 +311,14 @@ def _spec_to_resp3(spec: KeySpec) -> dict[bytes, Any]:
     }
 
 
+#: Redis commands jshost answers itself (for its own clients) whatever the store's version:
+#: CLIENT SETINFO came with Redis 7.2 (redis-py sends it on connecting).
+JSHOST_ANSWERED: tuple[CommandInfo, ...] = (
+    CommandInfo(name="client|setinfo", arity=4, flags=frozenset({"noscript", "loading", "stale"}),
+                acl_categories=("@slow", "@connection")),
+)
+
+
 def _host_command(name: str) -> CommandInfo:
     return CommandInfo(name=name, arity=-1, flags=frozenset({"noscript", "module"}))
 
@@ -375,6 +383,8 @@ class CommandTable:
         if add_host_commands:
             for name in HOST_COMMANDS:
                 self._commands[name.encode()] = _host_command(name)
+            for info in JSHOST_ANSWERED:  # (a Redis 7.0 backend lacks them)
+                self._add(info, replace=False)
 
     def _add(self, info: CommandInfo, *, replace: bool = True) -> None:
         """Add a command; a `parent|sub` entry listed on its own (fakeredis lists subcommands

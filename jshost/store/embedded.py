@@ -1028,6 +1028,13 @@ class EmbeddedSession(Session):
             return reply
         return await self._park(list(args), reply, timeout)
 
+    def unblock(self, error: bool) -> bool:
+        if self._waiter is None or self._waiter.future.done():
+            return False
+        self._sock._unblock_reason = b"error" if error else b"timeout"  # (see `_unblocked`)
+        self.store.serve_blocked()
+        return True
+
     def close(self) -> None:
         if self._closed:
             return

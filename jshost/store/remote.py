@@ -336,8 +336,9 @@ def _read_replies(
 
 def _connect(
     url: RedisURL, db: int, name: bytes | None, timeout: float | None, connect_timeout: float
-) -> tuple[socket.socket, ReplyParser]:
-    """Open a blocking socket to the backend and run the handshake; raises `BackendError`."""
+) -> tuple[socket.socket, ReplyParser, int | None]:
+    """Open a blocking socket to the backend and run the handshake; raises `BackendError`.
+    Also gives the connection's client id on the backend (from HELLO's reply)."""
     try:
         sock = url.open_socket(connect_timeout)
     except OSError as exc:
@@ -359,7 +360,9 @@ def _connect(
         sock.close()
         raise BackendError(error)
     _set_io_timeout(sock, timeout)
-    return sock, parser
+    hello = replies[0]
+    backend_id = hello.get(b"id") if isinstance(hello, dict) else None
+    return sock, parser, backend_id if isinstance(backend_id, int) else None
 
 
 def _set_io_timeout(sock: socket.socket, timeout: float | None) -> None:
@@ -517,7 +520,7 @@ class _SyncConnection:
             self.close()
         if self.sock is None:
             store = self.store
-            self.sock, self.parser = _connect(
+            self.sock, self.parser, _ = _connect(
                 store.url, store.db, b"jshost-sync", store.timeout, store.connect_timeout
             )
             self.db = store.db
@@ -605,6 +608,7 @@ class _AsyncConnection:
         # Commands held back behind a blocking one still waiting (see `_write`).
         self._held_by: _Entry | None = None
         self.later: deque[tuple[bytes, _Entry | None]] = deque()
+        self.backend_id: int | None = None  # its CLIENT ID on the backend, once open
         store._conns.add(self)
         self.opening = self.loop.create_task(self._open(name, gate))
 
@@ -619,7 +623,7 @@ class _AsyncConnection:
                 await asyncio.wait([gate])  # the session's earlier shared commands come first
             if self.closed:
                 return
-            sock, parser = await self.loop.run_in_executor(
+            sock, parser, self.backend_id = await self.loop.run_in_executor(
                 None,
                 functools.partial(
                     _connect, store.url, self.db, name, store.timeout, store.connect_timeout
@@ -990,7 +994,7 @@ class _EventSubscriber:
 
     async def open(self) -> None:
         store = self.store
-        sock, parser = await self.loop.run_in_executor(
+        sock, parser, _ = await self.loop.run_in_executor(
             None,
             functools.partial(
                 _connect, store.url, store.db, b"jshost-events", store.timeout,
@@ -1266,6 +1270,22 @@ class RemoteSession(Session):
         future = self.store._shared_connection(self._shared_index).submit(args, raw)
         self._last_shared = future
         return future
+
+    def unblock(self, error: bool) -> bool | asyncio.Future[bool]:
+        """CLIENT UNBLOCK of the backend connection this session's blocking command waits on
+        (sent on a shared connection: this one is busy), once that connection is open."""
+        conn = self._conn
+        if conn is None or self.closed:
+            return False
+        return asyncio.ensure_future(self._unblock(conn, error))
+
+    async def _unblock(self, conn: _AsyncConnection, error: bool) -> bool:
+        await asyncio.wait([conn.opening])
+        if conn.backend_id is None or conn.closed:
+            return False
+        args = [b"CLIENT", b"UNBLOCK", b"%d" % conn.backend_id, *([b"ERROR"] if error else [])]
+        reply = await self.store._shared_connection(self._shared_index).submit(args, raw=False)
+        return reply == 1
 
     def close(self) -> None:
         if self._closed:
