@@ -301,6 +301,7 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = self._loop.time()
+        self._ctx.stats.net_input_bytes += len(data)
         try:
             self._parser.feed(data)
         except QueryBufferLimitExceeded as exc:
@@ -619,6 +620,7 @@ class Connection(asyncio.Protocol):
             data, self._out = self._out, bytearray()
             transport.write(data)
             self.writes += 1
+            self._ctx.stats.net_output_bytes += len(data)
             if self._check_output_limit(transport):
                 return
             if self._output_held and not self._writing_paused:

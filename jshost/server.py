@@ -42,6 +42,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from jshost.commands.dispatch import Dispatcher, ServerContext
+from jshost.commands.stats import SAMPLE_EVERY
 from jshost.connection import Connection
 from jshost.errors import ListenerErrors, ServerErrors
 from jshost.host import Host
@@ -109,8 +110,7 @@ class Server:
         self._listeners: list[asyncio.Server] = []
         self._tls_listeners: list[asyncio.Server] = []
         self._timeouts: asyncio.Task[None] | None = None
-        #: Clients refused at once (maxclients, protected mode), as Redis's rejected_connections.
-        self.rejected_connections = 0
+        self._sampler: asyncio.Task[None] | None = None  # INFO's instantaneous rates
         self._closed_since_collection = 0
         self._stopped = asyncio.Event()
         self._no_connections = asyncio.Event()
@@ -137,6 +137,7 @@ class Server:
         if config.protected_mode and exposed:
             log.warning(ListenerErrors.PROTECTED_MODE_WARNING, " ".join(exposed))
         self._config_changed(frozenset({"timeout"}))
+        self._sampler = asyncio.get_running_loop().create_task(self._sample_stats())
 
     async def _listen(self, port: int, context: ssl.SSLContext | None) -> list[asyncio.Server]:
         """A listener on each bind address, all on `port` (the first one's when 0)."""
@@ -177,6 +178,11 @@ class Server:
     @property
     def client_query_buffer_limit(self) -> int:
         return self.config.client_query_buffer_limit
+
+    @property
+    def rejected_connections(self) -> int:
+        """Clients refused at once (maxclients, protected mode): Redis's rejected_connections."""
+        return self.ctx.stats.rejected_connections
 
     def clients_info(self) -> list[tuple[str, int]]:
         """INFO's `# Clients` fields, from jshost's own connections (Redis's names)."""
@@ -229,6 +235,13 @@ class Server:
 
     # --- internals -----------------------------------------------------------------------------
 
+    async def _sample_stats(self) -> None:
+        """INFO's instantaneous rates: a sample of the counters every 100 ms (as Redis)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            self.ctx.stats.sample(loop.time(), self.ctx.commands_processed)
+            await asyncio.sleep(SAMPLE_EVERY)
+
     def _new_connection(self) -> Connection:
         return Connection(self.ctx, self.dispatcher, self._admit, self._closed,
                           config=self.config)
@@ -237,11 +250,13 @@ class Server:
         """Take a new client in, or say why not (Redis's order: maxclients, protected mode)."""
         if self.stopping:  # accepted just before the listener closed
             return ServerErrors.SHUTTING_DOWN
+        stats = self.ctx.stats
+        stats.connections_received += 1
         if len(self._connections) >= self.config.maxclients:
-            self.rejected_connections += 1
+            stats.rejected_connections += 1
             return ListenerErrors.MAXCLIENTS_REACHED
         if self.config.protected_mode_refuses(peer_host(transport)):
-            self.rejected_connections += 1
+            stats.rejected_connections += 1
             return ListenerErrors.PROTECTED_MODE
         self._connections.add(conn)
         self._no_connections.clear()
@@ -305,6 +320,8 @@ class Server:
         log.info("shutting down (%d clients connected)", len(self._connections))
         if self._timeouts is not None:
             self._timeouts.cancel()
+        if self._sampler is not None:
+            self._sampler.cancel()
         for listener in (*self._listeners, *self._tls_listeners):
             listener.close()
         if grace > 0:

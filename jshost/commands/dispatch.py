@@ -27,6 +27,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
+import secrets
+import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -47,6 +51,7 @@ from jshost.commands.client_cmd import (
     wait_for_pause,
 )
 from jshost.commands.guard import Guard
+from jshost.commands.stats import ServerStats
 from jshost.connection import Pipelined, RawReply
 from jshost.errors import ReplyError, ServerErrors
 from jshost.listener_config import ListenerConfig
@@ -110,6 +115,12 @@ class ServerContext:
     #: Commands run (or queued) since the start or CONFIG RESETSTAT (INFO's
     #: total_commands_processed).
     commands_processed: int = 0
+    #: INFO's other counters (`jshost.commands.stats`), and the facts of `# Server`.
+    stats: ServerStats = field(default_factory=ServerStats)
+    started: float = field(default_factory=time.time)
+    run_id: str = field(default_factory=lambda: secrets.token_hex(20))
+    executable: str = field(default_factory=lambda: _executable())
+    config_file: str = ""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -266,6 +277,12 @@ class Dispatcher:
         if client.multi is not None:
             client.multi_dirty = True
         return ErrorReply(text)
+
+
+def _executable() -> str:
+    """INFO's executable: the program that runs jshost (its script, else Python)."""
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return script if os.path.isfile(script) else sys.executable
 
 
 async def _dropped(result: asyncio.Future[Any]) -> Any:

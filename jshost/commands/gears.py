@@ -122,6 +122,9 @@ def config(client: ClientState, argv: list[bytes]) -> Any:
         return _config_get(client, argv)
     if sub == b"set":
         return _config_set(client, argv)
+    if sub == b"resetstat":  # jshost's counters (INFO # Stats), then the store's
+        client.ctx.commands_processed = 0
+        client.ctx.stats.reset()
     return _forward(client, argv)
 
 

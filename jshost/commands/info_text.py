@@ -95,15 +95,3 @@ def text_of(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
-
-
-def human_bytes(n: int) -> str:
-    """Redis' bytesToHuman: 1023B, 1.00K, 12.34M, ..."""
-    value = float(n)
-    for unit in ("B", "K", "M", "G", "T", "P"):
-        if unit == "B" and value < 1024:
-            return f"{n}B"
-        if value < 1024 or unit == "P":
-            return f"{value:.2f}{unit}"
-        value /= 1024
-    return f"{value:.2f}P"  # pragma: no cover (the loop returns)

@@ -67,8 +67,6 @@ import asyncio
 import heapq
 import logging
 import math
-import os
-import platform
 import re
 import time
 import weakref
@@ -114,6 +112,7 @@ from jshost.store.embedded_commands import (
     INTEGER_CONFIG,
     SIGNATURES,
     ServerCommands,
+    info_text,
     rss_bytes,
 )
 from jshost.store.embedded_geo import GeoCommands
@@ -494,6 +493,7 @@ def _extra_signatures() -> dict[str, Signature]:
         "waitaof": Signature("waitaof", "x_waitaof", (Int, Int, Int)),
         "info": Signature("info", "x_info", (), (bytes,)),
         "config get": Signature("config get", "x_config_get", (bytes,), (bytes,)),
+        "config resetstat": Signature("config resetstat", "x_config_resetstat", ()),
         "role": Signature("role", "x_role", ()),
         # fakeredis' BLMOVE answers a missing source at once, before it could block: replaced.
         "blmove": Signature(
@@ -890,7 +890,7 @@ class _Socket(GeoCommands, ServerCommands, TrackingCommands, FakeSocket):
         return {k: v for k, v in params.items() if any(r.match(k) for r in regexes)}
 
     def x_info(self, *sections: bytes) -> bytes:
-        return self._session.store._info_text({s.lower() for s in sections})
+        return info_text(self._session.store, {s.lower() for s in sections})
 
     def x_blmove(
         self, source: bytes, destination: bytes, wherefrom: bytes, whereto: bytes, timeout: float
@@ -1148,7 +1148,7 @@ class EmbeddedStore(Store):
         self._sessions: weakref.WeakSet[EmbeddedSession] = weakref.WeakSet()
         self._serve_scheduled = False
         self._serving = False
-        self._started = time.time()
+        self.started = time.time()
         # Keyspace events: the events of the command being run (None between commands), and
         # the command itself (for the keys it finds expired).
         self._sink: list[KeyEvent] | None = None
@@ -1173,6 +1173,7 @@ class EmbeddedStore(Store):
             weakref.WeakValueDictionary()
         )
         self.started_rss = rss_bytes()
+        self.expired_keys = 0  # INFO's, since the start or CONFIG RESETSTAT
 
     def open_session(self) -> EmbeddedSession:
         return EmbeddedSession(self)
@@ -1257,6 +1258,7 @@ class EmbeddedStore(Store):
 
     def _key_expired(self, db: _TrackedDatabase, key: bytes) -> None:
         """`db` dropped `key` because it expired: report `expired` at the right place."""
+        self.expired_keys += 1
         if self.tracking.clients:
             self._tracked_key_changed(key, expired=True)
         if not self._events_wanted():
@@ -1442,6 +1444,11 @@ class EmbeddedStore(Store):
 
     # -- command table and INFO --------------------------------------------------------------------
 
+    @property
+    def parked(self) -> dict[EmbeddedSession, _Waiter]:
+        """The sessions waiting in a blocking command."""
+        return self._parked
+
     def version_text(self) -> str:
         return ".".join(map(str, REDIS_VERSION))
 
@@ -1467,6 +1474,7 @@ class EmbeddedStore(Store):
             if histogram is None:
                 histogram = self.monitor.histograms[args[0].lower()] = Histogram()
             histogram.calls += 1
+            histogram.usec += micros
             histogram.buckets[(micros - 1).bit_length() if micros > 1 else 0] += 1
         if not (0 <= slower_than <= micros or 0 < latency_ms * 1000 <= micros):
             return
@@ -1513,43 +1521,5 @@ class EmbeddedStore(Store):
             add_host_commands=False,
         )
         return CommandTable.bundled().merged(extra)
-
-    def _info_text(self, sections: set[bytes]) -> bytes:
-        """A small INFO: the fields a client or the host is likely to look at."""
-        dbs = {i: db for i, db in sorted(self.server.dbs.items()) if len(db)}
-        keyspace = [
-            f"db{i}:keys={len(db)},expires={sum(1 for k in db if db[k].expireat)},avg_ttl=0"
-            for i, db in dbs.items()
-        ]
-        blocked = len(self._parked)
-        body = {
-            "server": [
-                f"redis_version:{'.'.join(map(str, REDIS_VERSION))}",
-                "redis_mode:standalone",
-                f"os:{platform.system()} {platform.release()} {platform.machine()}",
-                "arch_bits:64",
-                f"process_id:{os.getpid()}",
-                f"uptime_in_seconds:{int(time.time() - self._started)}",
-                "executable:jshost-embedded",
-            ],
-            "clients": [
-                f"connected_clients:{len(self.server.sockets)}",
-                f"blocked_clients:{blocked}",
-            ],
-            "memory": ["used_memory:0", "maxmemory:0", "maxmemory_policy:noeviction"],
-            "persistence": ["loading:0", "aof_enabled:0"],
-            "replication": ["role:master", "connected_slaves:0"],
-            "cluster": ["cluster_enabled:0"],  # clients (redis-py's tests) read it to pick a mode
-            "keyspace": keyspace,
-        }
-        wanted = sections or {b"default"}
-        everything = bool(wanted & {b"all", b"everything", b"default"})
-        parts = [
-            f"# {name.capitalize()}\r\n" + "".join(line + "\r\n" for line in lines)
-            for name, lines in body.items()
-            if everything or name.encode() in wanted
-        ]
-        return "\r\n".join(parts).encode()
-
 
 __all__ = ["REDIS_VERSION", "EmbeddedSession", "EmbeddedStore", "KeyspaceListener"]

@@ -13,9 +13,12 @@ would have chosen the encoding for a value built at that size: an approximation,
 from __future__ import annotations
 
 import logging
+import os
+import platform
 import resource
 import secrets
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 from fakeredis._command_args_parsing import Int
@@ -131,6 +134,13 @@ class ServerCommands:
 
     def _config_int(self, name: bytes) -> int:
         return int(self._store().config_value(name))
+
+    def x_config_resetstat(self) -> SimpleString:
+        """CONFIG RESETSTAT: the store's counters and per-command statistics."""
+        store = self._store()
+        store.monitor.histograms.clear()
+        store.expired_keys = 0
+        return OK
 
     # -- OBJECT ----------------------------------------------------------------------------------
 
@@ -577,3 +587,93 @@ SIGNATURES: dict[str, Signature] = {
     "acl help": Signature("acl help", "x_acl_help", ()),
     "xinfo stream": Signature("xinfo stream", "x_xinfo_stream", (Key(XStream),), (bytes,)),
 }
+
+
+def info_text(store: EmbeddedStore, sections: set[bytes]) -> bytes:
+    """The embedded store's INFO: what it knows (its data, memory, commands); jshost puts its
+    own server, clients and stats over it (`jshost.commands.info_cmd`)."""
+    server = store.server
+    dbs = {i: db for i, db in sorted(server.dbs.items()) if len(db._dict)}
+    rss, peak = rss_bytes(), _peak_rss_bytes()
+    maxmemory = int(store.config_value(b"maxmemory") or 0)
+    histograms = store.monitor.histograms
+    body: dict[str, list[tuple[str, object]]] = {
+        "server": [
+            ("redis_version", store.version_text()), ("redis_git_sha1", "00000000"),
+            ("redis_git_dirty", 0), ("redis_build_id", "0"), ("redis_mode", "standalone"),
+            ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
+            ("arch_bits", 64), ("process_id", os.getpid()),
+            ("uptime_in_seconds", int(time.time() - store.started)),
+            ("executable", "jshost-embedded"),
+        ],
+        "clients": [("connected_clients", len(server.sockets)),
+                    ("blocked_clients", len(store.parked))],
+        "memory": [
+            ("used_memory", rss), ("used_memory_human", human(rss)),
+            ("used_memory_rss", rss), ("used_memory_rss_human", human(rss)),
+            ("used_memory_peak", peak), ("used_memory_peak_human", human(peak)),
+            ("used_memory_startup", store.started_rss), ("maxmemory", maxmemory),
+            ("maxmemory_human", human(maxmemory)),
+            ("maxmemory_policy", store.config_value(b"maxmemory-policy").decode()),
+            ("mem_allocator", "python"),
+        ],
+        "persistence": [
+            ("loading", 0), ("rdb_bgsave_in_progress", 0),
+            ("rdb_last_save_time", int(getattr(server, "lastsave", 0) or store.started)),
+            ("rdb_last_bgsave_status", "ok"), ("aof_enabled", 0),
+            ("aof_rewrite_in_progress", 0),
+        ],
+        "stats": [
+            ("expired_keys", store.expired_keys), ("evicted_keys", 0),
+            ("pubsub_channels", len(server.subscribers)),
+            ("pubsub_patterns", len(server.psubscribers)),
+            ("pubsubshard_channels", len(getattr(server, "ssubscribers", ()))),
+        ],
+        "replication": [("role", "master"), ("connected_slaves", 0)],
+        "cpu": [],
+        "modules": [],
+        "commandstats": [
+            (f"cmdstat_{name.decode('utf-8', 'replace')}",
+             (f"calls={h.calls},usec={h.usec},usec_per_call={h.usec / max(1, h.calls):.2f},"
+             "rejected_calls=0,failed_calls=0"))
+            for name, h in sorted(histograms.items())
+        ],
+        "errorstats": [],
+        "latencystats": [
+            (f"latency_percentiles_usec_{name.decode('utf-8', 'replace')}",
+             (f"p50={h.percentile(50):.3f},p99={h.percentile(99):.3f},"
+             f"p99.9={h.percentile(99.9):.3f}"))
+            for name, h in sorted(histograms.items())
+        ],
+        "cluster": [("cluster_enabled", 0)],
+        "keyspace": [
+            (f"db{i}", (f"keys={len(db._dict)},"
+                       f"expires={sum(1 for item in db._dict.values() if item.expireat)},"
+                       "avg_ttl=0"))
+            for i, db in dbs.items()
+        ],
+    }
+    defaults = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu",
+                "modules", "errorstats", "cluster", "keyspace")
+    wanted = {s.decode("utf-8", "replace") for s in sections} or {"default"}
+    if wanted & {"all", "everything"}:
+        names = list(body)
+    else:
+        names = [n for n in body if n in wanted or ("default" in wanted and n in defaults)]
+    parts = []
+    for name in names:
+        title = "CPU" if name == "cpu" else name.capitalize()
+        parts.append("\r\n".join([f"# {title}", *(f"{k}:{v}" for k, v in body[name])]))
+    return ("\r\n\r\n".join(parts) + "\r\n").encode() if parts else b""
+
+
+def human(n: int) -> str:
+    """Redis' bytesToHuman: 1023B, 1.00K, 12.34M, ..."""
+    value = float(n)
+    if value < 1024:
+        return f"{n}B"
+    for unit in ("K", "M", "G", "T", "P"):
+        value /= 1024
+        if value < 1024 or unit == "P":
+            return f"{value:.2f}{unit}"
+    return f"{value:.2f}P"  # pragma: no cover

@@ -75,11 +75,22 @@ class LatencyEvent:
 @dataclass(slots=True)
 class Histogram:
     calls: int = 0
+    usec: int = 0  # the total time (INFO commandstats)
     buckets: list[int] = field(default_factory=lambda: [0] * 64)  # by power of two, in us
 
     def add(self, micros: int) -> None:
         self.calls += 1
+        self.usec += micros
         self.buckets[(micros - 1).bit_length() if micros > 1 else 0] += 1
+
+    def percentile(self, p: float) -> int:
+        """The power of two (us) that `p` percent of the calls took at most."""
+        wanted, seen = self.calls * p / 100, 0
+        for power, count in enumerate(self.buckets):
+            seen += count
+            if count and seen >= wanted:
+                return 1 << power
+        return 0
 
     def to_reply(self) -> dict[bytes, Any]:
         """Redis' shape: `calls`, and the cumulative count at each power of two (us) reached."""
