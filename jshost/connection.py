@@ -297,6 +297,8 @@ class Connection(asyncio.Protocol):
     def _open_session(self) -> Session:
         session = self._ctx.store.open_session()
         session.on_push = self._on_push
+        if self.client is not None:
+            session.peer = self.client.peer.encode()
         return session
 
     def data_received(self, data: bytes) -> None:

@@ -333,3 +333,18 @@ async def test_tracking_redirect_to_a_resp2_subscriber(server: Server,
     finally:
         await tracker.close()
         await listener.close()
+
+
+async def test_the_embedded_slowlog_names_jshosts_client() -> None:
+    async with serving("embedded", None) as server:
+        c = aioredis.Redis(port=server.port, single_connection_client=True)
+        try:
+            await c.client_setname("slow")
+            await c.config_set("slowlog-log-slower-than", 0)
+            await c.get("k")
+            entry = next(e for e in await c.slowlog_get() if e["command"] == b"GET k")
+            me = parse_list(await c.execute_command("CLIENT", "INFO", NEVER_DECODE=True))[0]
+            assert (entry["client_address"], entry["client_name"]) == (
+                me["addr"].encode(), b"slow")
+        finally:
+            await c.aclose()

@@ -148,6 +148,9 @@ async def test_info_on_a_backend_shows_jshost_not_the_backend() -> None:
             assert (await info_of(server.port, "server"))["Server"]["redis_version"].startswith("7.")
             keyspace = await info_of(server.port, "keyspace")
             assert "Keyspace" in keyspace  # the backend's
+            c = aioredis.Redis(port=server.port)
+            assert await c.execute_command("ROLE") == [b"master", 0, []]  # not the replica's
+            await c.aclose()
         finally:
             await server.shutdown()
             host.close()

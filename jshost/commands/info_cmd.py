@@ -302,4 +302,10 @@ def _pending(lib: Any) -> int:
     return lib.inflight + len(lib.pending_async_calls)
 
 
-HANDLERS: dict[bytes, Handler] = {b"info": info}
+def role(client: ClientState, argv: list[bytes]) -> Any:
+    """``ROLE``: jshost is a master without replicas (as INFO's ``# Replication`` says),
+    whatever its backend is: a backend's replication would point clients around jshost."""
+    return [b"master", 0, []]
+
+
+HANDLERS: dict[bytes, Handler] = {b"info": info, b"role": role}

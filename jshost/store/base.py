@@ -46,6 +46,9 @@ class Session(ABC):
     #: Called with every push message for this session; when None they are kept in `pushes`.
     on_push: PushHandler | None
     pushes: deque[Push]
+    #: The address (ip:port) of the client the session serves, for what the store logs about
+    #: its commands (the embedded store's SLOWLOG); set by its owner.
+    peer: bytes = b""
 
     @property
     @abstractmethod

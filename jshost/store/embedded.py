@@ -996,7 +996,6 @@ class EmbeddedSession(Session):
         self.on_push: PushHandler | None = None
         self.pushes: deque[Push] = deque()
         self._sock = _Socket(store.server, self)
-        self.peer = b""  # the client's address (ip:port), for SLOWLOG; set by its owner
         self._waiter: _Waiter | None = None
         self._closed = False
         store._sessions.add(self)
