@@ -198,12 +198,18 @@ def servers(workdir: Path, targets: Sequence[str] = TARGETS) -> Iterator[dict[st
         urls = {}
         if "redis-server" in targets:
             urls["redis-server"] = redis_server("redis-server").url
+        jshosts: dict[str, JshostProcess] = {}
         if "backend" in targets:
             behind = redis_server("backend")
-            jshost = JshostProcess("--backend", behind.url, "--set", "admin-commands=yes")
-            urls["backend"] = f"redis://127.0.0.1:{stack.enter_context(jshost).port}/0"
+            jshosts["backend"] = JshostProcess("--backend", behind.url, "--set",
+                                               "admin-commands=yes")
         if "embedded" in targets:
-            urls["embedded"] = f"redis://127.0.0.1:{stack.enter_context(JshostProcess()).port}/0"
+            jshosts["embedded"] = JshostProcess()
+        for target, jshost in jshosts.items():
+            urls[target] = f"redis://127.0.0.1:{stack.enter_context(jshost).port}/0"
+            # Its log, for a look at what went wrong (written when it has stopped).
+            stack.callback(lambda t=target, j=jshost: (workdir / f"{t}-jshost.log").write_text(
+                j.log()))
         yield urls
 
 

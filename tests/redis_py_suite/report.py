@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.redis_py_suite.harness import REDIS_PY_VERSION, TARGETS, TargetRun
@@ -27,11 +27,13 @@ class Known:
     reasons: dict[str, str]  # test id → what jshost lacks (or does differently)
     per_user_acl: dict[str, str]  # test id → why it needs per-user ACL
     timing: dict[str, str]  # test id → why its outcome depends on timing
+    notes: dict[str, str] = field(default_factory=dict)  # differences jshost does not cause
 
     @classmethod
     def load(cls, path: Path = KNOWN) -> Known:
         data = tomllib.loads(path.read_text())
-        return cls(data.get("reasons", {}), data.get("per_user_acl", {}), data.get("timing", {}))
+        return cls(data.get("reasons", {}), data.get("per_user_acl", {}), data.get("timing", {}),
+                   data.get("notes", {}))
 
 
 def load_baseline(path: Path = BASELINE) -> dict[str, set[str]]:
@@ -114,7 +116,8 @@ def differences(runs: dict[str, TargetRun], known: Known) -> str:
     ]
     for test in varying:
         marks = " | ".join(_MARK.get(runs[t].outcomes.get(test, ""), "-") for t in TARGETS)
-        why = known.per_user_acl.get(test) or known.reasons.get(test, "")
+        why = (known.per_user_acl.get(test) or known.reasons.get(test)
+               or known.notes.get(test, ""))
         if test in known.timing:
             why = f"{why} (timing-dependent: {known.timing[test]})".strip()
         lines.append(f"| `{test}` | {marks} | {why} |")
