@@ -18,7 +18,7 @@ from jshost.replies import ErrorReply, Push
 from jshost.server import Server
 from jshost.store import EmbeddedStore, RemoteStore
 from tests.redis_server import REDIS_SERVER, RedisServer
-from tests.server_fixture import RawClient
+from tests.server_fixture import RawClient, wait_until
 
 GUARD = 10.0  # seconds: only reached when something hangs
 
@@ -188,26 +188,35 @@ async def test_client_pause_write_holds_writes_until_unpause(
     server: Server, clients: list[aioredis.Redis]
 ) -> None:
     me, writer, reader = clients
+    writer_id = await writer.client_id()
     assert await me.execute_command("CLIENT", "PAUSE", "100000", "WRITE") in (b"OK", True)
     write = asyncio.ensure_future(writer.set("k", "v"))
-    assert await reader.get("k") is None  # reads pass (a round trip after the SET was sent)
-    assert await reader.ping()
+
+    async def held() -> bool:
+        return server.ctx.clients[writer_id].blocked
+
+    await wait_until(held, what="the SET held by the pause")
+    assert await reader.get("k") is None  # reads pass
     assert not write.done()
     assert await me.execute_command("CLIENT", "UNPAUSE") in (b"OK", True)
     assert await asyncio.wait_for(write, GUARD)
     assert await reader.get("k") == b"v"
 
 
-async def test_client_pause_all_holds_every_command(server: Server,
-                                                    clients: list[aioredis.Redis]) -> None:
+async def test_client_pause_all_holds_every_command_until_its_time(
+    server: Server, clients: list[aioredis.Redis]
+) -> None:
     me, other, _ = clients
-    assert await me.execute_command("CLIENT", "PAUSE", "100000") in (b"OK", True)
-    ping = asyncio.ensure_future(other.ping())
-    raw = await RawClient.connect(server.port)  # a round trip of something not paused: none is
-    await raw.close()
-    assert not ping.done()
-    server.ctx.pause.deadline = 0  # as if the time had passed (no sleeping in tests)
-    assert await asyncio.wait_for(ping, GUARD)
+    other_id = await other.client_id()
+    assert await me.execute_command("CLIENT", "PAUSE", "300") in (b"OK", True)
+    ping = asyncio.ensure_future(other.ping())  # even a PING waits (and CLIENT UNPAUSE would)
+
+    async def held() -> bool:
+        return server.ctx.clients[other_id].blocked
+
+    await wait_until(held, what="the PING held by the pause")
+    assert await asyncio.wait_for(ping, GUARD)  # released when the pause's time is over
+    assert server.ctx.pause is None
     with pytest.raises(redis.ResponseError, match="timeout is not an integer or out of range"):
         await me.execute_command("CLIENT", "PAUSE", "soon")
     with pytest.raises(redis.ResponseError, match="CLIENT PAUSE mode must be WRITE or ALL"):

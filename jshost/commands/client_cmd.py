@@ -105,15 +105,19 @@ def end_pause(ctx: ServerContext) -> None:
         pause.released.set_result(None)
 
 
-async def wait_for_pause(pause: Pause) -> None:
-    """Until the pause ends (UNPAUSE, or its deadline)."""
+async def wait_for_pause(ctx: ServerContext, pause: Pause) -> None:
+    """Until the pause ends: UNPAUSE, or its deadline (which a later PAUSE may move)."""
     loop = asyncio.get_running_loop()
-    delay = max(0.0, pause.deadline - loop.time())
-    timer = loop.call_later(delay, lambda: pause.released.done() or pause.released.set_result(None))
-    try:
-        await asyncio.shield(pause.released)
-    finally:
-        timer.cancel()
+    while not pause.released.done():
+        delay = pause.deadline - loop.time()
+        if delay <= 0:
+            if ctx.pause is pause:
+                end_pause(ctx)
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(pause.released), delay)
+        except TimeoutError:
+            continue
 
 
 # --- the sub-commands -------------------------------------------------------------------------

@@ -209,7 +209,7 @@ class Dispatcher:
 
     async def _after_pause(self, pause: Pause, client: ClientState, argv: list[bytes]) -> Any:
         """A command held by CLIENT PAUSE: run it once the pause is over."""
-        await wait_for_pause(pause)
+        await wait_for_pause(self.ctx, pause)
         result = self.dispatch(client, argv)
         if type(result) is Pipelined:
             await asyncio.wait([result.future])

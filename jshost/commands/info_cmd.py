@@ -299,7 +299,7 @@ def jshost_section(host: Host) -> str:
 
 
 def _pending(lib: Any) -> int:
-    return lib.inflight + len(lib.pending_async_calls)
+    return int(lib.inflight) + len(lib.pending_async_calls)
 
 
 def role(client: ClientState, argv: list[bytes]) -> Any:

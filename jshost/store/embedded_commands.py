@@ -365,8 +365,8 @@ class ServerCommands:
                 count = Int.decode(args[2])
         if key.key not in self._db._dict:  # (an expired key is gone from it by now)
             raise SimpleError(EmbeddedErrors.NO_SUCH_KEY)
-        theirs = _pairs(StreamsCommandsMixin.xinfo_stream(self, key))  # type: ignore[arg-type]
-        lags = {g[b"name"]: g for g in StreamsCommandsMixin.xinfo_groups(self, key)}  # type: ignore[arg-type]
+        theirs = _pairs(StreamsCommandsMixin.xinfo_stream(self, key))
+        lags = {g[b"name"]: g for g in StreamsCommandsMixin.xinfo_groups(self, key)}
         stream = to_stored(key.value)
         assert isinstance(stream, v.StreamValue)
         entries = stream.entries
@@ -395,11 +395,11 @@ class ServerCommands:
             if args[i].lower() != b"get" or i + 2 >= len(args):
                 raise SimpleError(EmbeddedErrors.BITFIELD_RO)
             i += 3
-        return BitmapCommandsMixin.bitfield(self, key, *args)  # type: ignore[arg-type]
+        return BitmapCommandsMixin.bitfield(self, key, *args)
 
     def x_pfmerge(self, dest: CommandItem, *sources: CommandItem) -> SimpleString:
         # fakeredis' PFMERGE drops what the destination held; Redis merges it in.
-        SetCommandsMixin.sunionstore(self, dest, dest, *sources)  # type: ignore[arg-type]
+        SetCommandsMixin.sunionstore(self, dest, dest, *sources)
         return OK
 
     def x_command_getkeysandflags(self, *args: bytes) -> list[Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from fakeredis._command_args_parsing import Float, Int
 from fakeredis._core._database import CommandItem
@@ -159,8 +159,9 @@ class Shape:
 
     def bounds(self) -> tuple[float, float, float, float]:
         """geohashBoundingBox: (min long, min lat, max long, max lat)."""
-        half_h = self.conversion * (self.radius if self.box is None else self.box[1] / 2)
-        half_w = self.conversion * (self.radius if self.box is None else self.box[0] / 2)
+        radius = self.radius or 0.0
+        half_h = self.conversion * (radius if self.box is None else self.box[1] / 2)
+        half_w = self.conversion * (radius if self.box is None else self.box[0] / 2)
         lat_delta = math.degrees(half_h / EARTH_RADIUS)
         top = math.degrees(half_w / EARTH_RADIUS / math.cos(math.radians(self.latitude + lat_delta)))
         bottom = math.degrees(
@@ -349,7 +350,7 @@ class GeoCommands:
             if not (LONG_MIN <= longitude <= LONG_MAX and LAT_MIN <= latitude <= LAT_MAX):
                 raise SimpleError(GeoErrors.COORDINATES.format(longitude, latitude))
             pairs += [b"%d" % encode(longitude, latitude), data[j + 2]]
-        return SortedSetCommandsMixin.zadd(self, key, *flags, *pairs)  # type: ignore[arg-type]
+        return SortedSetCommandsMixin.zadd(self, key, *flags, *pairs)
 
     def geopos(self, key: CommandItem, *members: bytes) -> list[Any]:
         zset = key.value
@@ -416,14 +417,14 @@ class GeoCommands:
     # GEOSEARCH / GEOSEARCHSTORE: fakeredis parses, these search and answer.
 
     def geosearch(self, key: CommandItem, *args: bytes) -> Any:
-        parsed = GeoCommandsMixin._parse_geosearch_args(  # type: ignore[arg-type]
-            self, "GEOSEARCH", key, args, store=False
+        parsed = GeoCommandsMixin._parse_geosearch_args(
+            cast(Any, self), "GEOSEARCH", key, args, store=False
         )
         return self._answer(key, _shape_of(parsed), _options_of(parsed))
 
     def geosearchstore(self, dst: bytes, src: CommandItem, *args: bytes) -> Any:
-        parsed = GeoCommandsMixin._parse_geosearch_args(  # type: ignore[arg-type]
-            self, "GEOSEARCHSTORE", src, args, store=True
+        parsed = GeoCommandsMixin._parse_geosearch_args(
+            cast(Any, self), "GEOSEARCHSTORE", src, args, store=True
         )
         options = _options_of(parsed)
         options.store, options.storedist = dst, parsed.storedist
