@@ -11,8 +11,11 @@ store, and go to the client's session after jshost's part:
   and sends the invalidations to the client's session; ``REDIRECT`` is jshost's (it never
   reaches the store): the connection routes each invalidation to the redirect target, as a
   push (RESP3) or a ``__redis__:invalidate`` message (RESP2 in pub/sub);
-* ``UNBLOCK``: the store unblocks the session its command waits in (on the embedded store the
-  client's id is its session's).
+* ``UNBLOCK``: the store ends the command the client's session waits in (`Session.unblock`;
+  on a backend, a ``CLIENT UNBLOCK`` of the session's own backend connection).
+
+jshost numbers its clients itself (`ServerContext.new_client_id`): the store's connections are
+not its clients.
 
 Errors are Redis 7.2's texts. Not here: ``CLIENT ID`` / ``GETNAME`` / ``SETNAME`` / ``INFO``
 stay with the connection commands (`connection_cmds`), which they share state with.
