@@ -10,6 +10,7 @@ Values cross the boundary by the rules in `native/src/convert.rs`: JS values com
 """
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, Literal, final
 
 from typing_extensions import disjoint_base
@@ -29,6 +30,7 @@ __all__ = [
     "MemoryPool",
     "Runtime",
     "_init_types",
+    "resp",
 ]
 
 ELEMENT_COST: int
@@ -143,3 +145,7 @@ def _init_types(
     *, undefined: object, typed_array: type, js_map: type, js_set: type, boxed: type
 ) -> None:
     """Hand the extension the classes of `jshost.engine.values` (that module does, once)."""
+
+#: The RESP protocol layer (request framing, reply parsing, encoding), reached only through
+#: `jshost/resp.py`, which types what it uses from it.
+resp: ModuleType

@@ -6,7 +6,7 @@
 The one line on stdout says where it listens (the real port, also with ``--port 0``) and which
 store it serves; logs go to stderr. SIGINT or SIGTERM shut it down gracefully; it exits 0.
 
-Settings of SPEC §9 (the `redisgears_2.*` names, prefix optional) come from ``JSHOST_<NAME>``
+Settings (the `redisgears_2.*` names, prefix optional) come from ``JSHOST_<NAME>``
 environment variables (``JSHOST_LOCK_REDIS_TIMEOUT=1000``), then ``--config-file`` (one
 ``<name> <value>`` per line, ``#`` comments), then ``--set NAME=VALUE`` options. The listener's
 settings (`jshost.listener_config`: ``maxclients``, ``timeout``, ``tls-port``, ...) can be given
@@ -25,14 +25,16 @@ from pathlib import Path
 import click
 
 from jshost import __version__, listener_config
-from jshost.cli_client import COMMANDS
+from jshost.cli_remote import COMMANDS
+from jshost.cli_run import run_command
 from jshost.errors import CliErrors, ListenerErrors, ManagedStoreErrors, ServerErrors
 from jshost.host import Host
+from jshost.library_folder import LibraryFolder
 from jshost.listener_config import ListenerConfig
-from jshost.persistence import DataFileError
 from jshost.server import Server, run, tls_context, tune_gc_for_serving
 from jshost.settings import Settings
 from jshost.store import EmbeddedStore, RemoteStore, Store
+from jshost.store.embedded.datafile import DataFileError
 from jshost.store.managed import (
     ManagedServer,
     ManagedStoreError,
@@ -40,7 +42,6 @@ from jshost.store.managed import (
     parse_settings,
 )
 from jshost.store.remote import BackendError, RedisURL
-from jshost.watch import LibraryFolder
 
 #: The environment variable that can hold the backend password (kept out of `ps`).
 PASSWORD_ENV = "JSHOST_BACKEND_PASSWORD"
@@ -431,7 +432,7 @@ def _read_settings(config_file: Path | None, overrides: tuple[str, ...]) -> dict
     return values
 
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, run_command):
     main.add_command(_command)
 
 

@@ -1,4 +1,5 @@
-"""Validation of the LOAD `CONFIG` value (SPEC §2.1), with serde_json's error texts.
+"""Validation of the LOAD `CONFIG` value (RedisGears' function_load_command.rs), with serde_json's
+error texts.
 
 The original parsed CONFIG with `serde_json::from_str::<serde_json::Value>`, so a client sees
 serde_json's messages, e.g. `expected value at line 1 column 1`. `_Validator` below re-creates
@@ -85,7 +86,7 @@ def parse_json(text: str) -> Any:
 
 
 def parse_config(text: str) -> dict[str, Any]:
-    """The LOAD CONFIG value: a JSON object, or `ReplyError` with the exact §2.1 text."""
+    """The LOAD CONFIG value: a JSON object, or `ReplyError` with RedisGears' exact text."""
     try:
         value = parse_json(text)
     except JsonSyntaxError as exc:

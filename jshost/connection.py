@@ -18,7 +18,7 @@ blocked client's query buffer unprocessed — and processing resumes right after
 reply has been appended. Other connections are never held up: nothing here waits.
 
 *Pipelined* replies (`Pipelined`: a command a remote store runs in order on a shared
-connection, see `RemoteSession.submit_pipelined`) do not block the client: the next commands
+connection, see `Session.submit`) do not block the client: the next commands
 are run at once while they are pipelinable too (`Dispatcher.can_pipeline`), and every reply waits
 its turn in `_inflight`; a command that is not pipelinable waits until the replies before it
 are in, as behind a blocking one, and so does any command past `MAX_PIPELINED` replies due.
@@ -149,7 +149,7 @@ class ClientState:
     multi_dirty: bool = False
     #: WATCH succeeded since the last EXEC / DISCARD / UNWATCH / RESET: EXEC asks the store.
     watching: bool = False
-    #: True while EXEC runs its queue: host calls then run with blocking denied (SPEC §4.5).
+    #: True while EXEC runs its queue: host calls then run with blocking denied.
     in_exec: bool = False
     #: Subscription counts reported by the store's pushes ("channels" and "shard").
     subscriptions: dict[str, int] = field(default_factory=dict)

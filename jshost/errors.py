@@ -1,11 +1,13 @@
 """The one home of every user-visible error text of jshost.
 
-Every text here is copied byte for byte from SPEC.md (odd spellings such as "Unknow flag",
-"exection", "does not exists" and doubled full stops included) or, where the spec defers to
-Redis, from Redis 7.2. Texts without parameters are module constants; texts with parameters are
-small functions. Where rg and tf word a text differently, one function takes the era.
+Every text RedisGears produced is copied byte for byte from its sources (odd spellings such as
+"Unknow flag", "exection", "does not exists" and doubled full stops included; each group below
+names its RedisGears files, commits `dc1cc60d` for rg and `5f21096f` for tf) or, where RedisGears
+defers to Redis, from Redis 7.2. Texts without parameters are module constants; texts with
+parameters are small functions. Where rg and tf word a text differently, one function takes the
+era.
 
-Nothing here adds `ERR `: a text carries that prefix only when the spec's text has it (§0.3).
+Nothing here adds `ERR `: a text carries that prefix only when RedisGears' does.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from collections.abc import Iterable
 from typing import Literal
 
 Era = Literal["rg", "tf"]
-"""The two API eras of SPEC §0.1: `rg` (RG.FUNCTION ...) and `tf` (TFUNCTION ...)."""
+"""The two API eras: `rg` (RG.FUNCTION ..., RedisGears 2.0) and `tf` (TFUNCTION ..., Triggers and
+Functions); RedisGears' rfcs/1-js-api-version.md."""
 
 
 class ReplyError(Exception):
@@ -26,7 +29,8 @@ class ReplyError(Exception):
 
 
 def wire_error_text(text: str) -> str:
-    """SPEC §0.3: turn each CR, LF and NUL of an error text into a space before sending it."""
+    """Turn each CR, LF and NUL of an error text into a space before sending it (as
+    redismodule-rs' `reply_error_string` does)."""
     return text.translate(_WIRE_UNSAFE)
 
 
@@ -43,14 +47,15 @@ def _by_era(era: Era, rg: str, tf: str) -> str:
 
 
 def binary_or_text(data: bytes) -> str:
-    """Show bytes in a message: the text if it is UTF-8, else `[binary data]` (§4.13, §8.5)."""
+    """Show bytes in a message: the text if it is UTF-8, else `[binary data]` (as RedisGears
+    shows ACL failures and stream names)."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return "[binary data]"
 
 
-# --- §1.3 Prologue --------------------------------------------------------------------------
+# --- Prologue (RedisGears: redisgears_plugin_api/src/redisgears_plugin_api/prologue.rs) ------
 
 INVALID_PROLOGUE = (
     "Invalid or missing prologue. The rules for the prologue are: a) It starts on the first"
@@ -91,8 +96,8 @@ def unknown_backend(engine: str) -> str:
     return f"Unknown backend {engine}"
 
 
-# tf `verify_name`: the rule for library, function, trigger and cluster-function names (§1.3,
-# §3.3, §3.4). `kind` is e.g. "library", "function", "key space trigger", "stream trigger",
+# tf `verify_name`: the rule for library, function, trigger and cluster-function names (prologue,
+# registrations). `kind` is e.g. "library", "function", "key space trigger", "stream trigger",
 # "cluster function".
 EMPTY_NAME_REASON = "Empty name is not allowed"
 
@@ -117,7 +122,7 @@ def unallowed_name(kind: str, name: str) -> str | None:
     return None
 
 
-# --- §1.4 Load stages -----------------------------------------------------------------------
+# --- Load stages (RedisGears: function_load_command.rs, v8_backend.rs `compile_library`) ------
 
 
 def compile_prefix(era: Era) -> str:
@@ -136,7 +141,7 @@ def library_already_exists(name: str) -> str:
 
 
 def failed_loading_library(msg: str) -> str:
-    """Top-level code failed; the full stop is always added, even after one (§1.4 step 4)."""
+    """Top-level code failed; the full stop is always added, even after one."""
     return f"Failed loading library: {msg}."
 
 
@@ -154,7 +159,7 @@ def nothing_registered(era: Era) -> str:
     )
 
 
-# --- §2 Library management commands ---------------------------------------------------------
+# --- Library management commands (RedisGears: function_*_command.rs) -----------------------
 
 
 def unknown_subcommand(name: str) -> str:
@@ -167,7 +172,7 @@ def wrong_arity(cmd: str) -> str:
     return f"ERR wrong number of arguments for '{cmd}' command"
 
 
-# §2.1 LOAD
+# LOAD (function_load_command.rs)
 COULD_NOT_FIND_LIBRARY_PAYLOAD = "Could not find library payload"
 CONFIGURATION_VALUE_NOT_GIVEN = "configuration value was not given"
 CONFIGURATION_NOT_STRING = "given configuration value is not a valid string"
@@ -184,12 +189,13 @@ def configuration_invalid_json(value: str, parser_error: str) -> str:
     return f"configuration must be a valid json, '{value}', {parser_error}."
 
 
-# §2.2 DEL / DELETE (the UTF-8 text also serves §4.1 check 1: it is redismodule-rs's)
+# DEL / DELETE (function_del_command.rs; the UTF-8 text also serves the call commands: it is
+# redismodule-rs's)
 FUNCTION_NAME_NOT_GIVEN = "function name was not given"
 NOT_UTF8 = "Couldn't parse as UTF-8 string"
 LIBRARY_DOES_NOT_EXIST = "library does not exists"
 
-# §2.3 LIST
+# LIST (function_list_command.rs)
 BINARY_OPTION = "Binary option is not allowed"
 LIBRARY_NAME_NOT_GIVEN = "Library name was not given"
 LIBRARY_NAME_NOT_STRING = "Library name is not a string"
@@ -200,11 +206,11 @@ def unknown_list_option(option: str) -> str:
     return f"Unknown option '{option.lower()}'"
 
 
-# §2.4 Other module commands
+# Other module commands (redisgears_core/src/lib.rs `function_debug_command`)
 DEBUG_COMMAND_DISABLED = "Debug command are disabled"
 
 
-# --- §3 Registration API: argument conversion errors ----------------------------------------
+# --- Registration API: argument conversion errors (RedisGears: v8_native_functions.rs) -----
 
 VALUE_NOT_STRING = "Value is not string"
 VALUE_NOT_LONG = "Value is not long"
@@ -235,7 +241,7 @@ def failed_consuming_arguments(reason: str) -> str:
     return f"Failed consuming arguments. {reason}."
 
 
-# --- §3.3 Function registration -------------------------------------------------------------
+# --- Function registration (RedisGears: v8_native_functions.rs, redisgears_v8_plugin/src/lib.rs)
 
 
 def function_not_a_function(era: Era) -> str:
@@ -267,11 +273,11 @@ def unknown_flag(flag: str) -> str:
 
 
 def called_out_of_context(api: str) -> str:
-    """A registration or client API used after its context ended (§3, §4.9, §4.11)."""
+    """A registration or client API used after its context ended."""
     return f"Called '{api}' out of context"
 
 
-# Both eras use the snake_case name for function registration (§3.3 rule 5).
+# Both eras use the snake_case name for function registration (`register_function`).
 FUNCTION_OUT_OF_CONTEXT = called_out_of_context("register_function")
 
 
@@ -280,7 +286,7 @@ def function_already_exists(name: str) -> str:
     return f"Function {name} already exists"
 
 
-# --- §3.4 Other registrations ---------------------------------------------------------------
+# --- Other registrations (RedisGears: v8_native_functions.rs) -------------------------------
 
 
 def keyspace_callback_not_function(era: Era) -> str:
@@ -353,14 +359,14 @@ def remote_function_already_exists(name: str) -> str:
     return f"Remote function {name} already exists"
 
 
-# --- §3.6 / §3.7 redis.log and the Promise replacement --------------------------------------
+# --- redis.log and the Promise replacement (RedisGears: v8_native_functions.rs) -------------
 
 LOG_NOT_STRING = can_not_convert_value(0, "V8LocalUtf8", VALUE_NOT_STRING)
 PROMISE_BAD_ARGUMENT = "Bad argument to 'Promise' function"
 LIBRARY_WAS_DELETED = "Library was deleted"
 
 
-# --- §4.1 Invocation checks -----------------------------------------------------------------
+# --- Invocation checks (RedisGears: redisgears_core/src/lib.rs `function_call_command`) ----
 
 FAILED_EXTRACTING_FUNCTION_NAME = "Failed extracting function name"
 # Rust's `ParseIntError` texts for numkeys, with the `ERR ` they reach the client with.
@@ -372,23 +378,23 @@ JS_ENGINE_OOM = "JS engine reached OOM state and can not run any more code"
 
 
 def unknown_library(name: str) -> str:
-    """§4.1 check 3."""
+    """No library of that name."""
     return f"Unknown library {name}"
 
 
 def unknown_function(name: str) -> str:
-    """§4.1 check 4."""
+    """The library has no function of that name."""
     return f"Unknown function {name}"
 
 
 def writes_on_replica(era: Era) -> str:
-    """§4.1 check 5: a function that may write, on a replica."""
+    """A function that may write, on a replica."""
     rg = "Err can not run a function that might perform writes on a replica"
     return _by_era(era, rg, rg + ' or when the "avoid replication traffic" option is enabled')
 
 
 def not_enough_arguments(numkeys: int, count: int) -> str:
-    """§4.1 check 7: fewer arguments after numkeys than numkeys."""
+    """Fewer arguments after numkeys than numkeys."""
     return (
         f"Not enough arguments was given, expected at least {numkeys} arguments,"
         f" got {count} arguments."
@@ -396,7 +402,7 @@ def not_enough_arguments(numkeys: int, count: int) -> str:
 
 
 def async_needs_async_command(era: Era) -> str:
-    """§4.1 check 8: an async-registered function called with the non-async command."""
+    """An async-registered function called with the non-async command."""
     command = _by_era(era, "RG.FCALLASYNC", "TFCALLASYNC")
     return (
         "The function is declared as async and was called while blocking was not allowed;"
@@ -405,7 +411,7 @@ def async_needs_async_command(era: Era) -> str:
     )
 
 
-# --- §4.2 / §4.4 / §4.5 Arguments, results, blocking ----------------------------------------
+# --- Arguments, results, blocking (RedisGears: v8_function_ctx.rs, redisgears_core/src/lib.rs)
 
 CAN_NOT_CONVERT_ARGUMENT_TO_STRING = "Can not convert argument to string"
 CAN_NOT_BLOCK_CLIENT = (
@@ -418,7 +424,7 @@ PROMISE_DROPPED = (
 NOT_ALLOWED_FROM_SCRIPT = "This Redis command is not allowed from script"
 
 
-# --- §4.6 / §4.8 / §4.9 / §4.10 / §4.11 Clients ----------------------------------------------
+# --- Clients (RedisGears: v8_native_functions.rs, background_run_ctx.rs) -------------------
 
 CALL_ARGUMENT_NOT_BYTES = failed_consuming_arguments(CAN_NOT_CONVERT_INTO_BYTES)
 BLOCK_NOT_FUNCTION = "Argument to 'block' must be a function"
@@ -457,12 +463,12 @@ def background_needs_async(era: Era) -> str:
     return f"First argument to '{background_api(era)}' must be an async function"
 
 
-# --- §4.12 / §6.4 Termination ---------------------------------------------------------------
+# --- Termination (RedisGears: run_ctx.rs, redisgears_v8_plugin/src/lib.rs) -----------------
 
 EXECUTION_TERMINATED = "Err Execution was terminated due to OOM or timeout"
 
 
-# --- §4.13 ACL ------------------------------------------------------------------------------
+# --- ACL (RedisGears: redisgears_core/src/lib.rs) -------------------------------------------
 
 
 def no_permissions_on_key(user: str, key: bytes, acl_error: str) -> str:
@@ -470,23 +476,24 @@ def no_permissions_on_key(user: str, key: bytes, acl_error: str) -> str:
     return f"User '{user}' has no permissions on key '{binary_or_text(key)}', {acl_error}."
 
 
-# --- §5 Commands from JS --------------------------------------------------------------------
+# --- Commands from JS (RedisGears: run_ctx.rs; Redis 7.2: server.c, script.c) --------------
 
 REDIS_OOM = "OOM command not allowed when used memory > 'maxmemory'."
 
 
 def not_allowed_on_script_mode(fullname: str) -> str:
-    """§5.1: `fullname` is the lower-case command, or `parent|sub`."""
+    """Not allowed in scripts: `fullname` is the lower-case command, or `parent|sub`."""
     return f"ERR command '{fullname}' is not allowed on script mode"
 
 
 def write_not_allowed(fullname: str) -> str:
-    """§5.2: a write command under `no-writes`."""
+    """A write command under `no-writes`."""
     return f"ERR Write command '{fullname}' was called while write is not allowed."
 
 
 def unknown_command(cmd: bytes, args: Iterable[bytes]) -> str:
-    """§5.4: Redis 7.2's text: each part cut at NUL and to 128 bytes, args while < 128 bytes."""
+    """An unknown command: Redis 7.2's text: each part cut at NUL and to 128 bytes, args while
+    < 128 bytes."""
     shown = b""
     for arg in args:
         if len(shown) >= 128:
@@ -502,7 +509,7 @@ def _c_string(data: bytes) -> bytes:
     return data.split(b"\0", 1)[0]
 
 
-# --- §6.1 Reply → JS ------------------------------------------------------------------------
+# --- Reply → JS (RedisGears: v8_native_functions.rs `call_result_to_js_object`) -----------
 
 COULD_NOT_DECODE_VALUE = "Could not decode value as string"
 BINARY_MAP_KEY = "Binary map key is not supported"
@@ -511,7 +518,7 @@ COULD_NOT_DECODE_BIG_NUMBER = "Could not decode big number as string"
 
 
 def utf8_error(data: bytes) -> str | None:
-    """Rust's `Utf8Error` text for `data`, or None if it is valid UTF-8 (§6.1 verbatim)."""
+    """Rust's `Utf8Error` text for `data`, or None if it is valid UTF-8 (a verbatim reply)."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -521,7 +528,7 @@ def utf8_error(data: bytes) -> str | None:
     return None
 
 
-# --- §6.3 JS → reply ------------------------------------------------------------------------
+# --- JS → reply (RedisGears: v8_function_ctx.rs `v8_value_to_call_result`) ----------------
 
 VERBATIM_FORMAT_LENGTH = "Verbatim format length must be 3."
 VERBATIM_FORMAT_ASCII = "Verbatim format must contains only ASCI values."
@@ -529,7 +536,7 @@ NOT_A_KEY = "Give value is not a key"
 NESTING_LEVEL_REACHED = "nesting level reached"
 
 
-# --- §8.5 Stream trigger upgrade ------------------------------------------------------------
+# --- Stream trigger upgrade (RedisGears: redisgears_core/src/lib.rs) -----------------------
 
 
 def stream_prefix_changed(name: str, old_prefix: bytes, new_prefix: bytes) -> str:
@@ -541,7 +548,7 @@ def stream_prefix_changed(name: str, old_prefix: bytes, new_prefix: bytes) -> st
     )
 
 
-# --- §9 Configuration -----------------------------------------------------------------------
+# --- Configuration (RedisGears: redisgears_core/src/config.rs) -----------------------------
 
 DB_LOADING_TIMEOUT_TOO_LOW = (
     "The db-loading-lock-redis-timeout value can't be less than lock-redis-timeout value."
@@ -594,7 +601,7 @@ def invalid_setting(name: str, reason: str) -> str:
     return f"Invalid value for setting '{name}': {reason}"
 
 
-# --- §10 Remote functions -------------------------------------------------------------------
+# --- Remote functions (RedisGears: background_run_ctx.rs, v8_native_functions.rs) ----------
 
 FAILED_SERIALIZING_ARGUMENTS = "Failed serializing arguments"
 FAILED_SERIALIZING_RESULT = "Failed serializing result"
@@ -622,9 +629,9 @@ def remote_function_not_in_library(name: str, library: str) -> str:
     return f"Remote function {name} does not exists on library {library}"
 
 
-# --- §11 Engine differences -----------------------------------------------------------------
+# --- Engine differences (README: Differences from RedisGears) ------------------------------
 
-# QuickJS's `InternalError: stack overflow` is rewritten to V8's text (§11 row 1).
+# QuickJS's `InternalError: stack overflow` is rewritten to V8's text.
 STACK_OVERFLOW = "RangeError: Maximum call stack size exceeded"
 
 
@@ -775,9 +782,9 @@ class ListenerErrors:
 
 
 class CliErrors:
-    """Texts of the `jshost` command-line tools (`jshost.cli`, `jshost.cli_client`,
-    `jshost.watch`). jshost's own wording; grouped in a class, like `ServerErrors`, so that the
-    spec-text checks over this module's constants leave them alone."""
+    """Texts of the `jshost` command-line tools (`jshost.cli`, `jshost.cli_remote`,
+    `jshost.library_folder`). jshost's own wording; grouped in a class, like `ServerErrors`, so
+    that the spec-text checks over this module's constants leave them alone."""
 
     CANNOT_CONNECT = "cannot reach jshost at {url}: {reason}"
     BAD_URL = "invalid --url {url!r}: {reason}"
@@ -815,6 +822,8 @@ class BackendErrors:
         "ERR the backend Redis at {address} does not speak RESP3 (HELLO 3 failed: {reason}); "
         "jshost needs Redis 6 or newer"
     )
+    #: How a server without RESP3 (Redis 5 or older) refuses HELLO.
+    NO_HELLO = ("NOPROTO", "ERR unknown command")
     ERR_STORE_CLOSED = "ERR jshost's connection to the backend Redis is closed"
     ERR_UNSUPPORTED = "ERR command '{name}' is not supported through jshost"
     ERR_CALL_STATEFUL = (
@@ -896,7 +905,8 @@ class ProtocolErrors:
 
 class CommandErrors:
     """Redis 7.2's texts for commands JS runs (`jshost.store.command_table`), as `RM_Call`
-    returns them (`ERR ` before Redis' bare texts); templates of the §5 functions above."""
+    returns them (`ERR ` before Redis' bare texts); templates of the functions of "Commands
+    from JS" above."""
 
     ERR_UNKNOWN_COMMAND = "ERR unknown command '{name}', with args beginning with: {args}"
     ERR_UNKNOWN_SUBCOMMAND = "ERR unknown subcommand '{sub}'. Try {container} HELP."
@@ -917,16 +927,40 @@ class PluginErrors:
 
 
 class StoreErrors:
-    """Texts of the embedded store (`jshost.store.embedded`) and of replies it cannot convert."""
+    """Texts of the embedded store (`jshost.store.embedded`) and of replies it cannot convert.
+    Redis 7.2's texts for the commands it adds to fakeredis (and for the errors it rewords)."""
 
     INTERNAL = "ERR internal error in the embedded store: {exc!r}"
     SESSION_CLOSED = "ERR the session is closed"
     UNBLOCKED = "UNBLOCKED client unblocked via CLIENT UNBLOCK"  # Redis 7.2 blocked.c
     UNSUPPORTED_REPLY = "unsupported reply type {name}"
+    SYNTAX_ERROR = "ERR syntax error"
+    TIMEOUT_NEGATIVE = "ERR timeout is negative"  # WAIT, WAITAOF (replication.c)
+    WAITAOF_APPENDONLY = (
+        "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled."
+    )
+    # COMMAND GETKEYS (server.c getKeysSubcommandImpl)
+    GETKEYS_INVALID_COMMAND = "ERR Invalid command specified"
+    GETKEYS_INVALID_ARITY = "ERR Invalid number of arguments specified for command"
+    GETKEYS_NO_KEYS = "ERR The command has no key arguments"
+    # fakeredis' wording -> Redis' (as `re.sub` patterns and replacements)
+    EXPIRE_TIME_FAKEREDIS = r"^ERR invalid expire time in (\w+)$"
+    EXPIRE_TIME = r"ERR invalid expire time in '\1' command"  # expire.c
+    BUSYGROUP_FAKEREDIS = r"^ERR (BUSYGROUP .*)$"
+    BUSYGROUP = r"\1"  # t_stream.c: BUSYGROUP without ERR
+    # fakeredis' XREADGROUP error on a missing key, and the code Redis answers it with
+    XREADGROUP_NO_KEY_FAKEREDIS = "ERR The XGROUP subcommand requires the key to exist"
+    NOGROUP = "NOGROUP"
+    # Errors Redis answers after a command's key lookups (so their `keymiss` events were sent)
+    AFTER_LOOKUP = ("ERR no such key", "NOGROUP", "WRONGTYPE")
+    # fakeredis' texts for an unknown command and a wrong argument count (Redis' instead:
+    # `CommandErrors`)
+    UNKNOWN_COMMAND_FAKEREDIS = "ERR unknown command '"
+    ARITY_FAKEREDIS = ("ERR wrong number of arguments for '", "ERR Wrong number of args")
 
 
 class EmbeddedErrors:
-    """Server commands of the embedded store (`jshost.store.embedded_commands`). Redis 7.2's
+    """Server commands of the embedded store (`jshost.store.embedded.server_commands`). Redis 7.2's
     texts where Redis has the same error; jshost's where the embedded store cannot do it."""
 
     SYNTAX = "ERR syntax error"
@@ -970,7 +1004,7 @@ class EmbeddedErrors:
 
 
 class GeoErrors:
-    """GEO commands of the embedded store (`jshost.store.embedded_geo`): Redis 7's texts."""
+    """GEO commands of the embedded store (`jshost.store.embedded.geo`): Redis 7's texts."""
 
     SYNTAX = "ERR syntax error"
     UNIT = "ERR unsupported unit provided. please use M, KM, FT, MI"
@@ -1020,7 +1054,7 @@ class ClientErrors:
 
 
 class TrackingErrors:
-    """CLIENT TRACKING / CACHING (jshost.store.embedded_tracking, and jshost's CLIENT): Redis 7's
+    """CLIENT TRACKING / CACHING (jshost.store.embedded.tracking, and jshost's CLIENT): Redis 7's
     texts."""
 
     SYNTAX = "ERR syntax error"
@@ -1050,7 +1084,7 @@ class TrackingErrors:
 
 class DumpErrors:
     """DUMP / RESTORE on the embedded store (`jshost.store.rdb`) and its data file
-    (`jshost.persistence`). Redis 7.2's texts (cluster.c) where Redis has one."""
+    (`jshost.store.embedded.datafile`). Redis 7.2's texts (cluster.c) where Redis has one."""
 
     VERSION_OR_CHECKSUM = "ERR DUMP payload version or checksum are wrong"
     BAD_DATA = "ERR Bad data format"

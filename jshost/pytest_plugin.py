@@ -24,7 +24,7 @@ maps `dict`, and so on. A failed load or call raises `JSHostError` (a `ReplyErro
 the exact error reply, and the message shows it with the JS stack, when there is one
 (`error-verbosity` 2), one frame per line and with the library's real file path.
 
-Host settings (SPEC §9) per test with a marker, or for every test with an ini option::
+Host settings per test with a marker, or for every test with an ini option::
 
       @pytest.mark.jshost_settings(error_verbosity=2)      # or ({"error-verbosity": "2"})
 
@@ -57,18 +57,13 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncJSHost", "AsyncLibraryHandle", "JSHost", "JSHostError", "LibraryHandle"]
 
-# User-visible texts of this plugin (their one home is jshost/errors.py).
-SYNC_FIXTURE_IN_ASYNC_TEST = PluginErrors.SYNC_FIXTURE_IN_ASYNC_TEST
-BOOL_AS_WORD = PluginErrors.BOOL_AS_WORD
-BAD_SETTINGS_LINE = PluginErrors.BAD_SETTINGS_LINE
-
 Word = str | bytes | int
 """A command word, key or argument: str is UTF-8 encoded, int is written in decimal."""
 
 Config = Mapping[str, Any] | str | None
 """A library's CONFIG: a mapping (sent as JSON), the JSON text itself, or None for none."""
 
-_FRAME_SEPARATOR = "|    at "  # how an error-verbosity 2 stack arrives in a reply (SPEC §6.4)
+_FRAME_SEPARATOR = "|    at "  # how an error-verbosity 2 stack arrives in a reply
 _PRELUDE_FRAME = "<jshost prelude>"
 
 
@@ -122,7 +117,7 @@ def _prologue_name(code: str) -> str | None:
 
 def _word(value: Word) -> bytes | str:
     if isinstance(value, bool):  # bool is an int: refuse the likely mistake
-        raise TypeError(BOOL_AS_WORD)
+        raise TypeError(PluginErrors.BOOL_AS_WORD)
     return str(value) if isinstance(value, int) else value
 
 
@@ -190,7 +185,7 @@ class _HostBase(Generic[H]):
 
     @property
     def settings(self) -> Settings:
-        """The host's settings (SPEC §9), read with `settings["error-verbosity"]`."""
+        """The host's settings, read with `settings["error-verbosity"]`."""
         return self._core.settings
 
     def config_set(self, name: str, value: str | int) -> None:
@@ -243,8 +238,8 @@ class _HostBase(Generic[H]):
     def list(self, era: Era = "rg", with_code: bool = False, verbosity: int = 0,
              library: str | None = None) -> list[dict[str, Any]]:
         """The LIST reply as a list of maps (rg or tf shape)."""
-        from jshost.commands.grammar import ListArgs
-        from jshost.listing import list_libraries
+        from jshost.host.listing import list_libraries
+        from jshost.host.requests import ListArgs
 
         return list_libraries(self._core, era, ListArgs(with_code, verbosity, library))
 
@@ -414,7 +409,7 @@ def _check_no_running_loop() -> None:
         asyncio.get_running_loop()
     except RuntimeError:
         return
-    raise RuntimeError(SYNC_FIXTURE_IN_ASYNC_TEST)
+    raise RuntimeError(PluginErrors.SYNC_FIXTURE_IN_ASYNC_TEST)
 
 
 def _raise_error_reply(reply: Any, args: Sequence[Word]) -> None:
@@ -453,7 +448,7 @@ def _settings(request: pytest.FixtureRequest) -> Settings:
     for line in request.config.getini("jshost_settings"):
         name, sep, value = line.partition("=")
         if not sep:
-            raise pytest.UsageError(BAD_SETTINGS_LINE.format(line=line))
+            raise pytest.UsageError(PluginErrors.BAD_SETTINGS_LINE.format(line=line))
         overrides[name.strip()] = value.strip()
     # Closest marker last, so a test's marker wins over its class's and module's.
     for marker in reversed(list(request.node.iter_markers("jshost_settings"))):

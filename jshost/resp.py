@@ -42,24 +42,6 @@ from jshost._engine import resp as _native
 from .errors import ProtocolErrors
 from .replies import BigNumber, ErrorReply, Push, SetReply, Status, Verbatim
 
-# --- User-visible protocol error texts: their one home is jshost/errors.py ----------------------
-
-ERR_INVALID_MULTIBULK_LENGTH: Final = ProtocolErrors.ERR_INVALID_MULTIBULK_LENGTH
-ERR_INVALID_BULK_LENGTH: Final = ProtocolErrors.ERR_INVALID_BULK_LENGTH
-ERR_EXPECTED_DOLLAR: Final = ProtocolErrors.ERR_EXPECTED_DOLLAR
-ERR_TOO_BIG_INLINE: Final = ProtocolErrors.ERR_TOO_BIG_INLINE
-ERR_TOO_BIG_MBULK_COUNT: Final = ProtocolErrors.ERR_TOO_BIG_MBULK_COUNT
-ERR_TOO_BIG_BULK_COUNT: Final = ProtocolErrors.ERR_TOO_BIG_BULK_COUNT
-ERR_UNBALANCED_QUOTES: Final = ProtocolErrors.ERR_UNBALANCED_QUOTES
-ERR_UNAUTH_MBULK_COUNT: Final = ProtocolErrors.ERR_UNAUTH_MBULK_COUNT
-ERR_UNAUTH_BULK_LENGTH: Final = ProtocolErrors.ERR_UNAUTH_BULK_LENGTH
-MSG_QUERY_BUFFER_LIMIT: Final = ProtocolErrors.MSG_QUERY_BUFFER_LIMIT
-ERR_REPLY_BAD_TYPE: Final = ProtocolErrors.ERR_REPLY_BAD_TYPE
-ERR_REPLY_BAD_LENGTH: Final = ProtocolErrors.ERR_REPLY_BAD_LENGTH
-ERR_REPLY_BAD_VALUE: Final = ProtocolErrors.ERR_REPLY_BAD_VALUE
-ERR_REPLY_NO_CRLF: Final = ProtocolErrors.ERR_REPLY_NO_CRLF
-ERR_REPLY_TOO_DEEP: Final = ProtocolErrors.ERR_REPLY_TOO_DEEP
-
 # --- Limits (Redis 7 defaults; defined with the native parsers) ---------------------------------
 
 PROTO_INLINE_MAX_SIZE: Final[int] = _native.PROTO_INLINE_MAX_SIZE  # also caps a header line
@@ -77,13 +59,10 @@ UNAUTH_MAX_BULK_LEN: Final[int] = _native.UNAUTH_MAX_BULK_LEN
 CHECKED_BULK_LEN: Final[int] = _native.CHECKED_BULK_LEN
 MAX_REPLY_DEPTH: Final[int] = _native.MAX_REPLY_DEPTH
 
-# --- Common replies -----------------------------------------------------------------------------
+# --- Common replies (the same bytes in RESP2 and RESP3) -----------------------------------------
 
-OK_REPLY: Final = b"+OK\r\n"
 PONG_REPLY: Final = b"+PONG\r\n"
 QUEUED_REPLY: Final = b"+QUEUED\r\n"
-NULL_RESP2: Final = b"$-1\r\n"
-NULL_RESP3: Final = b"_\r\n"
 
 
 class RespError(Exception):

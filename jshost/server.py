@@ -46,8 +46,8 @@ from jshost.commands.stats import SAMPLE_EVERY
 from jshost.connection import Connection
 from jshost.errors import ListenerErrors, ServerErrors
 from jshost.host import Host
+from jshost.host.persistence import Persistence
 from jshost.listener_config import RESERVED_FDS, ListenerConfig, OutputBufferLimit
-from jshost.persistence import Persistence
 
 log = logging.getLogger("jshost.server")
 

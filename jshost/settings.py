@@ -1,4 +1,5 @@
-"""The settings of SPEC §9, with Redis 7.2's `CONFIG GET` / `CONFIG SET` behaviour.
+"""RedisGears' settings (redisgears_core/src/config.rs), with Redis 7.2's `CONFIG GET` /
+`CONFIG SET` behaviour.
 
 In RedisGears these were module configs named `redisgears_2.<name>`. jshost offers both eras,
 so the table holds the settings of both; `SettingSpec.era` says which era had each one.
@@ -48,7 +49,7 @@ _GLOB_CHARS = frozenset("[*?")
 
 @dataclass(frozen=True)
 class SettingSpec:
-    """One row of the §9 table."""
+    """One setting."""
 
     name: str
     era: SettingEra
@@ -254,7 +255,7 @@ class Settings:
         return specs
 
     def _assign(self, spec: SettingSpec, value: SettingValue) -> None:
-        """Store a parsed value, with tf's rules tying the two lock timeouts (§9)."""
+        """Store a parsed value, with tf's rules tying the two lock timeouts."""
         lock, db_loading = "lock-redis-timeout", "db-loading-lock-redis-timeout"
         if spec.name == db_loading and int(value) < self._int(lock):
             raise ValueError(errors.DB_LOADING_TIMEOUT_TOO_LOW)
@@ -267,7 +268,7 @@ class Settings:
 
 def check_startup(values: Mapping[str, SettingValue]) -> None:
     """tf's `verify_v8_mem_usage_values` over short-named values; raises `ValueError` with the
-    exact §9 text."""
+    exact text RedisGears gives."""
     usage = int(values["v8-library-initial-memory-usage"])
     limit = int(values["v8-library-initial-memory-limit"])
     delta = int(values["v8-library-memory-usage-delta"])

@@ -10,10 +10,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from jshost.commands.grammar import ListArgs
 from jshost.errors import Era
 from jshost.host import Host
-from jshost.listing import list_libraries
+from jshost.host.listing import list_libraries
+from jshost.host.requests import ListArgs
 from jshost.replies import Reply
 from jshost.settings import Settings
 from jshost.store import Session, Store
@@ -25,7 +25,7 @@ class SyncHost:
     def __init__(self, store: Store | None = None, settings: Settings | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.host = Host(store, settings)
-        self.host._loop = self.loop
+        self.host.use_loop(self.loop)
         self._client: Session | None = None
 
     def load(self, code: str, config_text: str | None = None, replace: bool = False,

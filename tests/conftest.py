@@ -17,6 +17,7 @@ from jshost.host import Host
 from jshost.settings import Settings
 from jshost.store import Store
 
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--store-server",

@@ -7,11 +7,11 @@ from bench.spy import fold
 
 RAW = "\n".join([
     # A store command made by a JS client call counts as store time, not host or JS time.
-    "run (asyncio/runners.py:190);Host._call_locked (jshost/host.py:308);"
+    "run (asyncio/runners.py:190);Calls._call_locked (jshost/host/calls.py:98);"
     "JS_CallInternal (jshost/_engine.cpython-311-x86_64-linux-gnu.so);"
-    "Natives.call (jshost/natives.py:123);"
+    "Natives.call (jshost/host/natives.py:123);"
     "BaseFakeSocket._process_command (fakeredis/_socket/_base.py:225) 30",
-    "run (asyncio/runners.py:190);Host._call_locked (jshost/host.py:308);"
+    "run (asyncio/runners.py:190);Calls._call_locked (jshost/host/calls.py:98);"
     "JS_CallInternal (jshost/_engine.cpython-311-x86_64-linux-gnu.so) 20",
     "run (asyncio/runners.py:190);Connection._process (jshost/connection.py:277);"
     "RequestParser._parse_batch (jshost/resp.py:459) 40",
@@ -41,10 +41,10 @@ def test_fold_of_nothing() -> None:
 
 
 def test_rust_binding_frames_are_the_boundary_not_quickjs() -> None:
-    raw = ("Host._call_locked (jshost/host.py:308);"
+    raw = ("Calls._call_locked (jshost/host/calls.py:98);"
            "pyo3::instance::Py$LT$T$GT$::call1 (jshost/_engine.cpython-311-x86_64-linux-gnu.so);"
            "unicode_decode_utf8 (libpython3.11.so.1.0) 3\n"
-           "Host._call_locked (jshost/host.py:308);"
+           "Calls._call_locked (jshost/host/calls.py:98);"
            "JS_CallInternal (jshost/_engine.cpython-311-x86_64-linux-gnu.so) 1")
     assert fold(raw)["layers"] == {"JS <-> Python boundary": 75.0,
                                    "JS engine (QuickJS, native)": 25.0}

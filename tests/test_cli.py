@@ -20,10 +20,11 @@ from server_fixture import REPO, JshostProcess, library
 
 from jshost import errors
 from jshost.cli import main
-from jshost.cli_client import format_reply, run_lines, split_args
+from jshost.cli_remote import format_reply
+from jshost.cli_run import run_lines, split_args
 from jshost.errors import CliErrors
+from jshost.library_folder import detect_era
 from jshost.replies import ErrorReply, Status
-from jshost.watch import detect_era
 
 pytestmark = pytest.mark.timeout(120)
 

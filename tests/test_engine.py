@@ -18,6 +18,7 @@ import textwrap
 import pytest
 
 from jshost import _engine
+from jshost._engine import JSScript, Runtime
 from jshost.engine import (
     UNDEFINED,
     Boxed,
@@ -26,11 +27,9 @@ from jshost.engine import (
     JSMap,
     JSObject,
     JSPromise,
-    JSScript,
     JSSet,
     JSTerminated,
     JSThrow,
-    Runtime,
     TypedArray,
 )
 
@@ -156,7 +155,9 @@ class TestRuntimes:
         # Allocation failures hit QuickJS at every possible point; some of its failure paths
         # used to crash (a GC started while a shape was unlinked) or to throw nothing at all.
         out = run_isolated("""
-            from jshost.engine import Runtime, JSError
+            import jshost.engine  # (hands the binding its value types)
+            from jshost._engine import Runtime
+            from jshost.engine import JSError
             bombs = [
                 "(function () { const o = {}; for (let i = 0; ; i++) o['k' + i] = i; })()",
                 "(function () { const a = []; for (;;) a.push({ i: a.length, s: 'y' + a.length }); })()",
@@ -331,7 +332,9 @@ class TestRuntimes:
         # A JS value left behind by a failed conversion makes QuickJS abort when the runtime
         # is freed: run the failures, then close.
         out = run_isolated("""
-            from jshost.engine import Runtime, Boxed, TypedArray
+            import jshost.engine  # (hands the binding its value types)
+            from jshost._engine import Runtime
+            from jshost.engine import Boxed, TypedArray
             rt = Runtime()
             failures = [
                 lambda: rt.roundtrip({"ok": 1.0, 2.5: "float key"}),
@@ -781,7 +784,7 @@ class TestStructures:
             assert rt.roundtrip(boxed) == boxed
 
     def test_boxed_arraybuffer_keeps_its_props(self, rt):
-        # The host builds these for raw verbatim replies (jshost/conversions.py).
+        # The host builds these for raw verbatim replies (jshost/host/conversions.py).
         check = rt.eval("(b) => [b instanceof ArrayBuffer, b.byteLength, b.__reply_type, b.__format]")
         assert check(Boxed("arraybuffer", b"abc", {"__reply_type": "verbatim", "__format": "txt"})) == [
             True, 3.0, "verbatim", "txt"]
@@ -845,7 +848,8 @@ class TestStructures:
 
     def test_huge_sparse_array_is_refused_without_crashing(self):
         out = run_isolated("""
-            from jshost.engine import Runtime
+            import jshost.engine  # (hands the binding its value types)
+            from jshost._engine import Runtime
             rt = Runtime()
             try:
                 rt.eval("const a = []; a.length = 2 ** 32 - 1; a")
@@ -1115,7 +1119,9 @@ class TestErrors:
 
     def test_recursion_through_python_callbacks_does_not_crash(self):
         out = run_isolated("""
-            from jshost.engine import Runtime, JSError
+            import jshost.engine  # (hands the binding its value types)
+            from jshost._engine import Runtime
+            from jshost.engine import JSError
             rt = Runtime()
             rt.globals.set("py_rec", lambda n: rt.globals.get("js_rec")(n))
             rt.eval("function js_rec(n) { return py_rec(n + 1); }")

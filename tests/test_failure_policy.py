@@ -10,7 +10,8 @@ import pytest
 
 from jshost import errors
 from jshost.errors import ReplyError
-from jshost.host import KILL_POLICY_CEILING, Host
+from jshost.host import Host
+from jshost.host.limits import KILL_POLICY_CEILING
 from jshost.settings import Settings
 
 LIB = r"""#!js api_version=1.0 name=slow
@@ -43,7 +44,7 @@ async def test_kill_logs_and_lets_locked_code_finish(caplog: pytest.LogCaptureFi
 
 async def test_kill_still_stops_a_runaway_background_slice() -> None:
     h = host("kill")
-    assert h.background_timeout == pytest.approx(0.1 * KILL_POLICY_CEILING)
+    assert h.limits.background_timeout == pytest.approx(0.1 * KILL_POLICY_CEILING)
     with pytest.raises(ReplyError) as info:
         await h.fcall_async("slow", "forever")
     assert info.value.text == errors.EXECUTION_TERMINATED

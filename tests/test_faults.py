@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from redis_server import REDIS_SERVER, RedisServer
 from server_fixture import JshostProcess, command_bytes, wait_until
 
-from jshost.persistence import redis_library_name
+from jshost.host.archive import redis_library_name
 
 pytestmark = [
     pytest.mark.faults,

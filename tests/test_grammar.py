@@ -9,12 +9,9 @@ import pytest
 from jshost import errors
 from jshost.commands.grammar import (
     MIN_ARITY,
-    CallArgs,
     DeleteArgs,
-    ListArgs,
     LoadArgs,
     check_arity,
-    check_enough_arguments,
     parse_call,
     parse_delete,
     parse_function_command,
@@ -23,6 +20,7 @@ from jshost.commands.grammar import (
     parse_load,
 )
 from jshost.errors import Era, ReplyError
+from jshost.host.requests import CallArgs, ListArgs, check_enough_arguments
 
 CODE = b"#!js api_version=1.0 name=lib\nredis.register_function('f', () => 1);"
 CODE_TEXT = CODE.decode()

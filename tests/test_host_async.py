@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from jshost.commands.grammar import CallArgs
+from jshost.host.requests import CallArgs
 
 
 def start(drv, fn, *args, keys=()):
@@ -101,7 +101,7 @@ async def test_block_holds_the_lock_only_inside(jh):
         }});
     """)
     assert await jh.fcall_async("f") is True
-    assert not jh.host.lock.held
+    assert not jh.host.section.held
 
 
 async def test_other_calls_run_while_a_coroutine_waits(jh):

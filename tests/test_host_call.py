@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from jshost.commands.grammar import CallArgs
 from jshost.errors import ReplyError
+from jshost.host.requests import CallArgs
 from jshost.store import EmbeddedStore
 
 CHECK8 = ("The function is declared as async and was called while blocking was not allowed;"

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from jshost.commands.grammar import CallArgs
+from jshost.host.requests import CallArgs
 
 TERMINATED = "Err Execution was terminated due to OOM or timeout"
 NOT_BYTES = "Failed consuming arguments. Can not convert value into bytes buffer."
@@ -414,7 +414,7 @@ async def test_timeouts_and_recovery(host_driver, era):
     assert await drv.fcall_async_error("co_loop_later") == TERMINATED
     assert await drv.fcall_async_error("block_loop") == TERMINATED
     assert await drv.fcall("count") == 3  # the library still works, with its state
-    assert not drv.host.lock.held
+    assert not drv.host.section.held
 
 
 async def test_timeout_applies_to_each_call_afresh(host_driver):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jshost.commands.grammar import CallArgs
+from jshost.host.requests import CallArgs
 from jshost.replies import (
     BigNumber,
     ErrorReply,

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from jshost.commands.grammar import CallArgs
+from jshost.host.requests import CallArgs
 
 INVALID = (
     "Invalid or missing prologue. The rules for the prologue are: a) It starts on the first"

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from jshost.commands.grammar import CallArgs
+from jshost.host.requests import CallArgs
 
 CHECK8 = ("The function is declared as async and was called while blocking was not allowed;"
           " note that you cannot invoke async functions from within Lua or MULTI, and you must"
@@ -179,7 +179,7 @@ def test_flags_are_recorded(host_driver):
     rg = host_driver("rg")
     rg.load("redis.register_function('f', () => 1, ['raw-arguments', 'no-writes', 'allow-oom']);"
             "redis.register_function('g', () => 1, []);")
-    from jshost.library import flag_names
+    from jshost.host.library import flag_names
 
     fns = rg.host.libraries["lib"].functions
     assert flag_names(fns["f"].flags) == ["no-writes", "allow-oom", "raw-arguments"]

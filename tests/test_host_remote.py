@@ -12,7 +12,6 @@ from jshost.host import Host
 from jshost.store import RemoteStore
 from tests.redis_server import RedisServer
 
-
 LIB = r"""#!js api_version=1.0 name=lib
 redis.register_function('setget', (c, k, v) => { c.call('set', k, v); return c.call('get', k); });
 // Read-modify-write in two round trips: only atomic if nothing else runs in between.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from jshost.commands.info_cmd import in_order, wanted_sections
 from jshost.commands.info_text import Sections
 from jshost.commands.stats import ServerStats
-from jshost.store.embedded_commands import human
+from jshost.store.embedded.server_commands import human
 
 TEXT = b"# Server\r\nredis_version:7.0.15\r\ntcp_port:6380\r\n\r\n# Keyspace\r\ndb0:keys=1\r\n"
 

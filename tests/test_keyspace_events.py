@@ -2,7 +2,7 @@
 
 `CASES` runs each command form on a real redis-server 7 (`--notify-keyspace-events KEAm`,
 subscribed to `__keyevent@*__:*`) and on the embedded store (whose events come from
-`jshost.keyspace_events` through `EmbeddedStore.on_keyspace_event`), and compares the events.
+`jshost.store.keyspace_events` through the `EmbeddedStore` listener), and compares the events.
 On the real server a `PUBLISH` on a marker channel follows each command: Redis delivers
 messages to a subscriber in order, so the marker coming back means every event of the command
 has arrived -- no sleeps. The tests skip when `redis-server` is not on PATH.
@@ -23,8 +23,11 @@ from typing import Any
 
 import pytest
 import redis
+from listeners import EventCallback
 
-from jshost.keyspace_events import (
+from jshost.replies import Push
+from jshost.store import EmbeddedSession, EmbeddedStore
+from jshost.store.keyspace_events import (
     EVENT_CLASSES,
     CommandFacts,
     KeyEvent,
@@ -33,8 +36,6 @@ from jshost.keyspace_events import (
     notify_flags,
     redis_events,
 )
-from jshost.replies import Push
-from jshost.store import EmbeddedSession, EmbeddedStore
 
 try:
     from tests.redis_server import REDIS_SERVER, RedisServer
@@ -526,18 +527,18 @@ class Embedded:
 
     def run(self, case: str) -> list[Event]:
         setup, commands = parse(case)
-        self.store.on_keyspace_event = None
+        self.store.set_listener(None)
         self.call(["FLUSHALL"])
         self.call(["SELECT", "0"])
         for line in setup:
             self.call(line)
         self.events = []
-        self.store.on_keyspace_event = lambda *event: self.events.append(event)
+        self.store.set_listener(EventCallback(lambda *event: self.events.append(event)))
         try:
             for line in commands:
                 self.call(line)
         finally:
-            self.store.on_keyspace_event = None
+            self.store.set_listener(None)
         assert all(session is self.session for session, *_ in self.events)
         return [(db, event, key) for _, db, event, key in self.events]
 
@@ -594,7 +595,7 @@ def test_unknown_command_falls_back_to_the_store_event_name(
     facts = CommandFacts(
         args=[b"json.set", b"k", b"$", b"1"], modified=[b"k", b"k"], fallback=b"json.set", db=3
     )
-    with caplog.at_level("DEBUG", logger="jshost.keyspace_events"):
+    with caplog.at_level("DEBUG", logger="jshost.store.keyspace_events"):
         assert redis_events(facts) == [KeyEvent(3, b"json.set", b"k")]
         assert redis_events(facts) == [KeyEvent(3, b"json.set", b"k")]
     assert len([r for r in caplog.records if "json.set" in r.getMessage()]) <= 1
@@ -639,7 +640,7 @@ def store() -> EmbeddedStore:
 
 def test_events_in_order_with_their_session(store: EmbeddedStore) -> None:
     seen: list[tuple[Any, int, bytes, bytes]] = []
-    store.on_keyspace_event = lambda *event: seen.append(event)
+    store.set_listener(EventCallback(lambda *event: seen.append(event)))
     s1, s2 = store.open_session(), store.open_session()
     s1.call(a("RPUSH src a"))
     s2.call(a("SELECT 2"))
@@ -659,7 +660,7 @@ def test_events_in_order_with_their_session(store: EmbeddedStore) -> None:
 
 def test_events_carry_the_database(store: EmbeddedStore) -> None:
     seen: list[tuple[Any, int, bytes, bytes]] = []
-    store.on_keyspace_event = lambda *event: seen.append(event)
+    store.set_listener(EventCallback(lambda *event: seen.append(event)))
     s = store.open_session()
     s.call(a("SELECT 3"))
     s.call(a("SET k v"))
@@ -673,7 +674,7 @@ def test_events_carry_the_database(store: EmbeddedStore) -> None:
 
 def test_transaction_events_come_after_exec_in_order(store: EmbeddedStore) -> None:
     seen: list[bytes] = []
-    store.on_keyspace_event = lambda _s, _db, event, key: seen.append(event + b":" + key)
+    store.set_listener(EventCallback(lambda _s, _db, event, key: seen.append(event + b":" + key)))
     s = store.open_session()
     for line in ("MULTI", "SET a 1", "INCR b", "DEL a"):
         s.call(a(line))
@@ -696,7 +697,7 @@ def test_listener_runs_before_the_reply_is_returned(store: EmbeddedStore) -> Non
         if session is client and event == b"set":
             js.call([b"INCR", b"count:" + key])
 
-    store.on_keyspace_event = listener
+    store.set_listener(EventCallback(listener))
     reply = client.call(a("SET k v"))
     returned = True
     assert reply == b"OK"
@@ -713,7 +714,7 @@ def test_listener_failure_does_not_lose_the_reply(
     def listener(*_event: Any) -> None:
         raise RuntimeError("boom")
 
-    store.on_keyspace_event = listener
+    store.set_listener(EventCallback(listener))
     s = store.open_session()
     assert s.call(a("SET k v")) == b"OK"
     assert any("listener failed" in r.getMessage() for r in caplog.records)
@@ -721,7 +722,7 @@ def test_listener_failure_does_not_lose_the_reply(
 
 def test_keymiss_for_reads_of_missing_keys_only(store: EmbeddedStore) -> None:
     seen: list[bytes] = []
-    store.on_keyspace_event = lambda _s, _db, event, key: seen.append(event + b":" + key)
+    store.set_listener(EventCallback(lambda _s, _db, event, key: seen.append(event + b":" + key)))
     s = store.open_session()
     s.call(a("SET here v"))
     seen.clear()
@@ -732,7 +733,8 @@ def test_keymiss_for_reads_of_missing_keys_only(store: EmbeddedStore) -> None:
 
 def test_lazy_expiry_on_access(store: EmbeddedStore) -> None:
     seen: list[tuple[Any, bytes, bytes]] = []
-    store.on_keyspace_event = lambda session, _db, event, key: seen.append((session, event, key))
+    store.set_listener(EventCallback(
+        lambda session, _db, event, key: seen.append((session, event, key))))
     s = store.open_session()
     s.call(a("SET k v PXAT 1"))  # no event loop runs here: nothing expires it but a lookup
     seen.clear()
@@ -749,7 +751,7 @@ async def test_active_expiry_without_any_access(store: EmbeddedStore) -> None:
         if event == b"expired":
             expired.set()
 
-    store.on_keyspace_event = listener
+    store.set_listener(EventCallback(listener))
     s = store.open_session()
     await s.execute(a("SELECT 1"))
     await s.execute(a("SET short v PX 30"))
@@ -771,7 +773,7 @@ async def test_active_expiry_fires_for_a_sooner_key_set_later(store: EmbeddedSto
             if len(keys) == 2:
                 done.set()
 
-    store.on_keyspace_event = listener
+    store.set_listener(EventCallback(listener))
     s = store.open_session()
     await s.execute(a("SET later v PX 200"))
     await s.execute(a("SET sooner v PX 20"))  # the timer must move earlier
@@ -797,7 +799,8 @@ async def test_call_arms_the_expiry_timer_too(
 ) -> None:
     s = store.open_session()
     expired = asyncio.Event()
-    store.on_keyspace_event = lambda _s, _db, event, _key: event == b"expired" and expired.set()
+    store.set_listener(EventCallback(
+        lambda _s, _db, event, _key: event == b"expired" and expired.set()))
     s.call(a("SET k v PX 10"))  # `call` (JS's writes) arms the timer as `execute` does
     await asyncio.wait_for(expired.wait(), GUARD)
     await store.aclose()
@@ -815,7 +818,7 @@ def test_expiry_stored_without_a_loop_is_armed_once_one_runs(store: EmbeddedStor
             seen.append((session, event, key))
             expired.set()
 
-        store.on_keyspace_event = listener
+        store.set_listener(EventCallback(listener))
         await s.execute(a("PING"))  # the first command under a loop arms it
         await asyncio.wait_for(expired.wait(), GUARD)
         await store.aclose()
@@ -847,14 +850,14 @@ def test_pubsub_channels_follow_notify_keyspace_events(store: EmbeddedStore) -> 
 
 def test_no_listener_no_work(store: EmbeddedStore) -> None:
     s = store.open_session()
-    assert not store._events_wanted()
+    assert not store.events.wanted()
     assert s.call(a("SET k v")) == b"OK"
-    store.on_keyspace_event = lambda *_: None
-    assert store._events_wanted()
+    store.set_listener(EventCallback(lambda *_: None))
+    assert store.events.wanted()
 
 
 def test_fakeredis_internals_used_for_events() -> None:
-    """Fails when fakeredis changes what the keyspace events of embedded.py rely on."""
+    """Fails when fakeredis changes what the keyspace events of jshost/store/embedded/ rely on."""
     from fakeredis._core._database import CommandItem, Database, Item
     from fakeredis._socket._base import BaseFakeSocket
     from fakeredis._socket._notifications import NotificationsMixin
@@ -893,7 +896,7 @@ def test_expiry_timer_moves_to_a_new_loop(store: EmbeddedStore) -> None:
             seen.append((session, event, key))
             expired.set()
 
-        store.on_keyspace_event = listener
+        store.set_listener(EventCallback(listener))
         await s.execute(a("PING"))
         await asyncio.wait_for(expired.wait(), GUARD)
         await store.aclose()
@@ -910,7 +913,7 @@ def test_past_expiry_deletes_at_once_even_unobserved(store: EmbeddedStore) -> No
     assert s.call(a("EXPIRE a 0")) == 1  # nobody listens: the key must still go now, as in Redis
     assert s.call(a("GETEX b PXAT 1")) == b"v"
     seen: list[bytes] = []
-    store.on_keyspace_event = lambda _s, _db, event, key: seen.append(event + b":" + key)
+    store.set_listener(EventCallback(lambda _s, _db, event, key: seen.append(event + b":" + key)))
     assert s.call(a("DBSIZE")) == 0
     assert seen == []  # no late `expired` for keys Redis deleted at once
 
@@ -919,6 +922,6 @@ def test_flush_does_not_report_expired_keys(store: EmbeddedStore) -> None:
     s = store.open_session()
     s.call(a("SET a v PXAT 1"))
     seen: list[bytes] = []
-    store.on_keyspace_event = lambda _s, _db, event, key: seen.append(event + b":" + key)
+    store.set_listener(EventCallback(lambda _s, _db, event, key: seen.append(event + b":" + key)))
     s.call(a("FLUSHALL"))
     assert seen == []

@@ -4,7 +4,7 @@
   charged per value and per byte while it is converted, and refused past the limit; the
   conversion also stops at the deadline.
 - `library-max-pending-jobs`, the memory charge of queued jobs, and the background queue's
-  bounded share of each loop pass (jshost/jobs.py).
+  bounded share of each loop pass (jshost/host/jobs.py).
 - `library-max-code-size` and `js-maxmemory`.
 
 Each test fails on the code before these limits: the values convert (slowly, at great memory
@@ -17,14 +17,15 @@ from typing import Any
 
 import pytest
 from conftest import HostDriver
-from jshost._engine import ELEMENT_COST
 from server_fixture import RawClient, library, running_server, wait_until
 
-from jshost import errors, jobs
-from jshost.engine import JSTerminated, Runtime
+from jshost import errors
+from jshost._engine import ELEMENT_COST, Runtime
+from jshost.engine import JSTerminated
 from jshost.errors import LimitErrors
-from jshost.host import JOB_COST
-from jshost.jobs import JobQueue
+from jshost.host import jobs
+from jshost.host.jobs import JobQueue
+from jshost.host.scheduler import JOB_COST
 from jshost.replies import Status
 from jshost.settings import Settings
 
@@ -379,7 +380,7 @@ async def test_all_libraries_together_stay_under_js_maxmemory(host_driver: Any) 
     drv.load(HOG, name="b")
     assert await drv.fcall("hold", "40", lib="a") == 40
     assert await drv.fcall_error("hold", "40", lib="b") == errors.EXECUTION_TERMINATED
-    assert drv.host.memory_pool.used <= 64 * MIB + 2 * MIB  # (the out-of-memory reserve)
+    assert drv.host.engine.budget.used <= 64 * MIB + 2 * MIB  # (the out-of-memory reserve)
     drv.host.delete("a")  # its memory goes back to the pool
     assert await drv.fcall("hold", "20", lib="b") > 0
 

@@ -278,7 +278,7 @@ def test_a_long_directory_gets_a_short_socket(tmp_path: Path) -> None:
         assert server.socket_path.parent.stat().st_mode & 0o777 == 0o700
         store = RemoteStore(server.url)
         assert store.round_trip([[b"PING"]]) == [Status(b"PONG")]
-        store._sync.close()
+        store.sync.close()
     finally:
         server.stop()
     assert not server.socket_path.parent.exists()
@@ -294,7 +294,7 @@ def test_listens_only_on_its_unix_socket(managed: ManagedServer) -> None:
     assert (port, perm, appendonly) == (b"0", b"700", b"yes")
     assert managed.socket_path is not None
     assert managed.socket_path.stat().st_mode & 0o777 == 0o700
-    store._sync.close()
+    store.sync.close()
 
 
 def test_store_config_is_passed_through(tmp_path: Path) -> None:
@@ -304,7 +304,7 @@ def test_store_config_is_passed_through(tmp_path: Path) -> None:
         replies = store.round_trip([[b"CONFIG", b"GET", b"maxmemory"],
                                     [b"CONFIG", b"GET", b"appendfsync"]])
         assert replies == [{b"maxmemory": b"10485760"}, {b"appendfsync": b"always"}]
-        store._sync.close()
+        store.sync.close()
 
 
 def test_store_config_refuses_what_jshost_sets_itself() -> None:
@@ -329,7 +329,7 @@ def test_redis_server_can_be_the_managed_server(tmp_path: Path) -> None:
         assert server.version is not None and server.version[0] == 7
         store = RemoteStore(server.url)
         assert store.round_trip([[b"PING"]]) == [Status(b"PONG")]
-        store._sync.close()
+        store.sync.close()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -11,15 +11,14 @@ from pathlib import Path
 import pytest
 
 from jshost.host import Host
-from jshost.persistence import (
+from jshost.host.archive import (
     DirectoryArchive,
     LibraryFollower,
     RedisArchive,
     SavedLibrary,
-    load_data,
-    save_data,
 )
 from jshost.store import EmbeddedStore, RemoteStore
+from jshost.store.embedded.datafile import load_data, save_data
 from tests.redis_server import RedisServer
 
 V1 = "#!js api_version=1.0 name=lib\nredis.register_function('v', () => 1);"
@@ -136,7 +135,7 @@ async def test_tampered_stored_libraries_are_skipped(server: RedisServer,
     import base64
     import json
 
-    from jshost.persistence import redis_library_name
+    from jshost.host.archive import redis_library_name
 
     host = remote_host(server.url)
     session = host.session(0)
@@ -301,7 +300,7 @@ def test_old_pickle_data_file_is_refused_and_runs_nothing(tmp_path: Path) -> Non
     import json
 
     from jshost.errors import DumpErrors
-    from jshost.persistence import DataFileError
+    from jshost.store.embedded.datafile import DataFileError
     from tests.test_dump_restore import pickle_payload
 
     marker = tmp_path / "pwned"
@@ -332,7 +331,7 @@ def test_old_pickle_data_file_is_refused_and_runs_nothing(tmp_path: Path) -> Non
 def test_a_bad_data_file_is_refused_whole(tmp_path: Path, line: str, reason: str) -> None:
     import json
 
-    from jshost.persistence import DATA_HEADER, DataFileError
+    from jshost.store.embedded.datafile import DATA_HEADER, DataFileError
 
     good = '{"db": 0, "key": "Zw==", "expire_at": null, "type": "string", "value": "aw=="}'
     (tmp_path / "data.jsonl").write_text(f"{json.dumps(DATA_HEADER)}\n{good}\n{line}\n")

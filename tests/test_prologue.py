@@ -6,7 +6,7 @@ import pytest
 
 from jshost import errors
 from jshost.errors import Era, ReplyError
-from jshost.prologue import Prologue, check_api_version, parse_prologue
+from jshost.host.prologue import Prologue, check_api_version, parse_prologue
 
 TF_PREFIX = "Failed to compile library: "
 INVALID = errors.INVALID_PROLOGUE

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jshost import resp
+from jshost.errors import ProtocolErrors
 from jshost.replies import BigNumber, ErrorReply, Push, SetReply, Status, Verbatim
 from jshost.resp import (
     NEED_DATA,
@@ -237,8 +238,8 @@ def test_request_parser_big_bulk_in_small_chunks_is_joined_once():
 
 # --- RequestParser: errors ----------------------------------------------------------------------
 
-INVALID_MB = resp.ERR_INVALID_MULTIBULK_LENGTH
-INVALID_BULK = resp.ERR_INVALID_BULK_LENGTH
+INVALID_MB = ProtocolErrors.ERR_INVALID_MULTIBULK_LENGTH
+INVALID_BULK = ProtocolErrors.ERR_INVALID_BULK_LENGTH
 
 ERROR_REQUESTS = [
     # (input, commands returned before the error, error text) -- all as in redis 7.0.15
@@ -260,21 +261,21 @@ ERROR_REQUESTS = [
     (b"*1\r\n:1\r\n", [], "ERR Protocol error: expected '$', got ':'"),
     (b"*1\r\n$4\r\nPING\r\n*1\r\n+x\r\n", [[b"PING"]], "ERR Protocol error: expected '$', got '+'"),
     (b"*2\r\n$4\r\nECHO\r\n*1\r\n", [], "ERR Protocol error: expected '$', got '*'"),
-    (b'echo "a"b\r\n', [], resp.ERR_UNBALANCED_QUOTES),
-    (b"echo 'a\r\n", [], resp.ERR_UNBALANCED_QUOTES),
-    (b'echo "a\\"\r\n', [], resp.ERR_UNBALANCED_QUOTES),
-    (b'echo a"b c"d\r\n', [], resp.ERR_UNBALANCED_QUOTES),
-    (b"PING\r\necho 'x\n", [[b"PING"]], resp.ERR_UNBALANCED_QUOTES),
-    (b"a" * (K64 + 1), [], resp.ERR_TOO_BIG_INLINE),
-    (b"*" + b"1" * K64, [], resp.ERR_TOO_BIG_MBULK_COUNT),
-    (b"*1\r\n$" + b"1" * K64, [], resp.ERR_TOO_BIG_BULK_COUNT),
-    (b"*1\r\n" + b"x" * (K64 + 1), [], resp.ERR_TOO_BIG_BULK_COUNT),
-    (b"*1\r\n$4\r\nPING\r\n" + b"x" * (K64 + 1), [[b"PING"]], resp.ERR_TOO_BIG_INLINE),
+    (b'echo "a"b\r\n', [], ProtocolErrors.ERR_UNBALANCED_QUOTES),
+    (b"echo 'a\r\n", [], ProtocolErrors.ERR_UNBALANCED_QUOTES),
+    (b'echo "a\\"\r\n', [], ProtocolErrors.ERR_UNBALANCED_QUOTES),
+    (b'echo a"b c"d\r\n', [], ProtocolErrors.ERR_UNBALANCED_QUOTES),
+    (b"PING\r\necho 'x\n", [[b"PING"]], ProtocolErrors.ERR_UNBALANCED_QUOTES),
+    (b"a" * (K64 + 1), [], ProtocolErrors.ERR_TOO_BIG_INLINE),
+    (b"*" + b"1" * K64, [], ProtocolErrors.ERR_TOO_BIG_MBULK_COUNT),
+    (b"*1\r\n$" + b"1" * K64, [], ProtocolErrors.ERR_TOO_BIG_BULK_COUNT),
+    (b"*1\r\n" + b"x" * (K64 + 1), [], ProtocolErrors.ERR_TOO_BIG_BULK_COUNT),
+    (b"*1\r\n$4\r\nPING\r\n" + b"x" * (K64 + 1), [[b"PING"]], ProtocolErrors.ERR_TOO_BIG_INLINE),
     # a NUL hides the delimiter from Redis's strchr: the line waits until it is too big
-    (b"*1\x00\r\n" + b"x" * K64, [], resp.ERR_TOO_BIG_MBULK_COUNT),
-    (b"*1\r\n$\x004\r\n" + b"x" * K64, [], resp.ERR_TOO_BIG_BULK_COUNT),
-    (b"*1\r\n\x00\r\n" + b"x" * K64, [], resp.ERR_TOO_BIG_BULK_COUNT),
-    (b"ping\x00 x\r\n" + b"x" * K64, [], resp.ERR_TOO_BIG_INLINE),
+    (b"*1\x00\r\n" + b"x" * K64, [], ProtocolErrors.ERR_TOO_BIG_MBULK_COUNT),
+    (b"*1\r\n$\x004\r\n" + b"x" * K64, [], ProtocolErrors.ERR_TOO_BIG_BULK_COUNT),
+    (b"*1\r\n\x00\r\n" + b"x" * K64, [], ProtocolErrors.ERR_TOO_BIG_BULK_COUNT),
+    (b"ping\x00 x\r\n" + b"x" * K64, [], ProtocolErrors.ERR_TOO_BIG_INLINE),
 ]
 
 
@@ -332,7 +333,7 @@ def test_request_parser_limits_are_parameters():
     assert parse_requests(b"*1\r\n$2\r\n", max_bulk_len=1) == ([], INVALID_BULK)
     assert parse_requests(b"*2\r\n$1\r\na\r\n$1\r\nb\r\n", max_multibulk_len=2)[1] is None
     assert parse_requests(b"*3\r\n", max_multibulk_len=2) == ([], INVALID_MB)
-    assert parse_requests(b"a" * 11, max_inline_size=10) == ([], resp.ERR_TOO_BIG_INLINE)
+    assert parse_requests(b"a" * 11, max_inline_size=10) == ([], ProtocolErrors.ERR_TOO_BIG_INLINE)
     assert parse_requests(b"a" * 10, max_inline_size=10) == ([], None)
 
 
@@ -794,11 +795,8 @@ def test_error_text_from_redis_is_forwarded_byte_exact():
 
 
 def test_common_reply_constants():
-    assert resp.OK_REPLY == encode(Status(b"OK")) == b"+OK\r\n"
     assert resp.PONG_REPLY == encode(Status(b"PONG")) == b"+PONG\r\n"
     assert resp.QUEUED_REPLY == encode(Status(b"QUEUED")) == b"+QUEUED\r\n"
-    assert resp.NULL_RESP2 == encode(None, 2)
-    assert resp.NULL_RESP3 == encode(None, 3)
 
 
 # --- Round trips encode -> ReplyParser ----------------------------------------------------------

@@ -19,11 +19,11 @@ import redis.asyncio as aioredis
 from jshost import errors
 from jshost.errors import BackendErrors, SecurityErrors
 from jshost.host import Host
-from jshost.persistence import RedisArchive
+from jshost.host.archive import RedisArchive
+from jshost.host.streams import LEASE_KEY
 from jshost.server import Server
 from jshost.settings import Settings
 from jshost.store import RemoteStore
-from jshost.streams import LEASE_KEY
 from tests.redis_server import REDIS_SERVER, RedisServer
 from tests.server_fixture import JshostProcess, wait_until
 

@@ -170,7 +170,7 @@ def test_the_fakeredis_commands_jshost_replaces_are_still_where_it_replaces_them
     this fails loudly when an upgrade moves them."""
     from fakeredis._commands import SUPPORTED_COMMANDS
 
-    from jshost.store.embedded import _LUA_COMMANDS, _Socket
+    from jshost.store.embedded.socket import LUA_COMMANDS, StoreSocket
 
     for command, method in [("acl setuser", "acl_setuser"), ("acl deluser", "acl_deluser"),
                             ("acl save", "acl_save"), ("acl load", "acl_load"),
@@ -178,10 +178,10 @@ def test_the_fakeredis_commands_jshost_replaces_are_still_where_it_replaces_them
                             ("restore", "restore")]:
         assert SUPPORTED_COMMANDS[command].func_name == method, command
     for method in ("acl_setuser", "acl_deluser", "acl_save", "acl_load", "config_set"):
-        assert method in vars(_Socket), method
+        assert method in vars(StoreSocket), method
     scripting = {name.partition(" ")[0] for name in SUPPORTED_COMMANDS
                  if SUPPORTED_COMMANDS[name].func_name in (
                      "eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")
                  or name.startswith(("script ", "function "))}
-    assert scripting <= _LUA_COMMANDS  # (empty when lupa is not installed)
-    assert {"eval", "evalsha", "script", "function", "fcall"} <= _LUA_COMMANDS
+    assert scripting <= LUA_COMMANDS  # (empty when lupa is not installed)
+    assert {"eval", "evalsha", "script", "function", "fcall"} <= LUA_COMMANDS

@@ -15,7 +15,6 @@ from jshost.server import Server
 from jshost.store import EmbeddedStore, RemoteStore, Store
 from tests.redis_server import RedisServer
 
-
 LIB = "#!js api_version=1.0 name=lib\nredis.register_function('incr', (c, k) => c.call('incr', k));"
 
 
@@ -244,13 +243,13 @@ async def test_a_pipeline_reaches_the_backend_as_a_pipeline(server: Server) -> N
 def _count_in_flight(store: RemoteStore) -> list[int]:
     """From now on, each command submitted on the shared backend connection appends how many
     commands are in flight on it (its own included) to the returned list."""
-    conn = store._shared_connection(0)
+    conn = store.shared_connection(0)
     in_flight: list[int] = []
     submit = conn.submit
 
     def counting_submit(args: list[bytes], as_raw: bool) -> asyncio.Future[object]:
         future = submit(args, as_raw)
-        in_flight.append(len(conn.pending))
+        in_flight.append(len(conn.pipeline.pending))
         return future
 
     conn.submit = counting_submit  # type: ignore[method-assign]

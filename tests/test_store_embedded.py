@@ -359,7 +359,7 @@ async def test_execute_blpop_timeout_is_honoured(s: EmbeddedSession) -> None:
     started = time.monotonic()
     assert await asyncio.wait_for(s.execute(a("BLPOP q 0.05")), GUARD) is None
     assert 0.04 <= time.monotonic() - started < GUARD
-    assert s.store._parked == {}  # nothing left behind
+    assert s.store.blocked.parked == {}  # nothing left behind
 
 
 async def test_execute_wait_waits_out_its_timeout(s: EmbeddedSession) -> None:
@@ -460,7 +460,7 @@ async def test_cancelled_wait_leaves_nothing_behind(store: EmbeddedStore) -> Non
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert store._parked == {}
+    assert store.blocked.parked == {}
     await writer.execute(a("RPUSH q x"))
     assert await writer.execute(a("LLEN q")) == 1  # nobody took it
 
@@ -472,7 +472,7 @@ async def test_closing_a_waiting_session(store: EmbeddedStore) -> None:
     waiting.close()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, GUARD)
-    assert store._parked == {}
+    assert store.blocked.parked == {}
 
 
 # -- the command table of the embedded store -------------------------------------------------------
@@ -500,12 +500,12 @@ def test_call_cost_is_in_the_expected_range(s: EmbeddedSession) -> None:
     assert per_call_us < 1000  # a regression guard only (expect tens of µs)
 
 
-# -- guard: the fakeredis internals embedded.py relies on -----------------------------------------
+# -- guard: the fakeredis internals jshost/store/embedded/ relies on-------------------------------------
 
 
 def test_fakeredis_internals_shape() -> None:
     """Fails when fakeredis changes what jshost.store.embedded relies on (it is pinned to 2.41.0;
-    upgrade it only together with embedded.py)."""
+    upgrade it only together with jshost/store/embedded/)."""
     import fakeredis
     from fakeredis import FakeServer
     from fakeredis._commands import SUPPORTED_COMMANDS, Signature
@@ -573,7 +573,7 @@ def test_fakeredis_internals_shape() -> None:
     assert isinstance(get_all_commands_info()[b"get"], list)
     assert issubclass(SimpleError, Exception) and SimpleString(b"x").value == b"x"
     assert NoResponse is not None
-    # jshost.store.embedded_commands calls these fakeredis commands with CommandItems
+    # jshost.store.embedded.server_commands calls these fakeredis commands with CommandItems
     from fakeredis.commands_mixins.bitmap_mixin import BitmapCommandsMixin
     from fakeredis.commands_mixins.set_mixin import SetCommandsMixin
     from fakeredis.commands_mixins.streams_mixin import StreamsCommandsMixin

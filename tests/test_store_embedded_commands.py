@@ -1,5 +1,5 @@
-"""The server commands the embedded store adds to fakeredis' (jshost.store.embedded_commands,
-jshost.store.embedded_monitor): OBJECT, MEMORY, SLOWLOG, LATENCY, LOLWUT, MODULE, REPLICAOF,
+"""The server commands the embedded store adds to fakeredis' (jshost.store.embedded.server_commands,
+jshost.store.embedded.monitor): OBJECT, MEMORY, SLOWLOG, LATENCY, LOLWUT, MODULE, REPLICAOF,
 DEBUG, BITFIELD_RO, COMMAND GETKEYSANDFLAGS, ACL GENPASS / HELP, PFMERGE, XINFO STREAM.
 Shapes and texts were checked against redis-server 7.0 (and Redis 7.2's source for what 7.2
 added); where the embedded store cannot do what Redis does, the test says what it does instead.
@@ -13,7 +13,7 @@ import pytest
 
 from jshost.replies import ErrorReply, SetReply
 from jshost.store import EmbeddedSession, EmbeddedStore
-from jshost.store.embedded_monitor import CommandMonitor, slowlog_args
+from jshost.store.embedded.monitor import CommandMonitor, slowlog_args
 
 
 def a(line: str) -> list[bytes]:

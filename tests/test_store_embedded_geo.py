@@ -1,4 +1,4 @@
-"""The embedded store's GEO commands (jshost.store.embedded_geo) answer exactly what a real
+"""The embedded store's GEO commands (jshost.store.embedded.geo) answer exactly what a real
 redis-server answers: the same commands go to both and the replies are compared, for random
 points and searches (unsorted results included: the same boxes are walked in the same order)."""
 
@@ -13,7 +13,7 @@ import redis
 
 from jshost.replies import ErrorReply
 from jshost.store import EmbeddedSession, EmbeddedStore
-from jshost.store.embedded_geo import decode, encode, geohash_text
+from jshost.store.embedded.geo import decode, encode, geohash_text
 from tests.redis_server import REDIS_SERVER, RedisServer
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not on PATH")

@@ -1,4 +1,4 @@
-"""CLIENT TRACKING on the embedded store (jshost.store.embedded_tracking): which reads are
+"""CLIENT TRACKING on the embedded store (jshost.store.embedded.tracking): which reads are
 remembered, who is told about which write, and Redis' errors. (The REDIRECT option and RESP2
 delivery are jshost's connection's: tests/test_client_cmd.py.)"""
 

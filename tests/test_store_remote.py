@@ -1,4 +1,4 @@
-"""Tests of the remote store (jshost/store/remote.py) against a real redis-server.
+"""Tests of the remote store (jshost/store/remote/) against a real redis-server.
 
 The servers are started by `tests/redis_server.py` on free ports; the module is skipped when
 `redis-server` is not on PATH. Nothing here sleeps to synchronise: waits are on futures, events,
@@ -17,18 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from listeners import EventCallback
 from redis_server import RedisServer
 
+from jshost.errors import BackendErrors
 from jshost.replies import BigNumber, ErrorReply, Push, SetReply, Status, Verbatim
 from jshost.resp import ReplyParser, encode_command, split_reply
 from jshost.store import NO_REPLY, EmbeddedStore
 from jshost.store.remote import (
-    ERR_STORE_CLOSED,
     BackendError,
     RedisURL,
     RemoteSession,
     RemoteStore,
 )
+
+ERR_STORE_CLOSED = BackendErrors.ERR_STORE_CLOSED
 
 
 LOST = "ERR jshost lost its connection to the backend Redis: "
@@ -52,7 +55,7 @@ def server(store_server: str) -> Iterator[RedisServer]:
 async def store(server: RedisServer) -> AsyncIterator[RemoteStore]:
     """A fresh store on an empty server."""
     st = RemoteStore(server.url)
-    st._sync.round_trip([[b"FLUSHALL"], [b"CONFIG", b"SET", b"maxmemory", b"0"]])
+    st.sync.round_trip([[b"FLUSHALL"], [b"CONFIG", b"SET", b"maxmemory", b"0"]])
     yield st
     await st.aclose()
 
@@ -175,7 +178,7 @@ async def test_typed_replies_match_embedded(store: RemoteStore) -> None:
     via_call = store.open_session()
     expected = [typed(embedded.call(cmd(line))) for line in REPLY_TABLE]
     got_call = [typed(via_call.call(cmd(line))) for line in REPLY_TABLE]
-    store._sync.round_trip([[b"FLUSHALL"]])
+    store.sync.round_trip([[b"FLUSHALL"]])
     via_execute = store.open_session()
     got_execute = [typed(await via_execute.execute(cmd(line))) for line in REPLY_TABLE]
     rows = zip(REPLY_TABLE, expected, got_call, got_execute, strict=True)
@@ -471,12 +474,12 @@ RAW_TABLE = [
 
 async def test_execute_raw_equals_server_bytes(store: RemoteStore, server: RedisServer) -> None:
     expected = raw_replies(server.port, [cmd(line) for line in RAW_TABLE])
-    store._sync.round_trip([[b"FLUSHALL"]])
+    store.sync.round_trip([[b"FLUSHALL"]])
     shared, dedicated = store.open_session(), store.open_session()
     await dedicated.execute(cmd("CLIENT SETNAME me"))  # now on its own connection
     got = [await shared.execute_raw(cmd(line)) for line in RAW_TABLE]
     assert got == expected
-    store._sync.round_trip([[b"FLUSHALL"]])
+    store.sync.round_trip([[b"FLUSHALL"]])
     got = [await dedicated.execute_raw(cmd(line)) for line in RAW_TABLE]
     assert got == expected
     parser = ReplyParser()
@@ -505,6 +508,7 @@ async def test_begin_atomic_drains_in_flight_commands(store: RemoteStore) -> Non
 
 async def test_a_section_that_never_reaches_the_store_sends_nothing(server: RedisServer) -> None:
     st = RemoteStore(server.url, timeout=5)
+    st.set_listener(EventCallback(lambda *event: None))  # a keyspace trigger listens
     await st.start_keyspace_events(b"quiet")
     probe = RemoteStore(server.url, timeout=5)
     (before,) = probe.round_trip([cmd("INFO commandstats")])
@@ -516,13 +520,14 @@ async def test_a_section_that_never_reaches_the_store_sends_nothing(server: Redi
     assert published[0] == published[1]
     with st.atomic():  # one that does: its two fences
         st.open_session().call(cmd("GET x"))
-    st._sync.round_trip([cmd("PING")])  # reads the end fence's reply
+    st.sync.round_trip([cmd("PING")])  # reads the end fence's reply
     (last,) = probe.round_trip([cmd("INFO commandstats")])
     assert _calls(last, b"cmdstat_publish") == published[1] + 2
-    st.sections_tagged = lambda: False  # no keyspace trigger: no fences at all
+    st.set_listener(EventCallback(lambda *event: None, tags=False))  # no keyspace trigger:
+    # no fences at all
     with st.atomic():
         st.open_session().call(cmd("GET x"))
-    st._sync.round_trip([cmd("PING")])
+    st.sync.round_trip([cmd("PING")])
     (untagged,) = probe.round_trip([cmd("INFO commandstats")])
     assert _calls(untagged, b"cmdstat_publish") == published[1] + 2
     await st.aclose()
@@ -798,8 +803,8 @@ async def test_unix_socket(store_server: str, tmp_path: Path) -> None:
     with RedisServer(*args, password="s3cret", binary=store_server):
         st = RemoteStore(f"unix://:s3cret@{path}?db=2")
         events: list[tuple[int, bytes, bytes]] = []
-        st.on_keyspace_event = lambda tag, db, event, key: events.append((db, event, key))
-        st.keyspace_filter = lambda args: True
+        st.set_listener(EventCallback(lambda tag, db, event, key: events.append((db, event, key)),
+                                      wants=True))
         await st.start_keyspace_events(b"unix-test")
         session = st.open_session()
         assert session.call(cmd("SET k v")) == Status(b"OK")

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from listeners import EventCallback
 
-from jshost.commands.grammar import ListArgs
 from jshost.errors import EXECUTION_TERMINATED
-from jshost.listing import list_libraries
+from jshost.host.listing import list_libraries
+from jshost.host.requests import ListArgs
 
 REGISTER = {"rg": "register_notifications_consumer", "tf": "registerKeySpaceTrigger"}
 
@@ -138,14 +139,14 @@ async def test_active_expiry_fires_expired(jh):
     }});""")
     store = jh.host.store
     expired = asyncio.Event()
-    listener = store.on_keyspace_event
+    listener = store.listener
 
     def spy(session: Any, db: int, event: bytes, key: bytes) -> None:
-        listener(session, db, event, key)
+        listener.on_event(session, db, event, key)
         if event == b"expired":
             expired.set()
 
-    store.on_keyspace_event = spy
+    store.set_listener(EventCallback(spy, like=listener))
     s = client(jh)
     s.call([b"SET", b"ttl:x", b"v", b"PX", b"5"])
     await asyncio.wait_for(expired.wait(), 5)  # the store's expiry timer, no client access
@@ -367,10 +368,10 @@ async def test_transaction_events_fire_in_order(host_driver, era):
 
 async def test_the_store_is_listened_to_only_while_a_trigger_exists(rg):
     store = rg.host.store
-    assert store.on_keyspace_event is None  # the embedded store then works out no events
+    assert store.listener is None  # the embedded store then works out no events
     rg.load(f"""redis.{rg.api.register}('f', () => 1);""", name="plain")
-    assert store.on_keyspace_event is None
+    assert store.listener is None
     rg.load(f"""{reg(rg)}('t', '', (c, d) => {{}});""")
-    assert store.on_keyspace_event is not None
+    assert store.listener is not None
     rg.host.delete("lib")
-    assert store.on_keyspace_event is None
+    assert store.listener is None

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from listeners import EventCallback
 
 from jshost.host import Host
+from jshost.host.streams import LEASE_KEY, POSITIONS_KEY
 from jshost.store import RemoteStore
 from jshost.store.remote import BackendError
-from jshost.streams import LEASE_KEY, POSITIONS_KEY
 from tests.redis_server import RedisServer
-
 
 KEYSPACE = r"""#!js api_version=1.0 name=lib
 redis.register_notifications_consumer('stamp', 'user:', (c, d) => {
@@ -154,7 +154,7 @@ async def test_events_data_and_muting(instances):
 async def test_writes_bypassing_jshost_fire_asynchronously(instances, bypass):
     host = await instances.new(KEYSPACE)
     await bypass.execute([b"SET", b"k-direct", b"v"])
-    await host.store.keyspace_fence()  # every event so far has been delivered
+    await host.store.fence()  # every event so far has been delivered
     s = host.store.open_session()
     assert await s.execute([b"LRANGE", b"log", b"0", b"-1"]) == [b"set k-direct"]
 
@@ -162,14 +162,14 @@ async def test_writes_bypassing_jshost_fire_asynchronously(instances, bypass):
 async def test_active_expiry_fires(instances):
     host = await instances.new(KEYSPACE)
     expired = asyncio.Event()
-    listener = host.store.on_keyspace_event
+    listener = host.store.listener
 
     def spy(tag: Any, db: int, event: bytes, key: bytes) -> None:
-        listener(tag, db, event, key)
+        listener.on_event(tag, db, event, key)
         if event == b"expired":
             expired.set()
 
-    host.store.on_keyspace_event = spy
+    host.store.set_listener(EventCallback(spy, like=listener))
     s = host.store.open_session()
     await s.execute([b"SET", b"k-ttl", b"v", b"PX", b"20"])
     await asyncio.wait_for(expired.wait(), 10)
@@ -200,7 +200,7 @@ async def test_stream_entries_processed_and_trimmed(instances):
     for i in range(300):
         stream = b"st:%d" % (i % 3)
         added.setdefault(stream, []).append(await s.execute([b"XADD", stream, b"*", b"i", b"1"]))
-    await host.store.keyspace_fence()
+    await host.store.fence()
 
     async def done() -> bool:
         return [await s.execute([b"LLEN", b"seen:" + k]) for k in added] == [100] * 3
@@ -257,7 +257,7 @@ async def test_only_the_lease_holder_fires_and_another_takes_over(instances):
     assert first.triggers.remote.leader and not second.triggers.remote.leader
     s2 = second.store.open_session()
     await s2.execute([b"SET", b"k-via-second", b"v"])  # fired on the holder, asynchronously
-    await first.store.keyspace_fence()
+    await first.store.fence()
     assert await s2.execute([b"LRANGE", b"log", b"0", b"-1"]) == [b"set k-via-second"]
     assert stats(second, "log").num_triggered == 0
     lease = await s2.execute([b"GET", LEASE_KEY])

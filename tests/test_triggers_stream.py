@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from jshost.commands.grammar import ListArgs
 from jshost.host import Host
-from jshost.listing import list_libraries
+from jshost.host.listing import list_libraries
+from jshost.host.requests import ListArgs
+from jshost.host.streams import POSITIONS_KEY
 from jshost.store import EmbeddedStore
-from jshost.streams import POSITIONS_KEY
 
 
 # (body of a consumer registration) per era: name, prefix, window, trim, callback

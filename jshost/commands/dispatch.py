@@ -56,14 +56,15 @@ from jshost.connection import Pipelined, RawReply
 from jshost.errors import ReplyError, ServerErrors
 from jshost.listener_config import ListenerConfig
 from jshost.replies import ErrorReply, Push
-from jshost.store import NO_REPLY, EmbeddedStore, Store
+from jshost.resp import QUEUED_REPLY
+from jshost.store import NO_REPLY, Store
 from jshost.store.command_table import CommandTable
 
 if TYPE_CHECKING:
     from jshost.commands.client_cmd import ClientConnection, Pause
     from jshost.connection import ClientState
     from jshost.host import Host
-    from jshost.persistence import Persistence
+    from jshost.host.persistence import Persistence
 
 log = logging.getLogger("jshost.server")
 
@@ -71,7 +72,7 @@ log = logging.getLogger("jshost.server")
 Result = Any
 Handler = Callable[["ClientState", list[bytes]], Result]
 
-QUEUED: Final = RawReply(b"+QUEUED\r\n")
+QUEUED: Final = RawReply(QUEUED_REPLY)
 
 #: Commands run at once even inside MULTI (Redis's processCommand list).
 _MULTI_CONTROL: Final = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
@@ -136,7 +137,7 @@ class ServerContext:
     def store_in_process(self) -> bool:
         """Whether store commands can run synchronously on the loop (the embedded store); a
         remote store is always awaited."""
-        return isinstance(self.store, EmbeddedStore)
+        return self.store.in_process
 
     def new_client_id(self) -> int:
         """The id of a new client (HELLO, CLIENT ID): jshost numbers its clients itself, since

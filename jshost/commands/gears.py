@@ -1,11 +1,11 @@
 """The host's commands: library management, calls, and the `redisgears_2.*` settings.
 
 =====================================  ============================================  ==========
-command                                grammar (SPEC)                                 reply
+command                                grammar                                        reply
 =====================================  ============================================  ==========
-RG.FUNCTION / TFUNCTION LOAD|DEL|LIST  §2.1-2.3 (`grammar.parse_function_command`)    +OK / LIST
-RG.FCALL / TFCALL                      §4.1 (`grammar.parse_call`); never waits       the value
-RG.FCALLASYNC / TFCALLASYNC            §4.1; may block *this* client on a promise     the value
+RG.FUNCTION / TFUNCTION LOAD|DEL|LIST  `grammar.parse_function_command`               +OK / LIST
+RG.FCALL / TFCALL                      `grammar.parse_call`; never waits              the value
+RG.FCALLASYNC / TFCALLASYNC            the same; may block *this* client on a promise the value
 RG.CONFIG_GET / TCONFIG_GET name...    = CONFIG GET redisgears_2.<name>...            map
 RG.CONFIG_SET / TCONFIG_SET n v ...    = CONFIG SET redisgears_2.<n> <v> ...          +OK
 CONFIG GET pattern...                  the store's matches, the host's settings and   map
@@ -14,18 +14,17 @@ CONFIG SET name value ...              redisgears_2.* and the listener's here, t
                                        rest to the store
 =====================================  ============================================  ==========
 
-Errors are the spec's texts, sent as they are (no ``ERR `` added): ``-Unknown library foo``.
-Inside MULTI/EXEC (`ClientState.in_exec`) calls run with blocking denied (§4.5), so they never
+Errors are RedisGears' texts, sent as they are (no ``ERR `` added): ``-Unknown library foo``.
+Inside MULTI/EXEC (`ClientState.in_exec`) calls run with blocking denied, so they never
 return a future. Other CONFIG sub-commands go to the store unchanged.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from jshost import errors
+from jshost import errors, listener_config
 from jshost.commands.grammar import (
     DeleteArgs,
     LoadArgs,
@@ -34,9 +33,8 @@ from jshost.commands.grammar import (
     parse_function_command,
 )
 from jshost.commands.store_cmds import then
-from jshost import listener_config
 from jshost.errors import Era, ReplyError, ServerErrors
-from jshost.listing import list_libraries
+from jshost.host.listing import list_libraries
 from jshost.replies import OK, ErrorReply
 from jshost.settings import PREFIX
 
@@ -75,7 +73,7 @@ def call_command(era: Era, command: str, *, asynchronous: bool) -> Handler:
     def handler(client: ClientState, argv: list[bytes]) -> Any:
         check_arity(command, len(argv))
         call = parse_call(argv[1:], era)
-        return client.ctx.host.call(
+        return client.ctx.host.calls.call(
             era,
             call,
             asynchronous=asynchronous,

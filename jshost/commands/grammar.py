@@ -1,9 +1,10 @@
-"""Pure argument parsers for the host commands (SPEC §2 and §4.1).
+"""Pure argument parsers for the host commands (as RedisGears' function_load_command.rs,
+function_del_command.rs, function_list_command.rs and `function_call_command` parse them).
 
 Each parser takes `args`, the words after the command name (for RG.FUNCTION / TFUNCTION the
 sub-command word is `args[0]`), and returns a small frozen dataclass or raises `ReplyError`
 with the spec's exact text. Nothing here looks at the library registry or the server: the checks
-that need them (library exists, replica, OOM, ...) belong to the host, in the order of §4.1.
+that need them (library exists, replica, OOM, ...) belong to the host, in RedisGears' order.
 
 Callers run `check_arity` first; the parsers rely on the minimum lengths it guarantees.
 """
@@ -12,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from jshost import errors
 from jshost.config_json import parse_config
 from jshost.errors import Era, ReplyError
+from jshost.host.requests import CallArgs, ListArgs
 
-# §2: minimum argument counts, the command name included.
+# Minimum argument counts, the command name included.
 MIN_ARITY: Mapping[str, int] = {
     "rg.function": 2,
     "rg.fcall": 4,
@@ -30,14 +32,14 @@ MIN_ARITY: Mapping[str, int] = {
 
 Subcommand = Literal["load", "delete", "list"]
 
-# Sub-command words per era (lower-cased); `del` is rg's, `delete` tf's (§2.2).
+# Sub-command words per era (lower-cased); `del` is rg's, `delete` tf's.
 _SUBCOMMANDS: Mapping[Era, Mapping[str, Subcommand]] = {
     "rg": {"load": "load", "del": "delete", "list": "list"},
     "tf": {"load": "load", "delete": "delete", "list": "list"},
 }
-# §2.1: the keyword that allows replacing an existing library; the other era's is code.
+# LOAD: the keyword that allows replacing an existing library; the other era's is code.
 _REPLACE_KEYWORD: Mapping[Era, str] = {"rg": "upgrade", "tf": "replace"}
-# §2.3: what each verbosity option adds.
+# LIST: what each verbosity option adds.
 _VERBOSITY: Mapping[str, int] = {"verbose": 1, "v": 1, "vv": 2, "vvv": 3}
 _USIZE_MAX = 2**64 - 1
 
@@ -64,25 +66,6 @@ class DeleteArgs:
     library: str
 
 
-@dataclass(frozen=True)
-class ListArgs:
-    """RG.FUNCTION LIST / TFUNCTION LIST; `library` None means every library."""
-
-    with_code: bool
-    verbosity: int
-    library: str | None
-
-
-class CallArgs(NamedTuple):
-    """RG.FCALL(ASYNC) / TFCALL(ASYNC): `rest` is every word after numkeys (keys, then args).
-    (A named tuple, not a frozen dataclass: one is made for every call.)"""
-
-    library: str
-    function: str
-    numkeys: int
-    rest: list[bytes]
-
-
 def check_arity(cmd_lower: str, nargs_including_name: int) -> None:
     """Redis's arity check for the host commands (`cmd_lower` must be in `MIN_ARITY`)."""
     if nargs_including_name < MIN_ARITY[cmd_lower]:
@@ -92,7 +75,7 @@ def check_arity(cmd_lower: str, nargs_including_name: int) -> None:
 def parse_function_subcommand(args: Sequence[bytes], era: Era) -> Subcommand:
     """Which RG.FUNCTION / TFUNCTION sub-command `args[0]` names (matched lower-cased).
 
-    DEBUG is always refused (§2.4). A sub-command that is not UTF-8 gets redismodule-rs's
+    DEBUG is always refused. A sub-command that is not UTF-8 gets redismodule-rs's
     UTF-8 error, as the original converted it with `try_as_str` before lower-casing it.
     """
     name = _utf8(args[0])
@@ -118,7 +101,7 @@ def parse_function_command(args: Sequence[bytes], era: Era) -> LoadArgs | Delete
 
 
 def parse_load(args: Sequence[bytes], era: Era) -> LoadArgs:
-    """§2.1: keywords (any case) until the first other or non-UTF-8 word, which is the code.
+    """LOAD: keywords (any case) until the first other or non-UTF-8 word, which is the code.
 
     Errors come in this order: those of a CONFIG or USER keyword as it is met, then no code,
     then code not UTF-8, then USER given (checked once the whole line has been read).
@@ -154,7 +137,7 @@ def parse_load(args: Sequence[bytes], era: Era) -> LoadArgs:
 
 
 def parse_delete(args: Sequence[bytes], era: Era) -> DeleteArgs:
-    """§2.2: the library name (later words are ignored). Both eras use the same texts; `era`
+    """DEL / DELETE: the library name (later words are ignored). Both eras use the same texts; `era`
     keeps the call shape of `parse_load`."""
     del era
     if len(args) < 2:
@@ -166,7 +149,7 @@ def parse_delete(args: Sequence[bytes], era: Era) -> DeleteArgs:
 
 
 def parse_list(args: Sequence[bytes]) -> ListArgs:
-    """§2.3: options in any order and case; verbosity adds up; the last LIBRARY wins."""
+    """LIST: options in any order and case; verbosity adds up; the last LIBRARY wins."""
     with_code = False
     verbosity = 0
     library: str | None = None
@@ -188,8 +171,9 @@ def parse_list(args: Sequence[bytes]) -> ListArgs:
 
 
 def parse_call(args: Sequence[bytes], era: Era) -> CallArgs:
-    """§4.1 checks 1, 1b and 2 for `<lib> <fn> <numkeys> ...` (rg) / `<lib>.<fn> <numkeys> ...`
-    (tf). Check 7 (enough arguments) is `check_enough_arguments`, run after checks 3–6."""
+    """The first checks of a call: `<lib> <fn> <numkeys> ...` (rg) / `<lib>.<fn> <numkeys> ...`
+    (tf). That enough arguments follow is checked by the host once it has found the function
+    (`jshost.host.requests.check_enough_arguments`)."""
     fixed = 3 if era == "rg" else 2
     if len(args) < fixed:
         raise ValueError("parse_call needs check_arity to have passed")
@@ -208,12 +192,6 @@ def parse_call(args: Sequence[bytes], era: Era) -> CallArgs:
     else:
         numkeys = _parse_usize(numkeys_text)
     return CallArgs(library, function, numkeys, list(args[fixed:]))
-
-
-def check_enough_arguments(call: CallArgs) -> None:
-    """§4.1 check 7: at least `numkeys` words after numkeys."""
-    if len(call.rest) < call.numkeys:
-        raise ReplyError(errors.not_enough_arguments(call.numkeys, len(call.rest)))
 
 
 def _utf8(word: bytes) -> str | None:
@@ -257,7 +235,7 @@ def _list_library_name(value: bytes | None) -> str:
 
 
 def _split_tf_target(target: str) -> tuple[str, str]:
-    """§4.1 check 1b: `<lib>.<fn>`; parts after the second are ignored."""
+    """tf's `<lib>.<fn>`; parts after the second are ignored."""
     parts = target.split(".")
     if len(parts) < 2:
         raise ReplyError(errors.FAILED_EXTRACTING_FUNCTION_NAME)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Final
 
 from jshost import listener_config
 from jshost.errors import SecurityErrors
-from jshost.persistence import LIBRARY_PREFIX
+from jshost.host.archive import LIBRARY_PREFIX
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import ServerContext
@@ -60,7 +60,7 @@ PROTECTED_CONFIGS: Final = frozenset(
      b"enable-protected-configs", b"enable-debug-command", b"enable-module-command",
      b"rename-command", b"loadmodule", b"include")
 )
-#: DEBUG sub-commands the Gears behaviour needs (SPEC §13.A.6, §13.C).
+#: DEBUG sub-commands RedisGears' own tests use (DEBUG PROTOCOL from JS; DEBUG RELOAD, LOADAOF).
 DEBUG_ALLOWED: Final = frozenset((b"reload", b"loadaof", b"protocol"))
 #: The keyspace-event classes jshost's triggers need (`RemoteStore.start_keyspace_events`).
 NOTIFY_NEEDED: Final = "EAm"

@@ -270,15 +270,12 @@ OWN_FIELDS: Final = {
 
 def jshost_section(host: Host) -> str:
     """The ``# jshost`` section text."""
-    from jshost.host import ENGINE_VERSION
-    from jshost.store import EmbeddedStore
-
     libs = list(host.libraries.values())
     lines = [
         "# jshost",
         f"jshost_version:{__version__}",
-        f"engine:{ENGINE_VERSION}",
-        f"store:{'embedded' if isinstance(host.store, EmbeddedStore) else 'redis'}",
+        f"engine:{host.engine.version}",
+        f"store:{host.store.kind}",
         f"libraries:{len(libs)}",
         f"functions:{sum(len(lib.functions) for lib in libs)}",
         f"keyspace_triggers:{sum(len(lib.keyspace_triggers) for lib in libs)}",
@@ -286,10 +283,10 @@ def jshost_section(host: Host) -> str:
         f"pending_jobs:{sum(lib.pending_jobs for lib in libs)}",
         f"pending_async_calls:{sum(_pending(lib) for lib in libs)}",
         f"terminations:{sum(lib.terminations for lib in libs)}",
-        f"backend_connections:{getattr(host.store, 'connection_count', 0)}",
+        f"backend_connections:{host.store.connection_count}",
     ]
     for lib in libs:
-        memory = 0 if lib.runtime.closed else lib.runtime.memory_usage()["memory_used_size"]
+        memory = 0 if lib.runtime.closed else lib.runtime.used_memory()
         lines.append(
             f"library_{lib.name}:functions={len(lib.functions)},pending_jobs={lib.pending_jobs},"
             f"pending_async_calls={_pending(lib)},terminations={lib.terminations},"

@@ -24,7 +24,7 @@ How a command runs depends on the store:
   (BLPOP, ...) that finds its data is answered the same way; one that has to wait (and WAIT,
   XREAD BLOCK) is awaited (`Session.execute`) in a task, and only its own connection waits;
 * remote: a stateless, non-blocking command whose keyspace events no trigger waits for is
-  *pipelined* (`RemoteSession.submit_pipelined`): written at once, its reply taken in turn
+  *pipelined* (`Session.submit`): written at once, its reply taken in turn
   (`jshost.connection.Pipelined`), so the client's next commands go out without waiting.
   Any other command is awaited, and its connection waits for the reply. A RESP3 client gets
   Redis's reply bytes unchanged (raw); a RESP2 client gets the typed reply re-encoded (and
@@ -59,8 +59,7 @@ class Forwarder:
         self._table = ctx.table
         self._in_process = ctx.store_in_process
         self._pipelines = ctx.store.pipelines
-        serve = getattr(ctx.store, "serve_blocked", None)
-        self._serve_blocked: Callable[[], None] | None = serve if callable(serve) else None
+        self._serve_blocked = ctx.store.serve_blocked
 
     def __call__(self, client: ClientState, argv: list[bytes]) -> Any:
         """The reply, or a future of it when the client must wait."""
@@ -74,28 +73,28 @@ class Forwarder:
                 # A blocking command that finds its data runs now too, in arrival order; one
                 # that would wait answers null here, without side effects, and waits below.
                 reply = client.session.call(argv)
-                if self._serve_blocked is not None:
-                    self._serve_blocked()
+                self._serve_blocked()
                 if not blocking or reply is not None:
                     return self._shaped(client, argv, reply) if client.protocol == 2 else reply
         elif self._pipelines:
             raw = client.protocol == 3
-            future = client.session.submit_pipelined(argv, raw)  # type: ignore[attr-defined]
+            future = client.session.submit(argv, raw)
             if future is not None:
-                return Pipelined(future, _raw_reply if raw else functools.partial(resp2_reply, argv))
+                shape = _raw_reply if raw else functools.partial(resp2_reply, argv)
+                return Pipelined(future, shape)
         return asyncio.ensure_future(self._execute(client, argv))
 
     def can_pipeline(self, client: ClientState, argv: list[bytes]) -> bool:
         """Whether the store would pipeline `argv` (see `Dispatcher.can_pipeline`)."""
         if not self._pipelines or client.in_exec:
             return False
-        return bool(client.session.pipelinable(argv))  # type: ignore[attr-defined]
+        return client.session.pipelinable(argv)
 
     async def _execute(self, client: ClientState, argv: list[bytes]) -> Any:
         if client.protocol == 3 and not self._in_process:
             # A real Redis speaks RESP3 to jshost too: its reply bytes go to a RESP3 client
             # unchanged.
-            raw = await client.session.execute_raw(argv)  # type: ignore[attr-defined]
+            raw = await client.session.execute_raw(argv)
             return RawReply(raw) if raw else NO_REPLY
         reply = await client.session.execute(argv)
         return self._shaped(client, argv, reply)

@@ -2,7 +2,7 @@
 
 The queue lives in the connection's `ClientState` (the dispatcher appends to it and answers
 ``+QUEUED``), not in the store, because RG.FCALL & co. must be queued too and run at EXEC with
-blocking denied (SPEC §4.5).
+blocking denied.
 
 WATCH: the store session keeps the watched keys (fakeredis does, as Redis does), so WATCH and
 UNWATCH go straight to it. At EXEC, if WATCH was used since the last EXEC/DISCARD/UNWATCH,
@@ -28,7 +28,7 @@ from jshost.connection import RawReply
 from jshost.errors import CAN_NOT_BLOCK_CLIENT, ReplyError, ServerErrors
 from jshost.replies import OK, ErrorReply
 from jshost.resp import encode
-from jshost.store import NO_REPLY, EmbeddedSession
+from jshost.store import NO_REPLY
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import Handler
@@ -81,7 +81,7 @@ def unwatch(client: ClientState, argv: list[bytes]) -> Any:
 
 def _remote(client: ClientState) -> bool:
     """Whether the client's session is on a real Redis (not the in-process store)."""
-    return not isinstance(client.session, EmbeddedSession)
+    return not client.ctx.store_in_process
 
 
 def exec_(client: ClientState, argv: list[bytes]) -> Any:
@@ -127,12 +127,10 @@ def _run_queue(client: ClientState, queued: list[list[bytes]]) -> Any:
         replies = [_settled(dispatcher.run(client, command)) for command in queued]
     finally:
         client.in_exec = False
-    serve_blocked = getattr(client.ctx.store, "serve_blocked", None)
-    if callable(serve_blocked):
-        serve_blocked()
+    store = client.ctx.store
+    store.serve_blocked()
     reply = _array(replies, client.protocol)
-    wants = getattr(client.ctx.store, "keyspace_filter", None)
-    if _remote(client) and wants is not None and any(wants(command) for command in queued):
+    if any(store.needs_fence(command) for command in queued):
         # A real Redis sends the keyspace events of the queued writes on another connection:
         # their sync triggers must have run before the client gets EXEC's reply.
         return asyncio.ensure_future(_after_fence(client, reply))
@@ -140,7 +138,7 @@ def _run_queue(client: ClientState, queued: list[list[bytes]]) -> Any:
 
 
 async def _after_fence(client: ClientState, reply: Any) -> Any:
-    await client.ctx.store.keyspace_fence()  # type: ignore[attr-defined]
+    await client.ctx.store.fence()
     return reply
 
 

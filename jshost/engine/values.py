@@ -1,7 +1,7 @@
 """Python-side shapes of JS values that have no exact Python twin.
 
 The native binding (`jshost._engine`) converts losslessly and never guesses: where Python has no
-type of its own for a JS value, it uses one of these. The RedisGears rules (SPEC §6) are applied on
+type of its own for a JS value, it uses one of these. The RedisGears rules are applied on
 top of them by the host, so every distinction those rules need survives the trip.
 """
 

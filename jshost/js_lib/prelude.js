@@ -31,7 +31,7 @@
     try { arrayBufferByteLength.call(v); return true; } catch (e) { return false; }
   };
 
-  // SPEC §3.7: the only globals a library sees (plus `redis`).
+  // The only globals a library sees (plus `redis`): RedisGears' allow list (v8_backend.rs).
   const ALLOWED = new Set(("Object Function Array Number parseFloat parseInt Infinity NaN undefined " +
     "Boolean String Symbol Date Promise RegExp Error AggregateError RangeError ReferenceError " +
     "SyntaxError TypeError URIError globalThis JSON Math Intl ArrayBuffer Uint8Array Int8Array " +
@@ -40,7 +40,7 @@
     "FinalizationRegistry WeakRef decodeURI decodeURIComponent encodeURI encodeURIComponent " +
     "escape unescape isFinite isNaN console WebAssembly").split(" "));
 
-  // `eval` is gone (SPEC §3.7); the Function constructors compile code from strings just the
+  // `eval` is gone (as in RedisGears); the Function constructors compile code from strings just the
   // same, so they go too, as in a V8 context that disallows code generation from strings: the
   // plain, async, generator and async generator constructors throw an EvalError, and no path
   // (`Function`, `f.constructor`, `getPrototypeOf(async function () {}).constructor`, their
@@ -82,7 +82,7 @@
       "count", "countReset", "group", "groupEnd", "time", "timeEnd", "timeLog"]) console[m] = noop;
     defineProperty(globalThis, "console", { value: console, writable: true, configurable: true });
 
-    // --- argument conversion errors (SPEC §3; best-effort V8 wording) -----------------------
+    // --- argument conversion errors (best-effort V8 wording) ---------------------------------
     const convError = (pos, type, reason) => T.canNotConvert(pos, type, reason);
     const needString = (v, pos) => {
       if (typeof v === "string") return v;
@@ -93,7 +93,7 @@
       if (args.length < n) throw convError(args.length, type, T.wrongNumberOfArguments);
     };
     // Called only when the options argument was given: an explicit `undefined` (or `null`) is
-    // not an object either (SPEC §3.2).
+    // not an object either (as in RedisGears).
     function optionsObject(v, pos, known, type) {
       if (typeof v !== "object" || v === null || isArray(v)) throw convError(pos, type, T.mustBeObject);
       const unknown = Object.keys(v).filter((k) => !known.includes(k));
@@ -165,7 +165,7 @@
           native.exitBlock(token);
         }
       }
-      // Remote (cluster) functions, SPEC §10: a standalone jshost is the only shard, so they
+      // Remote (cluster) functions: a standalone jshost is the only shard, so they
       // run here, in the background, with the serialisation round trip of the original.
       run_on_key(key, name, ...args) { return runRemote(this.#token, name, args); }
       run_on_all_shards(name, ...args) { return runOnShards(this.#token, name, args); }
@@ -237,7 +237,7 @@
       return p;
     }
 
-    // --- the replaced Promise (SPEC §3.7) ----------------------------------------------------
+    // --- the replaced Promise ---------------------------------------------------------------
     function HostPromise(executor) {
       if (typeof executor !== "function" || isAsync(executor)) throw T.promiseBadArgument;
       let resolve, reject;
@@ -256,7 +256,7 @@
 
     // --- registration -------------------------------------------------------------------------
     function registerFunction(args, isAsyncApi) {
-      // Argument conversion first (§3.3 step 1), then the callback check (step 2).
+      // Argument conversion first, then the callback check (RedisGears' order).
       needArgs(args, 2, "V8LocalValue");
       const name = needString(args[0], 0);
       const fn = args[1];
@@ -389,7 +389,7 @@
       invokeTrigger: (fn, client, data) => fn(client, data),
       // One trigger run: a function that calls `fn(client, data)` with a new client for
       // `token` (an async client when `isAsync`) and always the same `data` object, so that
-      // what tf `onTriggerFired` adds to it reaches the main callback (SPEC §7.3).
+      // what tf `onTriggerFired` adds to it reaches the main callback.
       triggerRun: (data) => (fn, token, isAsync) =>
         fn(isAsync ? new AsyncClient(token) : new SyncClient(token), data),
       syncClient: (token) => new SyncClient(token),

@@ -1,9 +1,9 @@
 /// <reference no-default-lib="true"/>
 // TypeScript declarations for RedisGears 2 ("Triggers and Functions") libraries run by jshost.
 //
-// What this file describes: the sandbox a library's code runs in (SPEC.md §3, §4, §6, §7, §8):
-// the `redis` global, the clients given to functions and triggers, the reply values, the trigger
-// data, and the replaced `Promise` constructor.
+// What this file describes: the sandbox a library's code runs in (see also
+// docs/migrating-from-redisgears.md): the `redis` global, the clients given to functions and
+// triggers, the reply values, the trigger data, and the replaced `Promise` constructor.
 //
 // Use it from an editor or with `tsc` (no tsconfig needed):
 //
@@ -28,7 +28,7 @@
 // surface, use `RedisGears.RgApi` or `RedisGears.TfApi`, e.g.
 // `/** @type {RedisGears.RgApi} */ const api = redis;`.
 //
-// THE ENVIRONMENT. Only the ECMAScript globals of SPEC §3.7 exist: no timers (`setTimeout`), no
+// THE ENVIRONMENT. Only RedisGears' ECMAScript globals exist: no timers (`setTimeout`), no
 // I/O, no `eval`, no `SharedArrayBuffer`/`Atomics`, no `TextEncoder`; `console` methods do
 // nothing. So this file replaces TypeScript's default library with the ES2022 language libraries
 // minus `Promise`'s constructor, which the host replaces (see `HostPromiseConstructor`).
@@ -74,7 +74,7 @@ declare namespace RedisGears {
    * Can not convert value into bytes buffer."): write `'5'`, not `5`. */
   type CommandArgument = string | String | ArrayBuffer;
 
-  /** A RESP3 big number as `call` returns it: a `String` object (SPEC §6.1). */
+  /** A RESP3 big number as `call` returns it: a `String` object. */
   type BigNumberReply = String & { readonly __reply_type: "big_number" };
 
   /** A RESP3 verbatim string as `call` returns it: a `String` object with its 3-letter format
@@ -92,7 +92,7 @@ declare namespace RedisGears {
     [field: string]: ReplyValue;
   }
 
-  /** What `call` / `callAsync` return (SPEC §6.1). Simple and bulk strings are JS strings (a
+  /** What `call` / `callAsync` return. Simple and bulk strings are JS strings (a
    * bulk string that is not UTF-8 throws "Could not decode value as string"); integers are
    * **BigInt**; doubles are numbers; null is `null`; arrays, sets and maps are converted element
    * by element. An error reply is thrown as a primitive string, never returned. */
@@ -127,7 +127,7 @@ declare namespace RedisGears {
     | BigNumberReply
     | RawVerbatimReply;
 
-  /** What a function may return (SPEC §6.3): any value. BigInt and 32-bit integer numbers reply
+  /** What a function may return: any value. BigInt and 32-bit integer numbers reply
    * as integers, other numbers as doubles, strings and ArrayBuffers as bulk strings, a `String`
    * object with `__reply_type = "status"` as a simple string, arrays as arrays, a `Set` as a
    * set, `null` as null, booleans as booleans, any other object as a map of its enumerable
@@ -157,7 +157,7 @@ declare namespace RedisGears {
 
   // --- trigger data ----------------------------------------------------------------------------
 
-  /** The `data` of a keyspace trigger callback (SPEC §7.2). */
+  /** The `data` of a keyspace trigger callback. */
   interface KeyspaceEventData {
     /** The event name as Redis sends it: `"set"`, `"hset"`, `"del"`, `"expired"`, `"keymiss"`,
      * ... */
@@ -174,7 +174,7 @@ declare namespace RedisGears {
     [added: string]: unknown;
   }
 
-  /** The `data` of a stream trigger callback (SPEC §8.2). */
+  /** The `data` of a stream trigger callback. */
   interface StreamRecordData {
     /** The entry id as `[milliseconds, sequence]`, both **BigInt**. */
     id: [bigint, bigint];
@@ -191,12 +191,12 @@ declare namespace RedisGears {
 
   // --- clients ---------------------------------------------------------------------------------
 
-  /** rg: the client of a function or sync trigger while it runs locked (SPEC §4.6). It stops
+  /** rg: the client of a function or sync trigger while it runs locked. It stops
    * working once the call that created it returns ("Main thread is not locked", "Used on
    * invalid client"). */
   interface RgSyncClient {
-    /** Run a Redis command; the reply decoded as in SPEC §6.1 (integers are BigInt). An error
-     * reply is thrown as a string. Never blocks: BLPOP and the like return null at once.
+    /** Run a Redis command; the reply decoded as RedisGears decodes it (integers are BigInt). An
+     * error reply is thrown as a string. Never blocks: BLPOP and the like return null at once.
      * The type parameter only narrows the result for the checker; in JS, put a JSDoc
      * `@type {string | null}` on the variable that receives it. */
     call<T extends ReplyValue = ReplyValue>(
@@ -216,7 +216,7 @@ declare namespace RedisGears {
     run_on_background<T>(fn: (client: RgAsyncClient) => Promise<T>): Promise<T>;
   }
 
-  /** rg: the client of coroutines, async triggers and background jobs (SPEC §4.7). It has no
+  /** rg: the client of coroutines, async triggers and background jobs. It has no
    * `call`: take the lock with `block`. */
   interface RgAsyncClient {
     /** Take the lock, run `fn(syncClient)` atomically and return what it returns, synchronously
@@ -237,10 +237,10 @@ declare namespace RedisGears {
     ): Promise<[T[], string[]]>;
   }
 
-  /** tf: the client of a function or sync trigger while it runs locked (SPEC §4.6). */
+  /** tf: the client of a function or sync trigger while it runs locked. */
   interface TfSyncClient {
-    /** Run a Redis command; the reply decoded as in SPEC §6.1 (integers are BigInt). An error
-     * reply is thrown as a string. Never blocks. */
+    /** Run a Redis command; the reply decoded as RedisGears decodes it (integers are BigInt). An
+     * error reply is thrown as a string. Never blocks. */
     call<T extends ReplyValue = ReplyValue>(
       command: CommandArgument,
       ...args: CommandArgument[]
@@ -476,7 +476,7 @@ declare namespace RedisGears {
 
   // --- the replaced Promise constructor ----------------------------------------------------------
 
-  /** The global `Promise` is the host's function, not the engine's (SPEC §3.7):
+  /** The global `Promise` is the host's function, not the engine's:
    * - `new Promise(executor)` (or `Promise(executor)`) calls `executor(resolve, reject)` at once;
    *   the executor must not be `async` ("Bad argument to 'Promise' function");
    * - `resolve` / `reject` do not settle the promise straight away: a later background job does,

@@ -1,12 +1,22 @@
 """The store interface: where every command that is not jshost's own ends up.
 
-Two implementations fit behind it: the embedded one (an in-process fakeredis server) and a remote
-one (a connection pool to a real Redis). Replies are the typed values of `jshost.replies`, typed as
-RESP3 would type them, whatever protocol the client that sent the command speaks: the RESP layer
-downgrades for RESP2 clients, and the JS conversion (SPEC §6.1) needs the RESP3 types.
+Two implementations fit behind it: the embedded one (an in-process fakeredis server,
+`jshost.store.embedded`) and a remote one (connections to a real Redis, `jshost.store.remote`).
+Everything a caller outside `jshost.store` uses is declared here, so that no caller has to ask
+which store it has:
+
+* `Store` / `Session`: commands, replies and the atomic section. Replies are the typed values of
+  `jshost.replies`, typed as RESP3 would type them, whatever protocol the client that sent the
+  command speaks: the RESP layer downgrades for RESP2 clients, and the JS conversion
+  (`jshost.host.conversions`) needs the RESP3 types.
+* `StoreListener`: who hears the store's keyspace events (the host's triggers).
+* Two capabilities only one kind of store has: `KeyspaceNotifications` (a shared server's
+  notifications, which triggers turn on and coordinate over) and `DataSnapshots` (an in-process
+  store whose data jshost itself writes to a file). `Store.notifications` / `Store.snapshots`
+  are None where the store has none.
 
 Sessions are per client connection: the selected database and the MULTI/WATCH state live there,
-and JS `client.call` runs in the session of the client that called the function.
+and JS `client.call` runs in the host's own sessions.
 """
 
 from __future__ import annotations
@@ -15,9 +25,11 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from jshost.replies import Push, Reply
+from jshost.resp import encode
 
 if TYPE_CHECKING:
     from jshost.store.command_table import CommandTable
@@ -38,6 +50,39 @@ NO_REPLY: Final = _NoReply()
 
 #: Receives out-of-band messages for a session (pub/sub messages, subscribe confirmations).
 PushHandler = Callable[[Push], None]
+
+
+class _AtomicSectionOrigin:
+    """Type of `ATOMIC_SECTION`."""
+
+    __slots__ = ("__weakref__",)  # listeners may keep origins in a weak set
+
+    def __repr__(self) -> str:
+        return "ATOMIC_SECTION"
+
+
+#: The origin of a keyspace event caused inside an atomic section, where a store tells the
+#: section's events apart by their place in the event stream rather than by session (the remote
+#: store: its sections run on a connection every session shares).
+ATOMIC_SECTION: Final = _AtomicSectionOrigin()
+
+
+class StoreListener(Protocol):
+    """Who hears a store's keyspace events (`Store.set_listener`): the host's triggers."""
+
+    def on_event(self, origin: object, db: int, event: bytes, key: bytes) -> None:
+        """A keyspace event, named as Redis 7 names it, in Redis' order. `origin` is the
+        `Session` whose command caused it, `ATOMIC_SECTION`, or None (expiry, and on a shared
+        server the clients that bypass this jshost). Called synchronously after the command and
+        before its reply where the store can (the embedded store: always)."""
+
+    def wants_command(self, args: Sequence[bytes]) -> bool:
+        """Whether the events of a client's command `args` may matter now: a store whose events
+        arrive out of band holds the reply until they have been delivered (`Store.fence`)."""
+
+    def tags_sections(self) -> bool:
+        """Whether the events of atomic sections must be told apart (`ATOMIC_SECTION`); when
+        not, a store may skip the work that takes."""
 
 
 class Session(ABC):
@@ -61,6 +106,12 @@ class Session(ABC):
         """True once the session is closed (by `close()`, or by another client's CLIENT KILL):
         the host should then drop the client's connection."""
 
+    @property
+    def client_id(self) -> int | None:
+        """The id the store gives this session's connection (`CLIENT ID`), if it has one of its
+        own: then CLIENT KILL ID / CLIENT UNBLOCK sent to the store name the same client."""
+        return None
+
     @abstractmethod
     def call(self, args: Sequence[bytes]) -> Reply:
         """Run one command now and return its reply; for JS `client.call` in an atomic section.
@@ -77,6 +128,26 @@ class Session(ABC):
         forever) without holding up the event loop or any other session. One command at a time
         per session (the connection keeps its commands in order)."""
 
+    async def execute_raw(self, args: Sequence[bytes]) -> bytes:
+        """Like `execute`, but the reply as RESP3 bytes (b"" for `NO_REPLY`), to forward to a
+        RESP3 client unchanged. A remote session gives the exact bytes the server sent."""
+        reply = await self.execute(args)
+        return b"" if reply is NO_REPLY else encode(reply, 3)
+
+    def pipelinable(self, args: Sequence[bytes]) -> bool:
+        """Whether `args` may be sent at once behind this session's commands still in flight, its
+        reply taken in turn (`submit`). Only a store with `pipelines` says yes."""
+        return False
+
+    def submit(self, args: Sequence[bytes], raw: bool) -> asyncio.Future[Any] | None:
+        """Send a `pipelinable` command now and return the future of its reply (its RESP3 bytes
+        when `raw`), or None when it is not pipelinable (then use `execute`)."""
+        return None
+
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the session is closed (at once if it is closed already)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot report that it closed")
+
     @abstractmethod
     def close(self) -> None:
         """Drop the session: its watches, subscriptions and any wait it is parked in."""
@@ -87,16 +158,60 @@ class Session(ABC):
         return False
 
 
+class KeyspaceNotifications(Protocol):
+    """A shared server's keyspace notifications (`Store.notifications`, the remote store).
+
+    Other clients and other jshost instances write to the same server, so its events come from
+    the server's notifications, and a lease decides which instance runs the triggers
+    (`jshost.host.lease`)."""
+
+    @property
+    def keyspace_events_running(self) -> bool:
+        """Whether events are being received (the subscription is up)."""
+
+    async def start_keyspace_events(self, instance: bytes) -> None:
+        """Turn notifications on (if needed) and start delivering them to the listener;
+        `instance` names this jshost. Raises `BackendError` when that fails."""
+
+    def stop_keyspace_events(self) -> None:
+        """Stop receiving events."""
+
+    def ensure_notifications(self) -> None:
+        """Put back the notification classes triggers need, if someone took them out."""
+
+    def round_trip(self, commands: Sequence[Sequence[bytes]]) -> list[Reply]:
+        """Send `commands` at once and read their replies (the lease is taken this way);
+        raises `BackendError` when the server cannot be reached."""
+
+
+class DataSnapshots(Protocol):
+    """An in-process store's data kept in a directory by jshost (`Store.snapshots`)."""
+
+    def save(self, directory: Path) -> int:
+        """Write every key to `directory`; returns the number written."""
+
+    def load(self, directory: Path) -> int:
+        """Read back what `save` wrote (nothing when there is nothing); returns the number of
+        keys read. Raises `ValueError` (with what is wrong and where) for a file it cannot
+        read, before it stores anything."""
+
+
 class Store(ABC):
     """A data store all sessions share."""
 
-    #: Whether its sessions take a client's commands pipelined (`submit_pipelined` and
-    #: `pipelinable`, see `jshost.store.remote.RemoteSession`).
+    #: Whether commands run synchronously on the event loop (the embedded store), rather than
+    #: being awaited from a server.
+    in_process: bool = True
+    #: What kind of store it is, as INFO shows it (`store:embedded`, `store:redis`).
+    kind: str = "embedded"
+    #: The database sessions start on.
+    db: int = 0
+    #: Whether its sessions take a client's commands pipelined (`Session.submit`).
     pipelines: bool = False
 
     @abstractmethod
     def open_session(self) -> Session:
-        """A new session, on database 0, speaking RESP3."""
+        """A new session, on database `db`, speaking RESP3."""
 
     @abstractmethod
     def command_info(self) -> CommandTable:
@@ -106,14 +221,56 @@ class Store(ABC):
     async def aclose(self) -> None:
         """Release the store (connections, servers); sessions must not be used afterwards."""
 
-    def begin_atomic(self) -> None:
-        """An atomic section starts (SPEC §0.4): from now until `end_atomic`, nothing but the
-        section's own commands may reach the data. The embedded store needs nothing: JS and
+    _listener: StoreListener | None = None
+
+    def set_listener(self, listener: StoreListener | None) -> None:
+        """Who hears keyspace events from now on (None: nobody; a store may then spare itself
+        the work of naming them). A store that has no keyspace events keeps it unused."""
+        self._listener = listener
+
+    @property
+    def listener(self) -> StoreListener | None:
+        """Who hears keyspace events now."""
+        return self._listener
+
+    def begin_atomic(self, limit: float | None = None) -> None:
+        """An atomic section starts ("locked": see docs/architecture.md): from now until
+        `end_atomic`, nothing but the section's own commands may reach the data; `limit` is how
+        long it may last (seconds; None: no limit). The embedded store needs nothing: JS and
         every command run on the one event-loop thread."""
 
     def end_atomic(self) -> None:
         """The atomic section ends; commands held back meanwhile may go."""
 
+    @property
+    def connection_count(self) -> int:
+        """Connections to a server the store has open now (INFO's `backend_connections`);
+        0 for a store in process."""
+        return 0
+
     def is_oom(self) -> bool:
-        """Whether the data is over its `maxmemory` (SPEC §5.3)."""
+        """Whether the data is over its `maxmemory` (then writes from JS are refused)."""
         return False
+
+    def serve_blocked(self) -> None:
+        """Serve the clients blocked on keys that commands run since the last call wrote, as
+        Redis does after each command (a store that blocks clients itself: the embedded one)."""
+
+    def needs_fence(self, args: Sequence[bytes]) -> bool:
+        """Whether a client's command `args` must wait for `fence()` before its reply: its
+        keyspace events arrive out of band and the listener wants them."""
+        return False
+
+    async def fence(self) -> None:
+        """Wait until every keyspace event the store has sent so far has been delivered."""
+
+    @property
+    def notifications(self) -> KeyspaceNotifications | None:
+        """A shared server's keyspace notifications (the remote store), else None."""
+        return None
+
+    @property
+    def snapshots(self) -> DataSnapshots | None:
+        """How jshost keeps this store's data in a directory (the embedded store), else None:
+        a server keeps its own."""
+        return None

@@ -8,7 +8,7 @@ where `subcommands` holds entries of the same shape named `parent|sub`. The remo
 real Redis; the embedded store uses the bundled `redis_commands.json` (a real Redis 7's `COMMAND`,
 see `_REDIS_72_PATCHES`) topped up with what fakeredis reports for the commands it adds.
 
-Script-mode checks (SPEC §5.1, §5.2) run in the order of Redis' `RM_Call`: the command exists, its
+Script-mode checks run in the order of Redis' `RM_Call`: the command exists, its
 arity, `noscript`, then `no-writes`. jshost's own commands are added to every table as `noscript`.
 """
 
@@ -26,14 +26,7 @@ from typing import Any
 from jshost.errors import CommandErrors, SecurityErrors
 from jshost.replies import SetReply, Status
 
-# Error texts (exact Redis 7.2 wording, as RM_Call returns them): one home, jshost/errors.py.
-ERR_UNKNOWN_COMMAND = CommandErrors.ERR_UNKNOWN_COMMAND
-ERR_UNKNOWN_SUBCOMMAND = CommandErrors.ERR_UNKNOWN_SUBCOMMAND
-ERR_WRONG_ARITY = CommandErrors.ERR_WRONG_ARITY
-ERR_NOSCRIPT = CommandErrors.ERR_NOSCRIPT
-ERR_NO_WRITES = CommandErrors.ERR_NO_WRITES
-
-#: jshost's own commands: never callable from JS (SPEC §4.5, §5.1). Module commands registered
+#: jshost's own commands: never callable from JS. Module commands registered
 #: without command info have arity -1 in Redis, so only the `noscript` refusal applies to them.
 HOST_COMMANDS: tuple[str, ...] = (
     "rg.function",
@@ -358,14 +351,15 @@ def unknown_command_error(args: Sequence[bytes]) -> str:
             break
         listed += b"'" + _c_string(arg)[: _ERR_NAME_LIMIT - len(listed)] + b"' "
     name = _c_string(args[0])[:_ERR_NAME_LIMIT] if args else b""
-    return _error_text(ERR_UNKNOWN_COMMAND.format(name=_arg_text(name), args=_arg_text(listed)))
+    text = CommandErrors.ERR_UNKNOWN_COMMAND.format(name=_arg_text(name), args=_arg_text(listed))
+    return _error_text(text)
 
 
 def unknown_subcommand_error(args: Sequence[bytes]) -> str:
     """`ERR unknown subcommand '<sub>'. Try <CMD> HELP.` for a container with an unknown sub."""
     sub = _arg_text(_c_string(args[1])[:_ERR_NAME_LIMIT])
     container = _arg_text(_c_string(args[0]).upper())
-    return _error_text(ERR_UNKNOWN_SUBCOMMAND.format(sub=sub, container=container))
+    return _error_text(CommandErrors.ERR_UNKNOWN_SUBCOMMAND.format(sub=sub, container=container))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -480,23 +474,23 @@ class CommandTable:
         if info is None:
             return self.check_existence(args)
         if not info.arity_ok(len(args)):
-            return ERR_WRONG_ARITY.format(fullname=info.name)
+            return CommandErrors.ERR_WRONG_ARITY.format(fullname=info.name)
         return None
 
     def check_script_call(self, args: Sequence[bytes], no_writes: bool) -> str | None:
         """The error text `RM_Call` in script mode gives for `args`, or None if it may run.
 
-        Order (SPEC §5.1): unknown command, arity, `noscript`, then `write` under `no_writes`.
+        Order: unknown command, arity, `noscript`, then `write` under `no_writes`.
         """
         info = self.lookup(args)
         if info is None:
             return self.check_existence(args)
         if not info.arity_ok(len(args)):
-            return ERR_WRONG_ARITY.format(fullname=info.name)
+            return CommandErrors.ERR_WRONG_ARITY.format(fullname=info.name)
         if "noscript" in info.flags:
-            return ERR_NOSCRIPT.format(fullname=info.name)
+            return CommandErrors.ERR_NOSCRIPT.format(fullname=info.name)
         if no_writes and "write" in info.flags:
-            return ERR_NO_WRITES.format(fullname=info.name)
+            return CommandErrors.ERR_NO_WRITES.format(fullname=info.name)
         return self.check_internal(args)
 
     def check_internal(self, args: Sequence[bytes]) -> str | None:
@@ -541,7 +535,7 @@ class CommandTable:
         """The wrong-arity error naming the command's full name (`config|get`)."""
         info = self.lookup(args)
         name = info.name if info is not None else _text(args[0]).lower()
-        return ERR_WRONG_ARITY.format(fullname=name)
+        return CommandErrors.ERR_WRONG_ARITY.format(fullname=name)
 
     # -- key and behaviour queries ---------------------------------------------------------------
 

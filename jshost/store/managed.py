@@ -71,7 +71,8 @@ SOCKET_NAME: Final = "valkey.sock"
 JSHOST_LOCK: Final = "jshost.lock"
 SERVER_LOCK: Final = "valkey.lock"
 PID_FILE: Final = "valkey.pid"
-#: The embedded store's files (`jshost.persistence`): a directory holding them is refused.
+#: The embedded store's files (`jshost.host.archive`, `jshost.store.embedded.datafile`): a
+#: directory holding them is refused.
 EMBEDDED_FILES: Final = ("libraries.json", "data.jsonl")
 #: What a managed store leaves in its directory: `--store embedded` refuses such a directory.
 MANAGED_FILES: Final = (JSHOST_LOCK, SERVER_LOCK, "appendonlydir", "dump.rdb")

@@ -1,7 +1,8 @@
 """Stored values in a form of jshost's own, independent of any store.
 
 DUMP / RESTORE on the embedded store (Redis' RDB value encoding, `jshost.store.rdb`) and the
-embedded store's data file (`<dir>/data.jsonl`, `jshost.persistence`) are both made from these.
+embedded store's data file (`<dir>/data.jsonl`, `jshost.store.embedded.datafile`) are both made
+from these.
 A value is nothing but bytes, numbers and lists of them: reading one back can never run code
 (the old data file held pickles, which could; see docs/security.md).
 

@@ -31,9 +31,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Self, TypeVar
 
 from jshost import errors
-from jshost.commands.grammar import CallArgs
 from jshost.errors import Era, ReplyError
 from jshost.host import Host
+from jshost.host.requests import CallArgs
 from jshost.resp import NEED_DATA, ProtocolError, ReplyParser, encode, encode_command
 from jshost.server import Server
 from jshost.settings import Settings

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jshost import errors
-from jshost.commands.grammar import CallArgs
 from jshost.errors import Era, ReplyError
 from jshost.host import Host
+from jshost.host.requests import CallArgs
 from jshost.settings import Settings
 
 from . import (

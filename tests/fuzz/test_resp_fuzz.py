@@ -19,10 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from jshost.errors import ProtocolErrors
 from jshost.replies import ErrorReply, Status
 from jshost.resp import (
-    ERR_INVALID_BULK_LENGTH,
-    ERR_INVALID_MULTIBULK_LENGTH,
     MAX_MULTIBULK_LEN,
     PROTO_MAX_BULK_LEN,
     ProtocolError,
@@ -209,13 +208,14 @@ def test_multibulk_count(server: ServerThread, count: int) -> None:
     (or beyond a 64-bit integer) — never an allocation of `count` slots."""
     replies = exchange(server.port, b"*%d\r\nPING\r\n" % count)
     if not -(2**63) <= count < 2**63:
-        assert replies == [ErrorReply(ERR_INVALID_MULTIBULK_LENGTH)]  # not a 64-bit integer
+        # not a 64-bit integer
+        assert replies == [ErrorReply(ProtocolErrors.ERR_INVALID_MULTIBULK_LENGTH)]
     elif count <= 0:
         assert replies == [PONG]
     elif count <= MAX_MULTIBULK_LEN:
         assert replies == [ErrorReply("ERR Protocol error: expected '$', got 'P'")]
     else:
-        assert replies == [ErrorReply(ERR_INVALID_MULTIBULK_LENGTH)]
+        assert replies == [ErrorReply(ProtocolErrors.ERR_INVALID_MULTIBULK_LENGTH)]
 
 
 @fuzz(60)
@@ -237,7 +237,7 @@ def test_bulk_length(server: ServerThread, length: int) -> None:
         else:
             assert replies == []  # still waiting when the client went
     else:
-        assert replies == [ErrorReply(ERR_INVALID_BULK_LENGTH)]
+        assert replies == [ErrorReply(ProtocolErrors.ERR_INVALID_BULK_LENGTH)]
 
 
 def test_declared_giants_hold_only_what_arrives(server: ServerThread) -> None:

@@ -1,28 +1,27 @@
-"""A loaded library: its runtime, what it registered, and the rules of registration (SPEC §3).
+"""A loaded library: its runtime, what it registered, and the rules of registration.
 
-A `Library` owns one QuickJS runtime (one heap, one deadline) with the prelude installed. The
-prelude's JS calls back into `Natives` (jshost/natives.py); registrations land here, where the
-checks of §3.3/§3.4 that need Python (async detection, flags, context, names, duplicates) run.
+A `Library` owns one JS runtime (one heap, one deadline, `jshost.engine.LibraryRuntime`) with
+the prelude installed. The prelude's JS calls back into `Natives` (jshost/host/natives.py);
+registrations land here, where the
+checks that need Python (async detection, flags, context, names, duplicates) run, as RedisGears'
+`register_function` & co. (v8_native_functions.rs) make them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from jshost import errors
-from jshost.engine import JSFunction, JSThrow, JSValueTooLarge, MemoryPool, Runtime
+from jshost.engine import JSFunction, JSThrow, JSValueTooLarge, LibraryRuntime
 from jshost.errors import Era
-from jshost.prologue import Prologue
+from jshost.host.prologue import Prologue
 
 NO_WRITES, ALLOW_OOM, RAW_ARGUMENTS = 1, 2, 4
-# LIST shows flags in this order (§2.3.1).
+# LIST shows flags in this order (RedisGears' function_list_command.rs).
 FLAG_BITS: dict[str, int] = {"no-writes": NO_WRITES, "allow-oom": ALLOW_OOM,
                              "raw-arguments": RAW_ARGUMENTS}
-
-_PRELUDE = resources.files("jshost").joinpath("js_lib/prelude.js").read_text("utf-8")
-
 
 def flag_names(bits: int) -> list[str]:
     """Flag names in LIST order."""
@@ -31,8 +30,8 @@ def flag_names(bits: int) -> list[str]:
 
 @dataclass
 class FunctionInfo:
-    """A registered function. `is_async` is how it was registered (LIST, §4.1 check 8);
-    `coroutine` is whether the JS function itself is async (where it runs, §4.3)."""
+    """A registered function. `is_async` is how it was registered (LIST shows it; the sync
+    command refuses it); `coroutine` is whether the JS function itself is async (where it runs)."""
 
     name: str
     fn: JSFunction
@@ -44,7 +43,7 @@ class FunctionInfo:
 
 @dataclass(frozen=True)
 class RecordedError:
-    """A trigger's failure, kept as the texts of both `error-verbosity` levels (§6.4): LIST picks
+    """A trigger's failure, kept as the texts of both `error-verbosity` levels: LIST picks
     one when it runs. Worked out when the failure happens, while the runtime that threw is
     alive (an upgrade closes it, but keeps the statistics)."""
 
@@ -57,13 +56,13 @@ class RecordedError:
 
 @dataclass
 class KeyspaceStats:
-    """Counters of a keyspace trigger; kept across upgrades (§7.5)."""
+    """Counters of a keyspace trigger; kept across upgrades."""
 
     num_triggered: int = 0
     num_finished: int = 0
     num_success: int = 0
     num_failed: int = 0
-    last_error: RecordedError | None = None  # its text is chosen when LIST runs (§6.4)
+    last_error: RecordedError | None = None  # its text is chosen when LIST runs
     last_execution_ms: int = 0
     total_execution_ms: int = 0
 
@@ -87,7 +86,8 @@ def format_id(stream_id: StreamId) -> str:
 
 @dataclass
 class StreamState:
-    """One stream as one stream trigger reads it (§8.3); kept across upgrades (§8.5)."""
+    """One stream as one stream trigger reads it (RedisGears' stream_reader.rs); kept across
+    upgrades."""
 
     last_read: StreamId | None = None  # the id of the last entry read
     next_id: StreamId = (0, 0)  # where the next read starts (inclusive)
@@ -100,7 +100,7 @@ class StreamState:
     last_lag_ms: int = 0
     total_lag_ms: int = 0
     last_error: RecordedError | None = None
-    saved: bool = False  # its position is in the store (see jshost/streams.py)
+    saved: bool = False  # its position is in the store (see jshost/host/streams.py)
     dirty: bool = False  # its position changed since it was last saved
 
     @property
@@ -113,7 +113,7 @@ class StreamState:
 
     def resume_id(self) -> StreamId:
         """Where reading starts again after a restart: the oldest entry still in flight, else
-        the one after the last read (also the `XTRIM … MINID` id of §8.4)."""
+        the one after the last read (also the `XTRIM … MINID` id of trimming)."""
         if self.pending:
             return next(iter(self.pending))
         return self.next_id
@@ -127,7 +127,7 @@ class StreamTrigger:
     window: int = 1
     trim: bool = False
     description: str | None = None
-    streams: dict[bytes, StreamState] = field(default_factory=dict)  # per stream (§8)
+    streams: dict[bytes, StreamState] = field(default_factory=dict)  # per stream
 
 
 @dataclass
@@ -140,7 +140,7 @@ class Library:
     """One library: runtime, prologue, configuration and registrations."""
 
     def __init__(self, prologue: Prologue, code: str, era: Era, config_text: str | None,
-                 user: str, memory_limit: int, pool: MemoryPool | None = None) -> None:
+                 user: str, runtime: LibraryRuntime) -> None:
         self.name = prologue.name
         self.prologue = prologue
         self.code = code
@@ -160,28 +160,23 @@ class Library:
         self.terminations = 0  # runs stopped for time or memory (INFO)
         self.inflight = 0  # replies waiting on this runtime's promises
         self.pending_async_calls: list[str] = []  # tf callAsync commands still waiting
-        self.runtime = Runtime(memory_limit=memory_limit, pool=pool)
-        self.entry: dict[str, JSFunction] = {}
+        self.runtime = runtime
 
-    def install(self, natives: dict[str, Any], texts: dict[str, Any], engine_version: str) -> None:
+    def install(self, natives: Mapping[str, Callable[..., Any]], texts: Mapping[str, Any],
+                engine_version: str) -> None:
         """Run the prelude: sandbox the globals and build `redis` for this library's era."""
-        rt = self.runtime
-        install = rt.eval(_PRELUDE, "<jshost prelude>")
         config_json = self.config_text if self.config_text is not None else "{}"
-        entry = install(natives, texts, self.era, config_json, engine_version)
-        self.entry = {name: entry.get(name) for name in
-                      ("invokeSync", "invokeAsync", "invokeTrigger", "triggerRun", "syncClient",
-                       "asyncClient", "stringOf", "watch")}
-        rt.globals.delete("eval")
+        self.runtime.install(natives, texts, self.era, config_json, engine_version)
 
     def has_registrations(self) -> bool:
-        """Functions, stream and keyspace triggers count; remote functions do not (§1.4)."""
+        """Functions, stream and keyspace triggers count; remote functions do not (RedisGears'
+        function_load_command.rs)."""
         return bool(self.functions or self.stream_triggers or self.keyspace_triggers)
 
     def string_of(self, value: Any) -> str:
         """JS `String(value)` in this runtime (a text past `max-reply-size`: that error's)."""
         try:
-            return self.entry["stringOf"](value)
+            return self.runtime.string_of(value)
         except JSValueTooLarge as exc:
             return str(exc)
 
@@ -190,7 +185,7 @@ class Library:
         if not self.runtime.closed:
             self.runtime.close()
 
-    # --- registration (SPEC §3.3, §3.4): called from JS through the natives ----------------
+    # --- registration: called from JS through the natives -----------------------------------------
 
     def register_function(self, name: str, fn: JSFunction, flags: list[Any], is_async_api: bool,
                           description: str | None) -> None:
@@ -222,7 +217,7 @@ class Library:
         trigger = KeyspaceTrigger(name, _prefix_bytes(prefix), fn, description, on_fired)
         old = self.previous.keyspace_triggers.get(name) if self.previous else None
         if old is not None:
-            trigger.stats = old.stats  # §7.5: an upgrade keeps the counters
+            trigger.stats = old.stats  # an upgrade keeps the counters
         self.keyspace_triggers[name] = trigger
 
     def register_stream(self, name: str, prefix: Any, fn: JSFunction, window: float, trim: bool,
@@ -238,7 +233,7 @@ class Library:
         if old is not None:
             if old.prefix != prefix_bytes:
                 raise JSThrow(errors.stream_prefix_changed(name, old.prefix, prefix_bytes))
-            trigger.streams = old.streams  # §8.5: positions and statistics are kept
+            trigger.streams = old.streams  # an upgrade keeps positions and statistics
         self.stream_triggers[name] = trigger
 
     def register_remote(self, name: str, fn: JSFunction) -> None:
@@ -250,7 +245,7 @@ class Library:
         self.remote_functions[name] = RemoteFunction(name, fn)
 
     def _check_name(self, kind: str, name: str) -> None:
-        """tf only: names are `[A-Za-z0-9_]+` (§3.3 rule 6, §3.4)."""
+        """tf only: names are `[A-Za-z0-9_]+` (RedisGears' v8_native_functions.rs)."""
         if self.era == "tf":
             problem = errors.unallowed_name(kind, name)
             if problem is not None:

@@ -1,25 +1,26 @@
 """The native (Python) callables behind one library's prelude, and the texts it throws.
 
 The prelude (jshost/js_lib/prelude.js) checks argument shapes; these functions do what needs the
-host: the lock and client tokens (§4.10, §4.11), store commands (§5, §6.1), `block()` (§4.8),
-background work (§4.9), logging (§3.6) and registrations (§3).
+host: the atomic section and client tokens, store commands, `block()`, background work, logging
+and registrations -- what RedisGears' v8_native_functions.rs does in Rust.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jshost import errors
-from jshost.conversions import reply_to_js
 from jshost.engine import JSFunction, JSThrow
-from jshost.library import ALLOW_OOM, NO_WRITES, Library
-from jshost.lock import async_token, decode_async_token
+from jshost.host.atomic import AtomicSection, async_token, decode_async_token
+from jshost.host.conversions import reply_to_js
+from jshost.host.library import ALLOW_OOM, NO_WRITES, Library
+from jshost.host.log_text import escape_controls, escape_default
 
 if TYPE_CHECKING:
-    from jshost.host import Host
+    from jshost.host.js_commands import JSCommands
+    from jshost.host.scheduler import Scheduler
 
 
 def prelude_texts(era: errors.Era) -> dict[str, Any]:
@@ -65,42 +66,18 @@ def command_bytes(args: Sequence[Any]) -> list[bytes]:
     return [a.encode("utf-8", "surrogatepass") if isinstance(a, str) else a for a in args]
 
 
-# What could end a log line, or start a forged one, or confuse a terminal: C0 controls but tab,
-# C1 controls, DEL, the Unicode line and paragraph separators, and lone surrogates (not UTF-8 at all).
-_UNSAFE_IN_LOG = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_LOG_ESCAPES = {"\t": "\\t", "\r": "\\r", "\n": "\\n"}
-
-
-def escape_controls(text: str) -> str:
-    """rg `redis.log`: the message as written, but each character that could end the log line
-    (or forge another) escaped as `escape_default` writes it (`\\n`, `\\u{1b}`)."""
-    if _UNSAFE_IN_LOG.search(text) is None:
-        return text
-    return _UNSAFE_IN_LOG.sub(
-        lambda m: _LOG_ESCAPES.get(m.group(), f"\\u{{{ord(m.group()):x}}}"), text)
-
-
-def escape_default(text: str) -> str:
-    """Rust's `str::escape_default` (tf `redis.log`, §3.6)."""
-    out = []
-    for ch in text:
-        if ch in "\t\r\n":
-            out.append({"\t": "\\t", "\r": "\\r", "\n": "\\n"}[ch])
-        elif ch in "\\'\"":
-            out.append("\\" + ch)
-        elif " " <= ch <= "~":
-            out.append(ch)
-        else:
-            out.append(f"\\u{{{ord(ch):x}}}")
-    return "".join(out)
-
-
 class Natives:
-    """The callables of one library, given to its prelude as `native`."""
+    """The callables of one library, given to its prelude as `native`. They take what they
+    need: the atomic section, the scheduler (background jobs, `block()`), the commands JS sends
+    to the store, and whether the store is over its maxmemory."""
 
-    def __init__(self, host: Host, library: Library) -> None:
-        self.host = host
+    def __init__(self, library: Library, section: AtomicSection, scheduler: Scheduler,
+                 commands: JSCommands, store_is_oom: Callable[[], bool]) -> None:
         self.lib = library
+        self.section = section
+        self.scheduler = scheduler
+        self.commands = commands
+        self.store_is_oom = store_is_oom
         self.log = logging.getLogger(f"jshost.{library.name}")
 
     def as_dict(self) -> dict[str, Any]:
@@ -123,20 +100,20 @@ class Natives:
             "remoteFunction": self.remote_function,
         }
 
-    # --- clients (§4.10, §4.11) ---------------------------------------------------------------
+    # --- clients ----------------------------------------------------------------------------------
 
     def _live(self, token: int) -> None:
-        lock = self.host.lock
-        if not lock.held:
+        section = self.section
+        if not section.held:
             raise JSThrow(errors.MAIN_THREAD_NOT_LOCKED)
-        if token != lock.token:
+        if token != section.token:
             raise JSThrow(errors.USED_ON_INVALID_CLIENT)
 
     def call(self, token: int, raw: bool, words: list[Any]) -> Any:
         """`client.call` / `call_raw` / `callRaw`: run a command now, locked."""
         self._live(token)
         args = command_bytes(words)
-        reply = self.host.run_js_command(args)
+        reply = self.commands.run(args)
         return reply_to_js(reply, raw)
 
     def call_async(self, token: int, raw: bool, words: list[Any], resolve: JSFunction,
@@ -145,28 +122,28 @@ class Natives:
         self._live(token)
         if self.lib.deleted:
             raise JSThrow(errors.LIBRARY_WAS_ALREADY_DELETED)
-        self.host.run_js_command_async(self.lib, command_bytes(words), raw, resolve, reject)
+        self.commands.run_async(self.lib, command_bytes(words), raw, resolve, reject)
 
     def allow_block(self, token: int) -> bool:
-        lock = self.host.lock
-        if not lock.is_live(token):
+        section = self.section
+        if not section.is_live(token):
             raise JSThrow(errors.USED_ON_INVALID_CLIENT)
-        return lock.allow_block
+        return section.allow_block
 
     def check_background(self, token: int) -> None:
-        if not self.host.lock.is_live(token):
+        if not self.section.is_live(token):
             raise JSThrow(errors.background_out_of_context(self.lib.era))
 
     def async_token(self, token: int) -> int:
-        lock = self.host.lock
-        return async_token(lock.flags, lock.db)
+        section = self.section
+        return async_token(section.flags, section.db)
 
     def background(self, job: JSFunction, on_terminated: JSFunction | None) -> None:
         """Queue a background job (`run_on_background`, a host `Promise` settling)."""
-        self.host.schedule(self.lib, job, on_terminated)
+        self.scheduler.schedule(self.lib, job, on_terminated)
 
     def remote_function(self, name: str) -> JSFunction:
-        """A remote function of this library (§10: the one shard is this one)."""
+        """A remote function of this library (on one shard, the shard is this one)."""
         if self.lib.deleted:
             raise JSThrow(errors.FUNCTION_WERE_UNREGISTERED)
         remote = self.lib.remote_functions.get(name)
@@ -174,25 +151,24 @@ class Natives:
             raise JSThrow(errors.remote_function_not_in_library(name, self.lib.name))
         return remote.fn
 
-    # --- block() (§4.8) -----------------------------------------------------------------------
+    # --- block() ----------------------------------------------------------------------------------
 
     def enter_block(self, token: int) -> int:
-        host = self.host
-        if host.lock.held:
+        if self.section.held:
             raise JSThrow(errors.MAIN_THREAD_ALREADY_BLOCKED)
         flags, db = decode_async_token(token)
-        if not flags & (NO_WRITES | ALLOW_OOM) and host.store_is_oom():
+        if not flags & (NO_WRITES | ALLOW_OOM) and self.store_is_oom():
             raise JSThrow(errors.can_not_lock_redis(errors.LOCK_OOM_REASON))
         if self.lib.deleted:
             raise JSThrow(errors.FUNCTION_WERE_UNREGISTERED)
-        return host.enter_block(self.lib, flags, db)
+        return self.scheduler.enter_block(self.lib, flags, db)
 
     def exit_block(self, token: int) -> None:
-        self.host.exit_block(self.lib, token)
+        self.scheduler.exit_block(self.lib, token)
 
-    # --- redis.log (§3.6) ---------------------------------------------------------------------
+    # --- redis.log --------------------------------------------------------------------------------
 
     def write_log(self, message: str) -> None:
-        """tf escapes as Rust's `escape_default` (§3.6); rg writes the message as it is, but
+        """tf escapes as Rust's `escape_default`; rg writes the message as it is, but
         with control characters escaped: a library cannot end its line and forge another."""
         self.log.info(escape_default(message) if self.lib.era == "tf" else escape_controls(message))

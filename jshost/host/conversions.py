@@ -1,13 +1,15 @@
-"""SPEC §6: values between Redis replies and JS, and JS errors into reply texts.
+"""Values between Redis replies and JS, and JS errors into reply texts, by RedisGears' rules.
 
 The engine binding converts losslessly (`jshost.engine.values`); these functions apply the
-RedisGears rules on top:
+RedisGears rules on top (RedisGears' sources: `call_result_to_js_object` in
+v8_native_functions.rs, `v8_value_to_call_result` in v8_function_ctx.rs, `get_exception_msg`
+in redisgears_v8_plugin/src/lib.rs):
 
-- `reply_to_js` (§6.1): a typed store reply → the Python value the binding turns into the JS value
+- `reply_to_js`: a typed store reply → the Python value the binding turns into the JS value
   `client.call` / `client.call_raw` returns (integers → BigInt, maps → objects, …). Errors are
-  raised as `JSThrow(text)`, so JS sees a primitive string (§6.2).
-- `js_to_reply` (§6.3): what a function returned (as the binding gave it) → a typed reply.
-- `error_text` (§6.4): a JS exception → the error reply text, per `error-verbosity`.
+  raised as `JSThrow(text)`, so JS sees a primitive string.
+- `js_to_reply`: what a function returned (as the binding gave it) → a typed reply.
+- `error_text`: a JS exception → the error reply text, per `error-verbosity`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from math import copysign
 from typing import Any
 
 from jshost import errors
-from jshost._engine import MAX_DEPTH
 from jshost.engine import (
     UNDEFINED,
     Boxed,
@@ -29,6 +30,7 @@ from jshost.engine import (
     JSSet,
     JSThrow,
     TypedArray,
+    is_too_deep,
 )
 from jshost.replies import (
     BigNumber,
@@ -41,18 +43,11 @@ from jshost.replies import (
 
 MAX_NESTING = 100
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-# The binding refuses to convert values nested deeper than this (a cycle, say) with a ValueError.
-_TOO_DEEP = f"value nested deeper than {MAX_DEPTH} levels"
-
-
-def is_too_deep(exc: BaseException) -> bool:
-    """Whether `exc` is the binding's refusal of a value nested too deep (or cyclic)."""
-    return isinstance(exc, ValueError) and str(exc) == _TOO_DEEP
 
 
 def settled_result(promise: JSPromise) -> Any:
     """The value or reason of a settled promise; one nested too deep for the binding fails as
-    a conversion (§6.3: `nesting level reached`)."""
+    a conversion (`nesting level reached`)."""
     try:
         return promise.result
     except ValueError as exc:
@@ -61,7 +56,7 @@ def settled_result(promise: JSPromise) -> Any:
         raise
 
 
-# --- §6.1 reply → JS ----------------------------------------------------------------------------
+# --- reply → JS (call_result_to_js_object) -------------------------------------------------------
 
 
 def reply_to_js(reply: Any, raw: bool) -> Any:
@@ -117,11 +112,11 @@ def _map_key(key: Any) -> str:
     raise JSThrow(errors.OBJECT_KEY_NOT_SUPPORTED)
 
 
-# --- §6.3 JS → reply ----------------------------------------------------------------------------
+# --- JS → reply (v8_value_to_call_result) --------------------------------------------------------
 
 
 class ConversionError(Exception):
-    """The whole reply becomes this error text (§6.3: any failure replaces the reply)."""
+    """The whole reply becomes this error text (any failure replaces the reply)."""
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
@@ -152,7 +147,7 @@ def js_to_reply(value: Any, depth: int = 0) -> Any:
     if t is dict:
         return _object_map(value.items(), depth)
     if t is JSMap:
-        return {}  # a Map has no enumerable properties of its own (§6.3 row 10)
+        return {}  # a Map has no enumerable properties of its own
     if t is TypedArray:
         return _object_map(_typed_array_items(value), depth)
     if isinstance(value, JSObject):
@@ -172,7 +167,7 @@ def js_to_reply(value: Any, depth: int = 0) -> Any:
 
 
 def _number(x: float) -> Any:
-    """§6.3 rows 1–2: an int32 whole Number (not -0) is an integer, any other a double."""
+    """an int32 whole Number (not -0) is an integer, any other a double."""
     if x.is_integer() and INT32_MIN <= x <= INT32_MAX and (x != 0 or copysign(1.0, x) > 0):
         return int(x)
     return x
@@ -216,7 +211,7 @@ def _set(s: JSSet, depth: int) -> SetReply:
 
 
 def _key(value: Any) -> Any:
-    """Key conversion for Set members and map keys (§6.3)."""
+    """Key conversion for Set members and map keys."""
     t = type(value)
     if t is int:
         return _int64(value)
@@ -263,7 +258,7 @@ def _typed_array_items(view: TypedArray) -> list[tuple[str, Any]]:
     return [(str(i), int(v) if is_bigint else float(v)) for i, v in enumerate(values)]
 
 
-# --- §6.4 exceptions → error text -------------------------------------------------------------
+# --- exceptions → error text (get_exception_msg) -------------------------------------------------
 
 _PRELUDE_FRAME = "(<jshost prelude>:"
 
@@ -287,7 +282,7 @@ def value_error_text(value: Any, verbosity: int, string_of: Callable[[Any], str]
     return _text(string_of(value), value, stack if isinstance(stack, str) else None, verbosity)
 
 
-# What QuickJS (or the binding) throws when it stops JS for memory or time (§11 row 4).
+# What QuickJS (or the binding) throws when it stops JS for memory or time.
 _TERMINATIONS = frozenset({"InternalError: out of memory", "InternalError: interrupted"})
 
 
@@ -302,6 +297,6 @@ def _text(text: str, value: Any, stack: str | None, verbosity: int) -> str:
         # A plain object with a `stack` property: that property is the text (V8 reads it as is).
         return stack.replace("\n", "|")
     # An Error: QuickJS's `stack` holds only the frames, so the `String(e)` line goes first
-    # (SPEC §11 row 3). The prelude's own frames are jshost's, not the library's.
+    # (V8's stack starts with it). The prelude's own frames are jshost's, not the library's.
     frames = [line for line in stack.rstrip("\n").split("\n") if _PRELUDE_FRAME not in line]
     return "|".join([text, *frames])

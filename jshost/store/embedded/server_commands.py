@@ -3,7 +3,7 @@
 SLEEP`/`OBJECT`, `BITFIELD_RO`, `COMMAND GETKEYSANDFLAGS`, `ACL GENPASS`/`HELP`, and a right
 `PFMERGE`.
 
-`ServerCommands` is a mixin of the store's fakeredis socket (`jshost.store.embedded._Socket`);
+`ServerCommands` is a mixin of the store's fakeredis socket (`jshost.store.embedded.socket.StoreSocket`);
 `SIGNATURES` are their fakeredis signatures (arity as fakeredis checks it; Redis' own arity
 errors come from the command table before). Values Redis derives from its memory layout
 (`OBJECT ENCODING`, `MEMORY USAGE`) are computed from the value's current size the way Redis 7.2
@@ -34,10 +34,10 @@ from jshost.errors import EmbeddedErrors
 from jshost.replies import SetReply
 from jshost.store import rdb
 from jshost.store import values as v
-from jshost.store.embedded_values import UnsupportedValue, to_stored
+from jshost.store.embedded.values import UnsupportedValue, to_stored
 
 if TYPE_CHECKING:
-    from jshost.store.embedded import EmbeddedStore
+    from jshost.store.embedded.store import EmbeddedStore
 
 LOG = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def _peak_rss_bytes() -> int:
 
 
 class ServerCommands:
-    """Mixin of `_Socket`: the commands above. Uses the socket's `_db`, `_server`, `_session`."""
+    """Mixin of `StoreSocket`: the commands above. Uses the socket's `_db`, `_server`, `_session`."""
 
     _db: Any
     _db_num: int
@@ -257,7 +257,7 @@ class ServerCommands:
             }
         return reply
 
-    # -- SLOWLOG and LATENCY (embedded_monitor) --------------------------------------------------
+    # -- SLOWLOG and LATENCY (`monitor`) --------------------------------------------------
 
     def x_slowlog(self, sub: bytes, *args: bytes) -> Any:
         monitor = self._store().monitor
@@ -566,7 +566,7 @@ _ACL_HELP = (
     ("WHOAMI", "Return the current connection username."),
 )
 
-#: fakeredis signatures of the commands above (`_Socket._name_to_func` looks here first).
+#: fakeredis signatures of the commands above (`StoreSocket._name_to_func` looks here first).
 SIGNATURES: dict[str, Signature] = {
     "object": Signature("object", "x_object", (bytes,), (bytes,)),
     "memory": Signature("memory", "x_memory", (bytes,), (bytes,)),

@@ -1,13 +1,14 @@
-"""Stream triggers (stream consumers, SPEC §8): reading, acknowledging, trimming, positions.
+"""Stream triggers (stream consumers): reading, acknowledging, trimming, positions (as RedisGears'
+stream_reader.rs and stream_run_ctx.rs do them).
 
 Every stream key (in the store's default database: 0, or the remote URL's) whose name starts
 with a stream trigger's prefix is read by that trigger from its first entry on, in order. A
-trigger keeps one `StreamState` per stream (jshost/library.py), shared with the trigger that
-replaces it on upgrade (§8.5).
+trigger keeps one `StreamState` per stream (jshost/host/library.py), shared with the trigger that
+replaces it on upgrade.
 
 * **When.** A stream event on a matching key (`xadd`, and the events that can bring a stream
   into being: `restore`, `rename_to`, `copy_to`, ...) asks for the stream to be *pumped*. Writes
-  made by JS are not muted here (§7.4 note). A stream that existed before its trigger did is
+  made by JS are not muted here. A stream that existed before its trigger did is
   found by a `SCAN … TYPE stream` when the trigger is registered (or its library loaded at
   start-up), run as a later loop callback.
 * **Pumping** runs locked: for each trigger on the stream, read the next entry (`XRANGE`) while
@@ -16,7 +17,7 @@ replaces it on upgrade (§8.5).
   An async callback runs as a background job; its acknowledgement pumps the stream again. A
   callback that throws records `last_error`; processing goes on. At most `PUMP_BUDGET` entries
   are read per trigger and pass, then the pump yields to the event loop and resumes.
-* **Trimming (§8.4).** When an acknowledgement removes the oldest entry in flight of a trigger
+* **Trimming.** When an acknowledgement removes the oldest entry in flight of a trigger
   and some trigger on the stream trims, the stream is trimmed with `XTRIM <key> MINID <id>`,
   `<id>` being the smallest over all triggers on the stream of their oldest entry in flight,
   or the entry after their last read.
@@ -30,28 +31,36 @@ replaces it on upgrade (§8.5).
   `expired`, `evicted`, `rename_from`) drops its states and fields; a library deleted, or a
   stream trigger left out of an upgrade, drops its fields. FLUSHALL/FLUSHDB is noticed by the
   hash having vanished while this host had written to it: every state is then dropped, so each
-  stream is read again from its first entry (§8.1).
+  stream is read again from its first entry.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from jshost.engine import JSPromise
-from jshost.library import Library, RecordedError, StreamId, StreamState, StreamTrigger, format_id
+from jshost.host.library import (
+    Library,
+    RecordedError,
+    StreamId,
+    StreamState,
+    StreamTrigger,
+    format_id,
+)
+from jshost.host.outcomes import once, text_or_none
 from jshost.replies import ErrorReply
+from jshost.store import Session
 
 if TYPE_CHECKING:
-    from jshost.host import Host
-    from jshost.store import Session
-    from jshost.triggers import Triggers
+    from jshost.host.triggers import Triggers
 
 log = logging.getLogger("jshost.streams")
 
 POSITIONS_KEY = b"jshost:stream-positions"
-LEASE_KEY = b"jshost:triggers:lease"  # remote store: who runs triggers (jshost/triggers.py)
+LEASE_KEY = b"jshost:triggers:lease"  # remote store: who runs triggers (jshost/host/lease.py)
 #: Keys jshost keeps in the store for itself: their events fire nothing.
 INTERNAL_KEYS = frozenset((POSITIONS_KEY, LEASE_KEY))
 #: Entries one trigger reads from one stream in one pass before the pump yields to the loop.
@@ -85,20 +94,16 @@ def position_field(lib: str, trigger: str, stream: bytes) -> bytes:
         "utf-8", "surrogatepass") + b"\0" + stream
 
 
-def _text_or_none(data: bytes) -> str | None:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
 class StreamConsumers:
     """The stream triggers of one host (see the module docstring)."""
 
-    def __init__(self, host: Host, triggers: Triggers) -> None:
-        self.host = host
+    def __init__(self, triggers: Triggers, session: Callable[[int], Session], db: int) -> None:
         self.triggers = triggers
-        self.db: int = int(getattr(host.store, "db", 0))
+        self.registry = triggers.registry
+        self.section = triggers.section
+        self.scheduler = triggers.scheduler
+        self._session = session  # the host's own session on a database
+        self.db = db  # the store's default database: where streams are read
         self._scheduled: set[bytes] = set()  # streams with a pump queued on the loop
         self._pumping = False
         self._to_trim: set[bytes] = set()
@@ -109,7 +114,7 @@ class StreamConsumers:
 
     @property
     def session(self) -> Session:
-        return self.host.session(self.db)
+        return self._session(self.db)
 
     def _call(self, *args: bytes) -> Any:
         return self.session.call(list(args))
@@ -117,11 +122,11 @@ class StreamConsumers:
     # --- events ------------------------------------------------------------------------------
 
     def has_triggers(self) -> bool:
-        return any(lib.stream_triggers for lib in self.host.libraries.values())
+        return any(lib.stream_triggers for lib in self.registry.libraries.values())
 
     def readers(self, key: bytes) -> list[tuple[Library, StreamTrigger]]:
         """The stream triggers reading `key`, library by library in registration order."""
-        return [(lib, t) for lib in self.host.libraries.values()
+        return [(lib, t) for lib in self.registry.libraries.values()
                 for t in lib.stream_triggers.values() if key.startswith(t.prefix)]
 
     def on_event(self, db: int, event: bytes, key: bytes) -> None:
@@ -136,7 +141,7 @@ class StreamConsumers:
 
     def request(self, key: bytes) -> None:
         """Pump `key` now, or as soon as the lock is free."""
-        if self.host.lock.held or self._pumping:
+        if self.section.held or self._pumping:
             self._schedule(key)
         else:
             self.pump(key)
@@ -144,7 +149,7 @@ class StreamConsumers:
     def _schedule(self, key: bytes) -> None:
         if key not in self._scheduled:
             self._scheduled.add(key)
-            self.host.call_soon(lambda: self._scheduled_pump(key))
+            self.scheduler.call_soon(lambda: self._scheduled_pump(key))
 
     def _scheduled_pump(self, key: bytes) -> None:
         self._scheduled.discard(key)
@@ -152,9 +157,9 @@ class StreamConsumers:
             self.request(key)
 
     def drop(self, key: bytes) -> None:
-        """The stream is gone: its states and positions too (§8.1)."""
+        """The stream is gone: its states and positions too."""
         fields = []
-        for lib in self.host.libraries.values():
+        for lib in self.registry.libraries.values():
             for trigger in lib.stream_triggers.values():
                 state = trigger.streams.pop(key, None)
                 if state is not None and state.saved:
@@ -177,8 +182,8 @@ class StreamConsumers:
             gone = [t for name, t in old.stream_triggers.items() if name not in lib.stream_triggers]
             self._forget_triggers(old, gone)
         for trigger in lib.stream_triggers.values():
-            if not trigger.streams:  # new (an upgraded one keeps its streams, §8.5)
-                self.host.call_soon(lambda t=trigger: self.scan(lib, t))
+            if not trigger.streams:  # new (an upgraded one keeps its streams)
+                self.scheduler.call_soon(lambda t=trigger: self.scan(lib, t))
 
     def library_removed(self, lib: Library) -> None:
         self._forget_triggers(lib, list(lib.stream_triggers.values()))
@@ -195,7 +200,7 @@ class StreamConsumers:
                 log.exception("could not drop the positions of library %s", lib.name)
 
     def scan(self, lib: Library, trigger: StreamTrigger) -> None:
-        """Find the streams that existed before the trigger (§8.1) and pump each."""
+        """Find the streams that existed before the trigger and pump each."""
         if lib.retired or not self.triggers.active:
             return
         pattern = _glob_escape(trigger.prefix) + b"*"
@@ -216,10 +221,10 @@ class StreamConsumers:
 
     def resume_all(self) -> None:
         """Scan for every stream trigger (a remote instance that just took the lease over)."""
-        for lib in list(self.host.libraries.values()):
+        for lib in list(self.registry.libraries.values()):
             for trigger in lib.stream_triggers.values():
                 trigger.streams.clear()
-                self.host.call_soon(lambda lib=lib, t=trigger: self.scan(lib, t))
+                self.scheduler.call_soon(lambda lib=lib, t=trigger: self.scan(lib, t))
         self._wrote_positions = False
 
     # --- pumping -----------------------------------------------------------------------------
@@ -229,9 +234,8 @@ class StreamConsumers:
         readers = self.readers(key)
         if not readers:
             return
-        host = self.host
         more = False
-        host.lock.enter(0, self.db, allow_block=True)
+        self.section.enter(0, self.db, allow_block=True)
         self._pumping = True
         self._touched.clear()
         try:
@@ -245,7 +249,7 @@ class StreamConsumers:
             log.exception("stream %r: processing failed", key)
         finally:
             self._pumping = False
-            host.lock.exit()
+            self.section.exit()
         if more:
             self._schedule(key)
 
@@ -254,7 +258,7 @@ class StreamConsumers:
         if self._wrote_positions and self._call(b"EXISTS", POSITIONS_KEY) == 0:
             log.info("stream positions were flushed: stream triggers start again")
             self._wrote_positions = False
-            for lib in self.host.libraries.values():
+            for lib in self.registry.libraries.values():
                 for trigger in lib.stream_triggers.values():
                     trigger.streams.clear()
 
@@ -316,13 +320,13 @@ class StreamConsumers:
 
     def _dispatch(self, lib: Library, trigger: StreamTrigger, key: bytes, state: StreamState,
                   entry_id: StreamId, fields: list[bytes]) -> None:
-        """Hand one entry to the trigger's callback (§8.3)."""
+        """Hand one entry to the trigger's callback."""
         pairs = [(fields[i], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
         data = {
             "id": [entry_id[0], entry_id[1]],  # ints become BigInts
-            "stream_name": _text_or_none(key),
+            "stream_name": text_or_none(key),
             "stream_name_raw": key,
-            "record": [[_text_or_none(f), _text_or_none(v)] for f, v in pairs],
+            "record": [[text_or_none(f), text_or_none(v)] for f, v in pairs],
             "record_raw": [[f, v] for f, v in pairs],
         }
         triggers = self.triggers
@@ -330,16 +334,14 @@ class StreamConsumers:
         def done(error: RecordedError | None) -> None:
             self._ack(lib, trigger, key, state, entry_id, error)
 
-        from jshost.triggers import once
         done = once(done)
-        host = self.host
         fn = trigger.fn
         with triggers.outcome(lib, f"stream trigger {trigger.name}", done):
-            invoke = lib.entry["triggerRun"](data)
+            invoke = lib.runtime.trigger_run(data)
             if fn.is_async:
                 triggers.run_async(lib, invoke, fn, self.db, done)
                 return
-            value = invoke(fn, host.lock.enter(0, self.db, allow_block=True), False)
+            value = invoke(fn, self.section.enter(0, self.db, allow_block=True), False)
             triggers.run_jobs(lib)
             if lib.era == "tf" and isinstance(value, JSPromise):
                 triggers.watch(lib, value, done)  # tf waits for it (rg: any return is done)
@@ -348,7 +350,7 @@ class StreamConsumers:
 
     def _ack(self, lib: Library, trigger: StreamTrigger, key: bytes, state: StreamState,
              entry_id: StreamId, error: RecordedError | None) -> None:
-        """An entry is done (§8.3): statistics, then trimming and reading on (§8.4)."""
+        """An entry is done: statistics, then trimming and reading on."""
         oldest = next(iter(state.pending), None) == entry_id
         started = state.pending.pop(entry_id, None)
         if started is None:

@@ -1,4 +1,4 @@
-"""What outlives a jshost process: its libraries and, for the embedded store, its data.
+"""Where libraries outlive a jshost process: archives of saved libraries.
 
 - On a **real Redis** (`RedisArchive`) every library is kept in Redis itself, as a small Lua
   *function library* named `jshost_<hex of the name>` whose one function returns the library's
@@ -7,9 +7,8 @@
   change is announced on the pub/sub channel `jshost:libraries` so the other instances reload
   it at once (`LibraryFollower`).
 - With the **embedded store and `--dir`** (`DirectoryArchive`), libraries are written to
-  `<dir>/libraries.json` on every change, and the data to `<dir>/data.jsonl` on `SAVE` and on a
-  graceful shutdown (fakeredis' own `SAVE` writes nothing): JSON of typed values, never
-  pickles (`save_data`). Without `--dir` everything is in memory only.
+  `<dir>/libraries.json` on every change (the data goes to `<dir>/data.jsonl`:
+  `jshost.store.embedded.datafile`). Without `--dir` everything is in memory only.
 """
 
 from __future__ import annotations
@@ -20,26 +19,22 @@ import binascii
 import itertools
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from jshost.errors import DumpErrors, Era, ReplyError
-from jshost.prologue import parse_prologue
+from jshost.errors import Era, ReplyError
+from jshost.files import write_atomically
+from jshost.host.prologue import parse_prologue
 from jshost.replies import ErrorReply, Push
-from jshost.store import EmbeddedStore, Session, values
-
-if TYPE_CHECKING:
-    from jshost.host import Host
+from jshost.store import Session
 
 log = logging.getLogger("jshost.persistence")
 
 LIBRARY_PREFIX = "jshost_"
 CHANGES_CHANNEL = b"jshost:libraries"
-DATABASES = 16
 
 
 @dataclass(frozen=True)
@@ -288,9 +283,7 @@ class LibraryFollower:
             subscriber.close()
             raise RuntimeError(str(reply) if isinstance(reply, ErrorReply) else "closed")
         self.subscriber = subscriber
-        when_closed = getattr(subscriber, "when_closed", None)
-        if when_closed is not None:
-            when_closed(self._on_closed)
+        subscriber.when_closed(self._on_closed)
 
     def _on_closed(self) -> None:
         if not self._stopped:
@@ -347,7 +340,7 @@ class DirectoryArchive:
         return json.loads(self.path.read_text("utf-8"))
 
     def _write(self, libs: dict[str, dict[str, Any]]) -> None:
-        _atomic_write(self.path, json.dumps(libs, indent=1).encode("utf-8"))
+        write_atomically(self.path, json.dumps(libs, indent=1).encode("utf-8"))
 
     def save(self, lib: SavedLibrary) -> None:
         libs = self._read()
@@ -368,163 +361,3 @@ class DirectoryArchive:
             except ValueError as exc:
                 log.warning("skipping library %r of %s: %s", name, self.path, exc)
         return libs
-
-
-#: The first line of a data file: what it is, and which version of it.
-DATA_HEADER = {"format": "jshost-data", "version": 2}
-
-
-class DataFileError(ValueError):
-    """`<dir>/data.jsonl` cannot be read (`str()` says why and where); nothing was loaded."""
-
-
-def save_data(store: EmbeddedStore, directory: Path) -> int:
-    """Snapshot every key of every database to `<dir>/data.jsonl`: a header line, then one JSON
-    object per key (`jshost.store.values.to_json`, plus its database, key and expiry time in
-    unix seconds). Returns the number of keys written; keys of types with no such form (time series,
-    top-k, t-digest) are left out and logged."""
-    lines = [json.dumps(DATA_HEADER).encode()]
-    skipped: list[str] = []
-    for db, key, value, expiry in store.export_values():
-        if isinstance(value, str):
-            skipped.append(f"{key!r} (db {db}, {value})")
-            continue
-        entry = {"db": db, "key": base64.b64encode(key).decode(), "expire_at": expiry,
-                 **values.to_json(value)}
-        lines.append(json.dumps(entry).encode())
-    _atomic_write(directory / "data.jsonl", b"\n".join(lines) + b"\n")
-    if skipped:
-        log.warning("not saved to %s (no file format for their type): %s",
-                    directory / "data.jsonl", ", ".join(skipped))
-    return len(lines) - 1
-
-
-def load_data(store: EmbeddedStore, directory: Path) -> int:
-    """Restore `<dir>/data.jsonl` into the store; returns the number of keys restored. Raises
-    `DataFileError` (before storing anything) for a file it cannot read, and for the pickle
-    files older versions wrote, which it never reads (they could run code)."""
-    path = directory / "data.jsonl"
-    if not path.exists():
-        return 0
-    entries = []
-    header_seen = False
-    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except ValueError as exc:
-            raise DataFileError(DumpErrors.DATA_FILE_BAD.format(
-                path=path, line=number, reason=exc)) from None
-        if isinstance(data, dict) and "dump" in data:
-            raise DataFileError(DumpErrors.DATA_FILE_PICKLE.format(path=path))
-        if not header_seen:
-            if data != DATA_HEADER:
-                raise DataFileError(DumpErrors.DATA_FILE_BAD.format(
-                    path=path, line=number, reason=f"expected the header {DATA_HEADER}"))
-            header_seen = True
-            continue
-        try:
-            entries.append(_data_entry(data))
-        except ValueError as exc:
-            raise DataFileError(DumpErrors.DATA_FILE_BAD.format(
-                path=path, line=number, reason=exc)) from None
-    for db, key, value, expiry in entries:
-        store.import_value(db, key, value, expiry)
-    return len(entries)
-
-
-def _data_entry(data: object) -> tuple[int, bytes, values.StoredValue, float | None]:
-    """One line of the data file, checked; `ValueError` says what is wrong."""
-    if not isinstance(data, dict):
-        raise ValueError("expected an object")
-    db, key, expiry = data.get("db"), data.get("key"), data.get("expire_at")
-    if type(db) is not int or not 0 <= db < DATABASES:
-        raise ValueError(f"bad database {db!r}")
-    if not isinstance(key, str):
-        raise ValueError("expected a key")
-    if expiry is not None and (type(expiry) not in (int, float) or not 0 <= expiry < 1e15):
-        raise ValueError(f"bad expiry time {expiry!r}")
-    try:
-        raw_key = base64.b64decode(key, validate=True)
-    except binascii.Error as exc:
-        raise ValueError(f"bad key: {exc}") from None
-    return db, raw_key, values.from_json(data), expiry
-
-
-def saved_copy(host: Host, name: str) -> SavedLibrary | None:
-    """What it takes to load library `name` of `host` again (None: it has none so named)."""
-    lib = host.libraries.get(name)
-    if lib is None:
-        return None
-    return SavedLibrary(lib.name, lib.era, lib.code, lib.config_text, lib.user)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write a whole file or nothing (a crash mid-write leaves the old file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-# --- the server's persistence, by store ---------------------------------------------------------
-
-
-class Persistence:
-    """Sets up what a server keeps across restarts, for its kind of store:
-
-    - remote store: libraries in Redis (`RedisArchive`), followed across instances;
-    - embedded store with a directory: libraries and data in it (`DirectoryArchive`,
-      `save_data` on `SAVE` and at shutdown);
-    - embedded store without one: nothing (memory only).
-    """
-
-    def __init__(self, host: Host, directory: Path | None = None) -> None:
-        self.host = host
-        self.directory = directory
-        self.follower: LibraryFollower | None = None
-
-    @property
-    def saves_data(self) -> bool:
-        """Whether `SAVE` writes the data (embedded store with a directory)."""
-        return self.directory is not None
-
-    async def start(self) -> None:
-        """Load what was kept and start keeping changes."""
-        from jshost.store import RemoteStore
-
-        host = self.host
-        if isinstance(host.store, RemoteStore):
-            archive = RedisArchive(host.session(0))
-            host.archive = archive
-            loaded = host.restore(archive.load_all())
-            self.follower = LibraryFollower(archive, host.store.open_session, host.follow,
-                                            lambda: list(host.libraries),
-                                            copy_of=lambda name: saved_copy(host, name))
-            await self.follower.start()
-            log.info("%d libraries loaded from Redis; following changes on %s", loaded,
-                     CHANGES_CHANNEL.decode())
-        elif self.directory is not None and isinstance(host.store, EmbeddedStore):
-            self.directory.mkdir(parents=True, exist_ok=True)
-            keys = load_data(host.store, self.directory)
-            host.archive = DirectoryArchive(self.directory)
-            loaded = host.restore(host.archive.load_all())
-            log.info("%d keys and %d libraries loaded from %s", keys, loaded, self.directory)
-
-    def save(self) -> int:
-        """Snapshot the data (embedded store with a directory); returns the keys written."""
-        store = self.host.store
-        if self.directory is None or not isinstance(store, EmbeddedStore):
-            return 0
-        count = save_data(store, self.directory)
-        log.info("saved %d keys to %s", count, self.directory / "data.jsonl")
-        return count
-
-    async def stop(self) -> None:
-        """At a graceful shutdown: a last snapshot."""
-        if self.follower is not None:
-            self.follower.stop()
-        self.save()

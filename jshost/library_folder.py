@@ -28,7 +28,7 @@ from pathlib import Path
 from jshost.errors import CliErrors, Era, ReplyError
 from jshost.host import Host
 
-log = logging.getLogger("jshost.watch")
+log = logging.getLogger("jshost.library_folder")
 
 #: Seconds between two looks at the folder.
 POLL_INTERVAL = 0.5

@@ -1,9 +1,10 @@
-"""The library prologue (`#!js api_version=1.0 name=lib`), parsed exactly as SPEC §1.2 says.
+"""The library prologue (`#!js api_version=1.0 name=lib`), parsed exactly as RedisGears parses it
+(redisgears_plugin_api/src/redisgears_plugin_api/prologue.rs).
 
-`parse_prologue` raises every prologue error of §1.3 with the era's wording. Its checks run in
+`parse_prologue` raises every prologue error with the era's wording. Its checks run in
 this order:
 
-1. the parsing errors of §1.2 step 6: invalid → duplicated → api_version missing → api_version
+1. the parsing errors: invalid → duplicated → api_version missing → api_version
    malformed → name missing → unknown properties;
 2. the engine (`Unknown backend <engine>`). The original's prologue parser does not look at the
    engine: the load command looks the backend up by the engine name of the prologue it got
@@ -12,7 +13,7 @@ this order:
    to the parsed name too.
 
 The supported-version check is separate (`check_api_version`) because it happens at compile
-time, after the syntax check (§1.4): the loader calls it after compiling.
+time, after the syntax check (function_load_command.rs): the loader calls it after compiling.
 """
 
 from __future__ import annotations
@@ -61,20 +62,21 @@ def parse_prologue(code: str, era: Era) -> Prologue:
         if era == "tf":
             _check_tf_library_name(prologue.name)
     except ReplyError as exc:
-        # rg sends prologue errors bare; tf prefixes every one of them (§1.3).
+        # rg sends prologue errors bare; tf prefixes every one of them.
         raise ReplyError(exc.text if era == "rg" else errors.compile_failed(era, exc.text))
     return prologue
 
 
 def check_api_version(prologue: Prologue, era: Era) -> None:
-    """Compile-time check of §1.3/§1.4: refuse a well-formed but unsupported api_version."""
+    """The compile-time check: refuse a well-formed but unsupported api_version."""
     if prologue.api_version not in SUPPORTED_API_VERSIONS:
         text = errors.unsupported_api_version(prologue.api_version_display)
         raise ReplyError(errors.compile_failed(era, text))
 
 
 def _parse(code: str, era: Era) -> Prologue:
-    """§1.2 steps 1–8, raising the bare (unprefixed) text."""
+    """Parse the first line, step by step as prologue.rs does, raising the bare (unprefixed)
+    text."""
     line = _first_line(code)
     if not line.startswith("#!"):
         raise ReplyError(errors.INVALID_PROLOGUE)

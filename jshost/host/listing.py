@@ -1,18 +1,17 @@
-"""`RG.FUNCTION LIST` / `TFUNCTION LIST` replies (SPEC §2.3).
+"""`RG.FUNCTION LIST` / `TFUNCTION LIST` replies (RedisGears' function_list_command.rs).
 
 rg maps follow the field order the RedisGears docs show; tf maps are sorted by field name, as the
 original's BTreeMaps were. Error texts inside (`last_error`) are worked out when LIST runs, at the
-current `error-verbosity` (§6.4).
+current `error-verbosity`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from jshost.commands.grammar import ListArgs
-from jshost.conversions import value_error_text
 from jshost.errors import Era
-from jshost.library import (
+from jshost.host.conversions import value_error_text
+from jshost.host.library import (
     FunctionInfo,
     KeyspaceTrigger,
     Library,
@@ -21,6 +20,7 @@ from jshost.library import (
     StreamTrigger,
     flag_names,
 )
+from jshost.host.requests import ListArgs
 
 if TYPE_CHECKING:
     from jshost.host import Host
