@@ -102,7 +102,6 @@ class Server:
             redis_version=redis_version,
             request_shutdown=self.request_shutdown,
             listener=config,
-            clients_info=self.clients_info,
         )
         self.dispatcher = Dispatcher(self.ctx)
         self._connections: set[Connection] = set()
@@ -183,18 +182,6 @@ class Server:
     def rejected_connections(self) -> int:
         """Clients refused at once (maxclients, protected mode): Redis's rejected_connections."""
         return self.ctx.stats.rejected_connections
-
-    def clients_info(self) -> list[tuple[str, int]]:
-        """INFO's `# Clients` fields, from jshost's own connections (Redis's names)."""
-        connections = self._connections
-        return [
-            ("connected_clients", len(connections)),
-            ("cluster_connections", 0),
-            ("maxclients", self.config.maxclients),
-            ("client_recent_max_output_buffer",
-             max((conn.output_size() for conn in connections), default=0)),
-            ("blocked_clients", sum(conn.blocked for conn in connections)),
-        ]
 
     @property
     def connections(self) -> frozenset[Connection]:

@@ -61,12 +61,12 @@ def test_own_writes_and_noloop(store: EmbeddedStore) -> None:
 
 
 def test_bcast_prefixes(store: EmbeddedStore) -> None:
-    s, pushes = tracker(store, "BCAST PREFIX user: PREFIX cart:")
+    _s, pushes = tracker(store, "BCAST PREFIX user: PREFIX cart:")
     other = store.open_session()
     for key in ("user:1", "cart:9", "other"):
         other.call(a(f"SET {key} v"))
     assert invalidated(pushes) == [[b"user:1"], [b"cart:9"]]
-    everything, all_pushes = tracker(store, "BCAST")
+    _everything, all_pushes = tracker(store, "BCAST")
     other.call(a("SET anything v"))
     assert invalidated(all_pushes) == [[b"anything"]]
 
@@ -143,7 +143,7 @@ def test_trackinginfo_and_errors(store: EmbeddedStore) -> None:
 
 
 def test_a_closed_tracker_is_forgotten(store: EmbeddedStore) -> None:
-    s, pushes = tracker(store)
+    s, _pushes = tracker(store)
     s.call(a("GET k"))
     s.close()
     store.open_session().call(a("SET k v"))

@@ -33,8 +33,8 @@ from jshost.replies import OK, Push, Verbatim
 from jshost.store import NO_REPLY
 
 if TYPE_CHECKING:
+    from jshost.client_state import ClientState
     from jshost.commands.dispatch import Handler, ServerContext
-    from jshost.connection import ClientState
 
 #: CLIENT KILL / LIST TYPE names (replica and slave are the same; jshost has neither).
 CLIENT_TYPES: Final = frozenset((b"normal", b"master", b"replica", b"slave", b"pubsub"))

@@ -31,8 +31,8 @@ from jshost.resp import PONG_REPLY
 from jshost.store import NO_REPLY
 
 if TYPE_CHECKING:
+    from jshost.client_state import ClientState
     from jshost.commands.dispatch import Handler
-    from jshost.connection import ClientState
 
 PONG: Final = RawReply(PONG_REPLY)  # the same bytes in RESP2 and RESP3
 RESET: Final = Status(b"RESET")

@@ -61,8 +61,8 @@ from jshost.store import NO_REPLY, Store
 from jshost.store.command_table import CommandTable
 
 if TYPE_CHECKING:
+    from jshost.client_state import ClientState
     from jshost.commands.client_cmd import ClientConnection, Pause
-    from jshost.connection import ClientState
     from jshost.host import Host
     from jshost.host.persistence import Persistence
 
@@ -107,9 +107,8 @@ class ServerContext:
     persistence: Persistence | None = None
     #: The listener's settings (CONFIG GET/SET answers them itself on every store).
     listener: ListenerConfig = field(default_factory=lambda: ListenerConfig())
-    #: INFO's `# Clients` fields, from the server's own connections; set by the server.
-    clients_info: Callable[[], list[tuple[str, int]]] = lambda: []
-    #: The connected clients by id (each connection adds itself): CLIENT LIST, KILL, ...
+    #: The connected clients by id (each admitted connection adds itself): CLIENT LIST, KILL,
+    #: INFO's `# Clients`, ...
     clients: dict[int, ClientConnection] = field(default_factory=dict)
     #: A CLIENT PAUSE in force (`client_cmd.active_pause`), or None.
     pause: Pause | None = None

@@ -39,8 +39,8 @@ from jshost.replies import OK, ErrorReply
 from jshost.settings import PREFIX
 
 if TYPE_CHECKING:
+    from jshost.client_state import ClientState
     from jshost.commands.dispatch import Handler
-    from jshost.connection import ClientState
 
 _PREFIX_BYTES = PREFIX.encode()
 #: The ACL user libraries are loaded as (jshost knows only `default`).

@@ -8,7 +8,7 @@ jshost's (replacing the store's fields of the same name):
   ``uptime_in_days``, ``hz``, ``configured_hz``, ``lru_clock``, ``executable``, ``config_file``,
   ``io_threads_active`` (``redis_version`` and the build fields stay the store's: they say what
   the commands can do);
-* ``# Clients``: jshost's own connections (`ServerContext.clients_info`, and tracking clients);
+* ``# Clients``: jshost's own connections (`ServerContext.clients`);
 * ``# Stats``: ``total_connections_received``, ``total_commands_processed``,
   ``instantaneous_ops_per_sec``, ``total_net_input_bytes``, ``total_net_output_bytes``,
   ``instantaneous_input_kbps``, ``instantaneous_output_kbps``, ``rejected_connections`` (the
@@ -51,8 +51,8 @@ from jshost.commands.info_text import Sections
 from jshost.replies import ErrorReply, Verbatim
 
 if TYPE_CHECKING:
+    from jshost.client_state import ClientState
     from jshost.commands.dispatch import Handler, ServerContext
-    from jshost.connection import ClientState
     from jshost.host import Host
 
 #: Redis' sections, in its order: those `INFO` / `INFO default` give, then the others.
@@ -195,16 +195,17 @@ def server_fields(ctx: ServerContext) -> list[tuple[str, object]]:
 
 
 def clients_fields(ctx: ServerContext) -> list[tuple[str, object]]:
-    counted = dict(ctx.clients_info())
-    tracking = sum(1 for conn in ctx.connections() if conn.client and conn.client.tracking)
+    """`# Clients`, from jshost's own connections (Redis' names and order)."""
+    connections = list(ctx.connections())
     return [
-        ("connected_clients", counted.get("connected_clients", 0)),
+        ("connected_clients", len(connections)),
         ("cluster_connections", 0),
-        ("maxclients", counted.get("maxclients", ctx.listener.maxclients)),
+        ("maxclients", ctx.listener.maxclients),
         ("client_recent_max_input_buffer", 0),
-        ("client_recent_max_output_buffer", counted.get("client_recent_max_output_buffer", 0)),
-        ("blocked_clients", counted.get("blocked_clients", 0)),
-        ("tracking_clients", tracking),
+        ("client_recent_max_output_buffer",
+         max((conn.output_size() for conn in connections), default=0)),
+        ("blocked_clients", sum(conn.blocked for conn in connections)),
+        ("tracking_clients", sum(1 for c in connections if c.client and c.client.tracking)),
         ("clients_in_timeout_table", 0),
     ]
 

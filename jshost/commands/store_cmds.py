@@ -43,8 +43,8 @@ from jshost.resp import encode
 from jshost.store import NO_REPLY
 
 if TYPE_CHECKING:
+    from jshost.client_state import ClientState
     from jshost.commands.dispatch import ServerContext
-    from jshost.connection import ClientState
 
 NULL_ARRAY_RESP2: Final = RawReply(b"*-1\r\n")
 #: Blocking commands not tried at once: WAIT answers 0 at once only after its timeout (DEBUG

@@ -31,8 +31,8 @@ from jshost.resp import encode
 from jshost.store import NO_REPLY
 
 if TYPE_CHECKING:
+    from jshost.client_state import ClientState
     from jshost.commands.dispatch import Handler
-    from jshost.connection import ClientState
 
 
 def multi(client: ClientState, argv: list[bytes]) -> Any:

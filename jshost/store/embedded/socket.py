@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from fakeredis._command_args_parsing import Int
@@ -72,9 +72,9 @@ from jshost.store.embedded.events import (
 )
 from jshost.store.embedded.extra_commands import EXTRA_SIGNATURES, ExtraCommands
 from jshost.store.embedded.geo import GeoCommands
+from jshost.store.embedded.reply_fixes import typed
 from jshost.store.embedded.server_commands import CONFIG_ALIASES, INTEGER_CONFIG, ServerCommands
 from jshost.store.embedded.tracking import TrackingCommands
-from jshost.store.embedded.reply_fixes import typed
 from jshost.store.embedded.values import UnsupportedValue, from_stored, to_stored
 from jshost.store.keyspace_events import CommandFacts, redis_events
 
@@ -341,7 +341,7 @@ class StoreSocket(GeoCommands, ServerCommands, TrackingCommands, ExtraCommands):
 
     @property
     def db_object(self) -> TrackedDatabase:
-        return self._db  # type: ignore[return-value]
+        return cast("TrackedDatabase", self._db)
 
     @property
     def in_multi(self) -> bool:

@@ -164,7 +164,7 @@ class EmbeddedStore(Store):
 
     def config_value(self, name: bytes) -> bytes:
         """A setting's value (CONFIG SET keeps names lower-case), or its default."""
-        return self.server.config.get(name, CONFIG_DEFAULTS.get(name, b""))  # type: ignore[no-any-return]
+        return self.server.config.get(name, CONFIG_DEFAULTS.get(name, b""))
 
     def _parse_monitor_config(self) -> tuple[int, int, int, bool]:
         value = self.config_value
