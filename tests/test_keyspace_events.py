@@ -787,7 +787,8 @@ async def test_an_imported_key_expires_actively(store: EmbeddedStore) -> None:
     from jshost.store.values import StringValue
 
     expired = asyncio.Event()
-    store.on_keyspace_event = lambda _s, _db, event, _key: event == b"expired" and expired.set()
+    store.set_listener(EventCallback(
+        lambda _s, _db, event, _key: event == b"expired" and expired.set()))
     store.import_value(0, b"k", StringValue(b"v"), time.time() + 0.03)  # (the data file's way)
     store.open_session().call(a("PING"))  # any command arms the timer
     await asyncio.wait_for(expired.wait(), GUARD)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from listeners import EventCallback
 
 from jshost.replies import ErrorReply, SetReply
 from jshost.store import EmbeddedSession, EmbeddedStore
@@ -283,7 +284,7 @@ def test_xinfo_stream_full_as_redis_72(s: EmbeddedSession) -> None:
 def test_keyspace_events_do_not_make_object_touch_the_key(
     store: EmbeddedStore, s: EmbeddedSession
 ) -> None:
-    store.on_keyspace_event = lambda *_event: None  # (jshost's triggers listen like this)
+    store.set_listener(EventCallback(lambda *_event: None))  # (as jshost's triggers listen)
     s.call(a("SET k v"))
     store.server.dbs[0].touched[b"k"] -= 30
     s.call(a("OBJECT ENCODING k"))
