@@ -282,11 +282,13 @@ class Server:
         try:
             while self.config.timeout and not self.stopping:
                 await asyncio.sleep(1.0)
-                deadline = loop.time() - self.config.timeout
+                timeout = self.config.timeout
+                if not timeout:
+                    break  # set back to 0 meanwhile: no client is idle "over 0 s"
+                deadline = loop.time() - timeout
                 for conn in list(self._connections):
                     if conn.last_active < deadline and conn.idle_closable:
-                        log.debug("closing client %s: idle over %ds", conn.client_id,
-                                  self.config.timeout)
+                        log.debug("closing client %s: idle over %ds", conn.client_id, timeout)
                         conn.abort()
         finally:
             self._timeouts = None
