@@ -234,8 +234,9 @@ async def test_a_new_instance_resumes_from_the_positions_in_redis(instances, byp
 
 
 async def test_after_a_crash_the_next_instance_takes_over_at_least_once(instances, bypass):
-    first = await instances.new(STREAMS % "false", lease_ms=300)
-    second = await instances.new(STREAMS % "false", lease_ms=300)
+    # A lease long enough that a loaded machine's stalls do not lose it before the crash.
+    first = await instances.new(STREAMS % "false", lease_ms=1000)
+    second = await instances.new(STREAMS % "false", lease_ms=1000)
     remote1, remote2 = first.triggers.remote, second.triggers.remote
     assert remote1 is not None and remote2 is not None
     assert remote1.leader and not remote2.leader  # one instance runs the triggers
