@@ -225,7 +225,8 @@ def serve(
     managed = _managed_store(store_kind, backend, data_dir, store_config, store_binary)
     if managed is None:
         password = _backend_password(backend, password_file)
-        _serve(listener, settings, backend, data_dir, load_dir, watch, password=password)
+        _serve(listener, settings, backend, data_dir, load_dir, watch, password=password,
+               config_file=config_file)
         return
     if password_file is not None:
         raise click.UsageError(CliErrors.PASSWORD_WITHOUT_BACKEND)
@@ -235,7 +236,7 @@ def serve(
         raise click.ClickException(str(exc)) from None
     try:
         _serve(listener, settings, managed.url, None, load_dir, watch,
-               label=f"valkey, dir {data_dir}")
+               label=f"valkey, dir {data_dir}", config_file=config_file)
     finally:
         managed.stop()
 
@@ -294,6 +295,7 @@ def _serve(
     watch: bool,
     label: str | None = None,
     password: str | None = None,
+    config_file: Path | None = None,
 ) -> None:
     """Serve on the store `backend` names (the embedded one when None) until shut down."""
     store, store_label = _open_store(backend, data_dir, password)
@@ -309,6 +311,8 @@ def _serve(
     def started(server: Server) -> None:
         # Runs on the event loop before any client command is handled: the folder's libraries
         # are there (after those the store keeps) before the startup line says we listen.
+        if config_file is not None:
+            server.ctx.config_file = str(config_file.resolve())  # INFO's config_file
         if folder is not None:
             folder.load_all()
             if watch:

@@ -7,7 +7,7 @@ any command does, nor the rules of reply ordering. Per connection it keeps:
 * an `Ordering` (sans-I/O, `jshost.ordering`): which command may run now, and when each reply
   goes out (blocking and pipelined commands, half-close, shutdown: the rules are there).
   Commands parsed elsewhere enter it as a batch (`Connection.feed_commands`);
-* a `ClientState`: protocol (2 or 3), auth, name, MULTI queue, pub/sub counts — the state the
+* a `ClientState` (`jshost.client_state`): protocol (2 or 3), auth, name, MULTI queue, pub/sub counts — the state the
   command modules read and change;
 * an output buffer. Replies are encoded into it as commands run and the buffer is written
   **once per event-loop pass** (a `loop.call_soon` flush scheduled when it goes non-empty),
@@ -44,9 +44,10 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from jshost.client_state import ClientState
+from jshost.commands.client_cmd import INVALIDATE, MUTED, route_invalidation
 from jshost.errors import ListenerErrors, ServerErrors
 from jshost.listener_config import PUBSUB_OUTPUT_BUFFER_LIMIT as PUBSUB_OUTPUT_BUFFER_LIMIT
 from jshost.listener_config import ListenerConfig
@@ -68,7 +69,7 @@ from jshost.resp import (
     RequestParser,
     encode_into,
 )
-from jshost.store import CommandInfo, Session
+from jshost.store import Session
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import Dispatcher, ServerContext
@@ -85,90 +86,6 @@ _SAME_IN_BOTH: Final = frozenset({bytes, Status, int, ErrorReply})
 
 #: The commands whose `LOAD` sub-command takes a library's code.
 _LOAD_COMMANDS: Final = frozenset({b"RG.FUNCTION", b"TFUNCTION"})
-
-#: Push kinds that carry the client's subscription count as their third element.
-_SUBSCRIPTION_PUSHES: Final = {
-    b"subscribe": "channels",
-    b"unsubscribe": "channels",
-    b"psubscribe": "channels",  # Redis counts channels and patterns together ...
-    b"punsubscribe": "channels",
-    b"ssubscribe": "shard",  # ... and shard channels apart
-    b"sunsubscribe": "shard",
-}
-
-
-@dataclass(eq=False)
-class ClientState:
-    """What the command modules may read and change about one client.
-
-    Its store session (and with it the id, which is the session's own on the embedded store)
-    is opened on first use, not when the client connects: accepting a burst of connections
-    stays cheap, and a client that never reaches the store never costs a session."""
-
-    ctx: ServerContext
-    #: Opens this client's store session (`session`, on first use).
-    session_factory: Callable[[], Session]
-    peer: str
-    local: str
-    fd: int = -1
-    protocol: int = 2
-    authenticated: bool = True
-    name: bytes | None = None
-    lib_name: bytes = b""
-    lib_ver: bytes = b""
-    #: Commands queued since MULTI, or None outside a transaction.
-    multi: list[list[bytes]] | None = None
-    #: A command was refused while queueing: EXEC must answer EXECABORT.
-    multi_dirty: bool = False
-    #: WATCH succeeded since the last EXEC / DISCARD / UNWATCH / RESET: EXEC asks the store.
-    watching: bool = False
-    #: True while EXEC runs its queue: host calls then run with blocking denied.
-    in_exec: bool = False
-    #: Subscription counts reported by the store's pushes ("channels" and "shard").
-    subscriptions: dict[str, int] = field(default_factory=dict)
-    #: In pub/sub mode: subscribed to at least one channel, pattern or shard channel.
-    subscribed: bool = False
-    #: Pushes are dropped while set (RESET unsubscribes silently, as Redis does).
-    mute_pushes: bool = False
-    created: float = field(default_factory=time.monotonic)
-    #: The command being (or last) run, as CLIENT INFO's `cmd=` shows it.
-    last_command: CommandInfo | None = None
-    _session: Session | None = None
-    _id: int | None = None
-
-    @property
-    def session(self) -> Session:
-        """The client's store session (opened now if it was not yet)."""
-        session = self._session
-        if session is None:
-            session = self._session = self.session_factory()
-        return session
-
-    @property
-    def id(self) -> int:
-        """The id HELLO and CLIENT ID report (see `ServerContext.client_id`)."""
-        if self._id is None:
-            self._id = self.ctx.client_id(self.session)
-        return self._id
-
-    def close_session(self) -> None:
-        """The client is gone: close its session if it had one."""
-        if self._session is not None:
-            self._session.close()
-
-    def note_push(self, push: Push) -> None:
-        """Track the subscription count carried by subscribe/unsubscribe confirmations."""
-        if len(push) == 3 and type(push[2]) is int:
-            kind = _SUBSCRIPTION_PUSHES.get(push[0]) if isinstance(push[0], bytes) else None
-            if kind is not None:
-                self.subscriptions[kind] = push[2]
-                self.subscribed = any(self.subscriptions.values())
-
-    def reset_subscriptions(self) -> None:
-        """Forget every subscription (RESET)."""
-        self.subscriptions.clear()
-        self.subscribed = False
-
 
 class Connection(asyncio.Protocol):
     """The asyncio protocol of one client (see the module docstring)."""
@@ -213,6 +130,7 @@ class Connection(asyncio.Protocol):
         self.client = ClientState(
             ctx=self._ctx,
             session_factory=self._open_session,
+            id=self._ctx.new_client_id(),
             peer=_address(transport.get_extra_info("peername")),
             local=_address(transport.get_extra_info("sockname")),
             fd=_fileno(transport),
@@ -220,14 +138,18 @@ class Connection(asyncio.Protocol):
         )
         self._parser.unauthenticated = not self.client.authenticated
         self._parser.check_bulk = self._check_bulk
+        self._ctx.clients[self.client.id] = self  # (CLIENT LIST, KILL, TRACKING REDIRECT)
 
     def _open_session(self) -> Session:
         session = self._ctx.store.open_session()
         session.on_push = self._on_push
+        if self.client is not None:
+            session.peer = self.client.peer.encode()
         return session
 
     def data_received(self, data: bytes) -> None:
         self.last_active = self._loop.time()
+        self._ctx.stats.net_input_bytes += len(data)
         try:
             self._parser.feed(data)
         except QueryBufferLimitExceeded as exc:
@@ -264,6 +186,7 @@ class Connection(asyncio.Protocol):
         for pending in self._order.lost():  # the replies are nobody's now
             _drop(pending)
         if self.client is not None:
+            self._ctx.clients.pop(self.client.id, None)
             self.client.close_session()
         # No cycles left through this object (client -> session -> push handler -> self,
         # parser -> bulk check -> self): reference counting frees a closed connection at once
@@ -388,11 +311,23 @@ class Connection(asyncio.Protocol):
         self._schedule_flush()
 
     def _on_push(self, push: Push) -> None:
-        """A push for this client from the store (pub/sub): goes out with the next flush."""
+        """A push for this client from the store (pub/sub, tracking): goes out with the next
+        flush. An invalidation goes where the client's tracking sends it (CLIENT TRACKING
+        REDIRECT, RESP2: `client_cmd.route_invalidation`)."""
         client = self.client
         if client is None or client.mute_pushes or self._order.state is CLOSED:
             return
+        if push and push[0] == INVALIDATE:
+            routed = route_invalidation(client, push)
+            if routed is not None:
+                target, message = routed
+                deliver = self._ctx.push_to(target)
+                if deliver is not None:
+                    deliver(message if isinstance(message, Push) else Push(message))
+            return
         client.note_push(push)
+        if client.reply_flags & MUTED:
+            return  # CLIENT REPLY OFF mutes everything the client would get
         self._append(push)
 
     # --- output backpressure (see "Output" in the module docstring) ----------------------------
@@ -434,6 +369,14 @@ class Connection(asyncio.Protocol):
         pending = transport.get_write_buffer_size() if transport is not None else 0
         return len(self._out) + pending
 
+    def deliver(self, push: Push) -> None:
+        """A push routed here from another client's tracking (CLIENT TRACKING REDIRECT)."""
+        client = self.client
+        if client is None or self._order.state is CLOSED or client.reply_flags & MUTED:
+            return
+        self._append(push)
+        self._schedule_flush()
+
     # --- output --------------------------------------------------------------------------------
 
     def _schedule_flush(self) -> None:
@@ -463,6 +406,7 @@ class Connection(asyncio.Protocol):
             data, self._out = self._out, bytearray()
             transport.write(data)
             self.writes += 1
+            self._ctx.stats.net_output_bytes += len(data)
             if self._check_output_limit(transport):
                 return
             if order.output_held and not self._writing_paused:
@@ -524,6 +468,20 @@ class Connection(asyncio.Protocol):
         for pending in due:  # answered "shutting down" in turn (see `Pending.reply`)
             pending.future.cancel()
         self._close_after_output()
+
+    @property
+    def idle_seconds(self) -> float:
+        """Seconds since the client last sent something (CLIENT LIST's idle)."""
+        return self._loop.time() - self.last_active
+
+    def kill(self) -> None:
+        """CLIENT KILL by another client: close now (a blocked command is dropped)."""
+        if self._order.state is CLOSED:
+            return
+        for pending in self._order.lost():
+            _drop(pending)
+        if self._transport is not None:
+            self._transport.close()
 
     def abort(self) -> None:
         """Close at once, dropping unsent output."""

@@ -959,6 +959,129 @@ class StoreErrors:
     ARITY_FAKEREDIS = ("ERR wrong number of arguments for '", "ERR Wrong number of args")
 
 
+class EmbeddedErrors:
+    """Server commands of the embedded store (`jshost.store.embedded.server_commands`). Redis 7.2's
+    texts where Redis has the same error; jshost's where the embedded store cannot do it."""
+
+    SYNTAX = "ERR syntax error"
+    NOT_FLOAT = "ERR value is not a valid float"
+    NO_SUCH_KEY = "ERR no such key"
+    SUBCOMMAND_SYNTAX = (
+        "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {container} HELP."
+    )
+    INVALID_COMMAND = "ERR Invalid command specified"
+    INVALID_ARITY = "ERR Invalid number of arguments specified for command"
+    NO_KEY_ARGUMENTS = "ERR The command has no key arguments"
+    OBJECT_FREQ = (
+        "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please "
+        "note that when switching between policies at runtime LRU and LFU data will take some "
+        "time to adjust."
+    )
+    OBJECT_IDLETIME_LFU = (
+        "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when "
+        "switching between policies at runtime LRU and LFU data will take some time to adjust."
+    )
+    NO_LFU = "ERR jshost's embedded store does not track access frequency (it never evicts keys)"
+    SLOWLOG_COUNT = "ERR count should be greater than or equal to -1"
+    LATENCY_GRAPH = "ERR LATENCY GRAPH is not available on jshost's embedded store"
+    # Redis' own text, so that clients recognise it (redis-py: ModuleError); the log says why.
+    MODULE_LOAD = "ERR Error loading the extension. Please check the server logs."
+    MODULE_UNLOAD = "ERR Error unloading module: no such module with that name"
+    NO_REPLICATION = (
+        "ERR jshost's embedded store cannot replicate: use jshost --backend with a real Redis "
+        "for replication"
+    )
+    DEBUG_UNSUPPORTED = (
+        "ERR DEBUG {sub} is not available on jshost's embedded store (it has DEBUG SLEEP and "
+        "DEBUG OBJECT)"
+    )
+    BITFIELD_RO = "ERR BITFIELD_RO only supports the GET subcommand"
+    ACL_GENPASS = (
+        "ERR ACL GENPASS argument must be the number of bits for the output password, a "
+        "positive number up to 4096"
+    )
+    CONFIG_NOT_INTEGER = "argument couldn't be parsed into an integer"
+
+
+class GeoErrors:
+    """GEO commands of the embedded store (`jshost.store.embedded.geo`): Redis 7's texts."""
+
+    SYNTAX = "ERR syntax error"
+    UNIT = "ERR unsupported unit provided. please use M, KM, FT, MI"
+    COUNT = "ERR COUNT must be > 0"
+    ANY_COUNT = "ERR the ANY argument requires COUNT argument"
+    STORE_WITH = (
+        "ERR STORE option in GEORADIUS is not compatible with WITHDIST, WITHHASH and WITHCOORD "
+        "options"
+    )
+    COORDINATES = "ERR invalid longitude,latitude pair {:f},{:f}"
+    RADIUS = "ERR radius cannot be negative"
+    MEMBER = "ERR could not decode requested zset member"
+
+
+class ClientErrors:
+    """CLIENT, answered by jshost for its own clients (jshost.commands.client_cmd): Redis 7.2's
+    texts."""
+
+    SYNTAX = "ERR syntax error"
+    NOT_AN_INTEGER = "ERR value is not an integer or out of range"
+    INVALID_ID = "ERR Invalid client ID"
+    KILL_ID = "ERR client-id should be greater than 0"
+    NO_SUCH_CLIENT = "ERR No such client"
+    PAUSE_TIMEOUT = "ERR timeout is not an integer or out of range"
+    TIMEOUT_NEGATIVE = "ERR timeout is negative"
+    PAUSE_MODE = "ERR CLIENT PAUSE mode must be WRITE or ALL"
+    UNBLOCK_REASON = "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"
+    REDIRECT_MISSING = "ERR The client ID you want redirect to does not exist"
+    REDIRECT_TWICE = "ERR A client can only redirect to a single other client"
+
+    @staticmethod
+    def unknown_type(word: bytes) -> str:
+        return f"ERR Unknown client type '{word.decode('utf-8', 'replace')}'"
+
+    @staticmethod
+    def no_such_user(name: bytes) -> str:
+        return f"ERR No such user '{name.decode('utf-8', 'replace')}'"
+
+    @staticmethod
+    def setinfo_option(option: bytes) -> str:
+        return f"ERR Unrecognized option '{option.decode('utf-8', 'replace')}'"
+
+    @staticmethod
+    def setinfo_value(attribute: bytes) -> str:
+        name = attribute.decode("utf-8", "replace")
+        return f"ERR {name} cannot contain spaces, newlines or special characters."
+
+
+class TrackingErrors:
+    """CLIENT TRACKING / CACHING (jshost.store.embedded.tracking, and jshost's CLIENT): Redis 7's
+    texts."""
+
+    SYNTAX = "ERR syntax error"
+    PREFIX_BCAST = "ERR PREFIX option requires BCAST mode to be enabled"
+    SWITCH_BCAST = (
+        "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and "
+        "then re-enabling it with a different mode."
+    )
+    BCAST_OPT = "ERR OPTIN and OPTOUT are not compatible with BCAST"
+    OPTIN_OPTOUT = "ERR You can't specify both OPTIN mode and OPTOUT mode"
+    SWITCH_OPT = (
+        "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and "
+        "then re-enabling it with a different mode."
+    )
+    CACHING = (
+        "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or "
+        "OPTOUT mode enabled"
+    )
+
+    @staticmethod
+    def prefix_overlap(prefix: bytes, other: bytes, existing: bool) -> str:
+        which = "an existing prefix" if existing else "another provided prefix"
+        a, b = (p.decode("utf-8", "replace") for p in (prefix, other))
+        return (f"ERR Prefix '{a}' overlaps with {which} '{b}'. Prefixes for a single client "
+                "must not overlap.")
+
+
 class DumpErrors:
     """DUMP / RESTORE on the embedded store (`jshost.store.rdb`) and its data file
     (`jshost.store.embedded.datafile`). Redis 7.2's texts (cluster.c) where Redis has one."""

@@ -42,6 +42,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from jshost.commands.dispatch import Dispatcher, ServerContext
+from jshost.commands.stats import SAMPLE_EVERY
 from jshost.connection import Connection
 from jshost.errors import ListenerErrors, ServerErrors
 from jshost.host import Host
@@ -101,7 +102,6 @@ class Server:
             redis_version=redis_version,
             request_shutdown=self.request_shutdown,
             listener=config,
-            clients_info=self.clients_info,
         )
         self.dispatcher = Dispatcher(self.ctx)
         self._connections: set[Connection] = set()
@@ -109,8 +109,7 @@ class Server:
         self._listeners: list[asyncio.Server] = []
         self._tls_listeners: list[asyncio.Server] = []
         self._timeouts: asyncio.Task[None] | None = None
-        #: Clients refused at once (maxclients, protected mode), as Redis's rejected_connections.
-        self.rejected_connections = 0
+        self._sampler: asyncio.Task[None] | None = None  # INFO's instantaneous rates
         self._closed_since_collection = 0
         self._stopped = asyncio.Event()
         self._no_connections = asyncio.Event()
@@ -137,6 +136,7 @@ class Server:
         if config.protected_mode and exposed:
             log.warning(ListenerErrors.PROTECTED_MODE_WARNING, " ".join(exposed))
         self._config_changed(frozenset({"timeout"}))
+        self._sampler = asyncio.get_running_loop().create_task(self._sample_stats())
 
     async def _listen(self, port: int, context: ssl.SSLContext | None) -> list[asyncio.Server]:
         """A listener on each bind address, all on `port` (the first one's when 0)."""
@@ -178,17 +178,10 @@ class Server:
     def client_query_buffer_limit(self) -> int:
         return self.config.client_query_buffer_limit
 
-    def clients_info(self) -> list[tuple[str, int]]:
-        """INFO's `# Clients` fields, from jshost's own connections (Redis's names)."""
-        connections = self._connections
-        return [
-            ("connected_clients", len(connections)),
-            ("cluster_connections", 0),
-            ("maxclients", self.config.maxclients),
-            ("client_recent_max_output_buffer",
-             max((conn.output_size() for conn in connections), default=0)),
-            ("blocked_clients", sum(conn.blocked for conn in connections)),
-        ]
+    @property
+    def rejected_connections(self) -> int:
+        """Clients refused at once (maxclients, protected mode): Redis's rejected_connections."""
+        return self.ctx.stats.rejected_connections
 
     @property
     def connections(self) -> frozenset[Connection]:
@@ -229,6 +222,13 @@ class Server:
 
     # --- internals -----------------------------------------------------------------------------
 
+    async def _sample_stats(self) -> None:
+        """INFO's instantaneous rates: a sample of the counters every 100 ms (as Redis)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            self.ctx.stats.sample(loop.time(), self.ctx.commands_processed)
+            await asyncio.sleep(SAMPLE_EVERY)
+
     def _new_connection(self) -> Connection:
         return Connection(self.ctx, self.dispatcher, self._admit, self._closed,
                           config=self.config)
@@ -237,11 +237,13 @@ class Server:
         """Take a new client in, or say why not (Redis's order: maxclients, protected mode)."""
         if self.stopping:  # accepted just before the listener closed
             return ServerErrors.SHUTTING_DOWN
+        stats = self.ctx.stats
+        stats.connections_received += 1
         if len(self._connections) >= self.config.maxclients:
-            self.rejected_connections += 1
+            stats.rejected_connections += 1
             return ListenerErrors.MAXCLIENTS_REACHED
         if self.config.protected_mode_refuses(peer_host(transport)):
-            self.rejected_connections += 1
+            stats.rejected_connections += 1
             return ListenerErrors.PROTECTED_MODE
         self._connections.add(conn)
         self._no_connections.clear()
@@ -280,11 +282,13 @@ class Server:
         try:
             while self.config.timeout and not self.stopping:
                 await asyncio.sleep(1.0)
-                deadline = loop.time() - self.config.timeout
+                timeout = self.config.timeout
+                if not timeout:
+                    break  # set back to 0 meanwhile: no client is idle "over 0 s"
+                deadline = loop.time() - timeout
                 for conn in list(self._connections):
                     if conn.last_active < deadline and conn.idle_closable:
-                        log.debug("closing client %s: idle over %ds", conn.client_id,
-                                  self.config.timeout)
+                        log.debug("closing client %s: idle over %ds", conn.client_id, timeout)
                         conn.abort()
         finally:
             self._timeouts = None
@@ -305,6 +309,8 @@ class Server:
         log.info("shutting down (%d clients connected)", len(self._connections))
         if self._timeouts is not None:
             self._timeouts.cancel()
+        if self._sampler is not None:
+            self._sampler.cancel()
         for listener in (*self._listeners, *self._tls_listeners):
             listener.close()
         if grace > 0:

@@ -1,13 +1,23 @@
-"""`INFO`'s `# jshost` section: libraries, functions, pending async calls, terminations, memory."""
+"""`INFO`: the `# jshost` section (libraries, functions, pending async calls, terminations,
+memory), and the sections a Redis 7 reports, with jshost's own facts where jshost is the server
+(port, process, clients, commands, replication) on both stores."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 
+import pytest
+import redis
 import redis.asyncio as aioredis
 
+from jshost.host import Host
+from jshost.server import Server
 from jshost.settings import Settings
-from tests.server_fixture import running_server, wait_until
+from jshost.store import RemoteStore
+from tests.redis_server import REDIS_SERVER, RedisServer
+from tests.server_fixture import RawClient, running_server, wait_until
 
 LIB = r"""#!js api_version=1.0 name=ops
 let waiting = [];
@@ -51,3 +61,97 @@ async def test_info_jshost_section_counts_what_happens() -> None:
         finally:
             await c.aclose()
             await waiter.aclose()
+
+
+# --- the sections a Redis 7 reports, with jshost's own facts ----------------------------------
+
+REDIS_ORDER = ["Server", "Clients", "Memory", "Persistence", "Stats", "Replication", "CPU",
+               "Modules", "Errorstats", "Cluster", "Keyspace", "jshost"]
+
+
+def sections(text: bytes) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for line in text.decode().split("\r\n"):
+        if line.startswith("# "):
+            current = found[line[2:]] = {}
+        elif line:
+            name, _, value = line.partition(":")
+            current[name] = value
+    return found
+
+
+async def info_of(port: int, *args: str) -> dict[str, dict[str, str]]:
+    c = RawClient(*(await asyncio.open_connection("127.0.0.1", port)))
+    try:
+        return sections(await c.call("INFO", *args))
+    finally:
+        await c.close()
+
+
+async def check_jshost_facts(server: Server) -> None:
+    info = await info_of(server.port)
+    assert list(info) == REDIS_ORDER
+    stats = info["Stats"]
+    assert int(stats["total_net_input_bytes"]) > 0
+    received = int(stats["total_connections_received"])
+    again = (await info_of(server.port, "stats"))["Stats"]
+    assert int(again["total_connections_received"]) == received + 1
+    srv = info["Server"]
+    assert (srv["tcp_port"], srv["process_id"], srv["redis_mode"]) == (
+        str(server.port), str(os.getpid()), "standalone")
+    assert re.fullmatch("[0-9a-f]{40}", srv["run_id"])
+    assert (await info_of(server.port, "server"))["Server"]["run_id"] == srv["run_id"]
+    assert int(srv["uptime_in_seconds"]) >= 0 and srv["executable"]
+    assert info["Cluster"] == {"cluster_enabled": "0"}
+    assert info["Replication"]["role"] == "master"
+    assert "master_host" not in info["Replication"]
+    assert info["Clients"]["connected_clients"] == "1"
+    assert list(await info_of(server.port, "keyspace", "cpu")) == ["CPU", "Keyspace"]
+    assert list(await info_of(server.port, "jshost")) == ["jshost"]
+    assert "Commandstats" in await info_of(server.port, "everything")
+
+
+async def test_info_has_redis_sections_with_jshost_facts() -> None:
+    async with running_server() as server:
+        await check_jshost_facts(server)
+        memory = (await info_of(server.port, "memory"))["Memory"]
+        assert int(memory["used_memory"]) > 0 and memory["maxmemory"] == "0"
+
+
+async def test_info_counts_commands_and_config_resetstat_resets_them() -> None:
+    async with running_server() as server:
+        c = aioredis.Redis(port=server.port)
+        try:
+            for _ in range(5):
+                await c.ping()
+            before = int((await c.info("stats"))["total_commands_processed"])
+            assert before >= 6
+            assert await c.config_resetstat()
+            after = int((await c.info("stats"))["total_commands_processed"])
+            assert after < before
+        finally:
+            await c.aclose()
+
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not on PATH")
+async def test_info_on_a_backend_shows_jshost_not_the_backend() -> None:
+    """tcp_port is jshost's (a client following the backend's would bypass jshost), and so is
+    the replication section: here the backend is a replica, and its master stays hidden."""
+    with RedisServer() as master, RedisServer() as backend:
+        redis.Redis(port=backend.port).replicaof("127.0.0.1", master.port)
+        host = Host(RemoteStore(backend.url))
+        server = Server(host, port=0)
+        await server.start()
+        try:
+            await check_jshost_facts(server)
+            assert (await info_of(server.port, "server"))["Server"]["redis_version"].startswith("7.")
+            keyspace = await info_of(server.port, "keyspace")
+            assert "Keyspace" in keyspace  # the backend's
+            c = aioredis.Redis(port=server.port)
+            assert await c.execute_command("ROLE") == [b"master", 0, []]  # not the replica's
+            await c.aclose()
+        finally:
+            await server.shutdown()
+            host.close()
+            await host.store.aclose()

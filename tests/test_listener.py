@@ -309,6 +309,26 @@ async def test_timeout_closes_idle_clients_but_not_blocked_ones(embedded: Store)
         await stop(server)
 
 
+async def test_timeout_set_back_to_0_closes_nobody(embedded: Store) -> None:
+    # redis-py's suite does this (CONFIG SET timeout 70, then 0): the idle check that was
+    # waiting then closed every client, idle "over 0 s".
+    server = await serve(embedded)
+    idle = await RawClient.connect(server.port)
+    admin = await RawClient.connect(server.port)
+    try:
+        assert await admin.call("CONFIG", "SET", "timeout", "70") == Status(b"OK")
+        checker = server._timeouts  # the idle check, started by the setting
+        assert checker is not None
+        assert await admin.call("CONFIG", "SET", "timeout", "0") == Status(b"OK")
+        await asyncio.wait_for(checker, 10)  # it ends once it sees the 0
+        assert await idle.call("PING") == Status(b"PONG")
+        assert await admin.call("PING") == Status(b"PONG")
+    finally:
+        for client in (idle, admin):
+            await client.close()
+        await stop(server)
+
+
 # --- clients that never read --------------------------------------------------------------------------
 
 BIG = 1_000_000  # bytes in the value every GET asks for

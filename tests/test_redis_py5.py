@@ -1,6 +1,6 @@
 """redis-py 5.0's own Triggers-and-Functions methods (`tfunction_load`, `tfunction_list`,
 `tfcall`, `tfcall_async`, `tfunction_delete`; later redis-py versions dropped them) work against
-`jshost serve`. redis-py 5.0 is installed into a folder of its own for this test, so the
+`jshost serve`, on the embedded store and on `--backend` (a real redis-server). redis-py 5.0 is installed into a folder of its own for this test, so the
 project's newer redis-py is untouched."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.redis_server import REDIS_SERVER, RedisServer
 from tests.server_fixture import JshostProcess
 
 SCRIPT = r'''
@@ -47,11 +48,21 @@ def redis_py5(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
+def _run_script(redis_py5: Path, port: int) -> None:
+    env = {**os.environ, "PYTHONPATH": str(redis_py5)}
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(port)],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
 def test_redis_py5_tf_methods(redis_py5: Path) -> None:
     with JshostProcess() as server:
-        env = {**os.environ, "PYTHONPATH": str(redis_py5)}
-        out = subprocess.run(
-            [sys.executable, "-c", SCRIPT, str(server.port)],
-            capture_output=True, text=True, timeout=60, env=env, check=False,
-        )
-        assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+        _run_script(redis_py5, server.port)
+
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not on PATH")
+def test_redis_py5_tf_methods_on_a_backend(redis_py5: Path) -> None:
+    with RedisServer() as backend, JshostProcess("--backend", backend.url) as server:
+        _run_script(redis_py5, server.port)

@@ -110,8 +110,7 @@ async def test_replicaof_cannot_take_the_backend(direct: redis.Redis, backend: R
 
 
 @pytest.mark.parametrize("command", [
-    ["MODULE", "LIST"], ["MODULE", "LOAD", "/tmp/x.so"], ["CLIENT", "PAUSE", "10"],
-    ["CLIENT", "UNPAUSE"], ["CLIENT", "KILL", "TYPE", "normal"], ["FAILOVER"],
+    ["MODULE", "LIST"], ["MODULE", "LOAD", "/tmp/x.so"], ["FAILOVER"],
     ["CONFIG", "REWRITE"], ["PFDEBUG", "GETREG", "h"],
 ])
 async def test_admin_commands_are_refused(direct: redis.Redis, backend: RedisServer,
@@ -120,6 +119,29 @@ async def test_admin_commands_are_refused(direct: redis.Redis, backend: RedisSer
         refused = await error(c.execute_command(*command))
         assert "administrative command" in refused and "admin-commands yes" in refused
         assert await c.ping()
+
+
+async def test_client_kill_and_pause_act_on_jshosts_clients_not_the_backend(
+        direct: redis.Redis, backend: RedisServer) -> None:
+    """jshost answers CLIENT for its own clients: KILL and PAUSE never reach the backend
+    (they were refused before jshost did; now anyone may, as in Redis, on jshost's clients)."""
+    async with serving(backend.url) as srv:
+        me, other = aioredis.Redis(port=srv.port), aioredis.Redis(port=srv.port)
+        try:
+            other_id = await other.client_id()
+            backend_clients = direct.client_list()
+            assert await me.execute_command("CLIENT", "KILL", "TYPE", "normal") == 1  # other
+            listed = [c["id"] for c in await me.client_list()]
+            assert str(other_id) not in listed and len(listed) == 1
+            assert [c["id"] for c in direct.client_list()] == [c["id"] for c in backend_clients]
+            assert await me.execute_command("CLIENT", "PAUSE", "100000", "WRITE") in (b"OK", True)
+            assert direct.set("direct", "not paused")  # the backend is not paused ...
+            assert await me.get("direct") == b"not paused"  # ... nor jshost's reads
+            assert await me.execute_command("CLIENT", "UNPAUSE") in (b"OK", True)
+            assert await me.set("k", "v")
+        finally:
+            await me.aclose()
+            await other.aclose()
 
 
 @pytest.mark.parametrize("name", ["dir", "dbfilename", "logfile", "aclfile", "bind", "port"])
@@ -152,7 +174,6 @@ async def test_admin_commands_setting_lets_them_through(direct: redis.Redis,
                                                         backend: RedisServer) -> None:
     async with client_of(backend.url, **{"admin-commands": "yes"}) as c:
         assert await c.execute_command("MODULE", "LIST") == []
-        assert await c.execute_command("CLIENT", "PAUSE", "1") in (b"OK", True)
         assert await c.execute_command("DEBUG", "SLEEP", "0") in (b"OK", True)
         # Redis' own protection still applies, and jshost's credentials stay hidden.
         assert "protected config" in await error(c.config_set("dir", "/tmp"))

@@ -154,6 +154,12 @@ def test_verbatim_replies(s: EmbeddedSession) -> None:
     assert b"db0:keys=1" in s.call(a("INFO keyspace"))
 
 
+def test_info_says_it_is_not_a_cluster(s: EmbeddedSession) -> None:
+    # Clients read it to choose between a cluster and a plain client (redis-py's test suite).
+    assert b"# Cluster\r\ncluster_enabled:0\r\n" in s.call(a("INFO"))
+    assert s.call(a("INFO cluster")) == b"# Cluster\r\ncluster_enabled:0\r\n"
+
+
 def test_map_and_set_replies_of_introspection(s: EmbeddedSession) -> None:
     s.call(a("XADD xs 1-1 f v"))
     info = s.call(a("XINFO STREAM xs"))
@@ -536,6 +542,7 @@ def test_fakeredis_internals_shape() -> None:
         "_blocked",
         "_unblock_reason",
         "_client_info",
+        "_no_touch",  # CLIENT NO-TOUCH (the store's access times)
     ):
         assert hasattr(sock, attr), attr
     assert sock._client_info.protocol_version == 3
@@ -546,6 +553,9 @@ def test_fakeredis_internals_shape() -> None:
     assert params(Database.notify_watch) == ["self", "key"]
     assert params(Database.swap) == ["self", "other"]
     assert "notify_watch" in inspect.getsource(CommandItem.writeback)
+    # _TrackedDatabase.__setitem__ does what Database.__setitem__ does, inline
+    setitem = inspect.getsource(Database.__setitem__)
+    assert "self._dict[key] = value" in setitem and "schedule_expiry" in setitem
     server = FakeServer()
     assert isinstance(server.dbs, collections.defaultdict) and not server.dbs
     assert isinstance(server.lock, type(server.lock)) and hasattr(server, "sockets")
@@ -563,6 +573,15 @@ def test_fakeredis_internals_shape() -> None:
     assert isinstance(get_all_commands_info()[b"get"], list)
     assert issubclass(SimpleError, Exception) and SimpleString(b"x").value == b"x"
     assert NoResponse is not None
+    # jshost.store.embedded.server_commands calls these fakeredis commands with CommandItems
+    from fakeredis.commands_mixins.bitmap_mixin import BitmapCommandsMixin
+    from fakeredis.commands_mixins.set_mixin import SetCommandsMixin
+    from fakeredis.commands_mixins.streams_mixin import StreamsCommandsMixin
+
+    assert params(BitmapCommandsMixin.bitfield) == ["self", "key", "args"]
+    assert params(SetCommandsMixin.sunionstore) == ["self", "dst", "keys"]
+    assert params(StreamsCommandsMixin.xinfo_stream) == ["self", "key", "args"]
+    assert params(StreamsCommandsMixin.xinfo_groups) == ["self", "key"]
     # CLIENT UNBLOCK works through these socket attributes
     assert "_unblock_reason" in inspect.getsource(BaseFakeSocket.__init__)
     assert "_blocked" in inspect.getsource(BaseFakeSocket.__init__)

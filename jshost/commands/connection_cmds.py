@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import hmac
 import re
-import time
 from typing import TYPE_CHECKING, Final
 
 from jshost import errors
+from jshost.commands.client_cmd import SUBCOMMANDS, client_line
 from jshost.errors import ReplyError, ServerErrors
 from jshost.replies import NO_REPLY, OK, CloseAfter, RawReply, Result, Status, Verbatim
 from jshost.resp import PONG_REPLY
 
 if TYPE_CHECKING:
+    from jshost.client_state import ClientState
     from jshost.commands.dispatch import Handler
-    from jshost.connection import ClientState
 
 PONG: Final = RawReply(PONG_REPLY)  # the same bytes in RESP2 and RESP3
 RESET: Final = Status(b"RESET")
@@ -134,7 +134,7 @@ def reset(client: ClientState, argv: list[bytes]) -> Result:
 
 
 def client_cmd(client: ClientState, argv: list[bytes]) -> Result:
-    """``CLIENT SETNAME|GETNAME|ID|INFO|SETINFO`` here; other sub-commands go to the store."""
+    """``CLIENT SETNAME|GETNAME|ID|INFO`` here; the other sub-commands in `client_cmd`."""
     sub = argv[1].lower()
     if sub == b"setname":
         _set_name(client, _valid_name(argv[2]))
@@ -145,14 +145,10 @@ def client_cmd(client: ClientState, argv: list[bytes]) -> Result:
         return client.id
     if sub == b"info":
         return Verbatim(client_info_line(client), "txt")
-    reply = _forward(client, argv)
-    if sub == b"setinfo" and reply == OK and len(argv) == 4:
-        attribute = argv[2].lower()
-        if attribute == b"lib-name":
-            client.lib_name = argv[3]
-        elif attribute == b"lib-ver":
-            client.lib_ver = argv[3]
-    return reply
+    handler = SUBCOMMANDS.get(sub)
+    if handler is None:  # (the command table knows every sub-command jshost does)
+        return _forward(client, argv)
+    return handler(client, argv)
 
 
 def shutdown(client: ClientState, argv: list[bytes]) -> Result:
@@ -163,39 +159,8 @@ def shutdown(client: ClientState, argv: list[bytes]) -> Result:
 
 
 def client_info_line(client: ClientState) -> bytes:
-    """The `CLIENT INFO` line, with Redis 7.2's fields (memory figures are not tracked: 0)."""
-    now = time.monotonic()
-    flags = (
-        "".join(
-            flag for flag, on in (("x", client.multi is not None), ("P", client.subscribed)) if on
-        )
-        or "N"
-    )
-    fields = [
-        ("id", client.id),
-        ("addr", client.peer),
-        ("laddr", client.local),
-        ("fd", client.fd),
-        ("name", _text(client.name or b"")),
-        ("age", int(now - client.created)),
-        ("idle", 0),
-        ("flags", flags),
-        ("db", client.session.db),
-        ("sub", client.subscriptions.get("channels", 0)),
-        ("psub", 0),
-        ("ssub", client.subscriptions.get("shard", 0)),
-        ("multi", -1 if client.multi is None else len(client.multi)),
-        *((key, 0) for key in ("qbuf", "qbuf-free", "argv-mem", "multi-mem", "rbs", "rbp")),
-        *((key, 0) for key in ("obl", "oll", "omem", "tot-mem")),
-        ("events", "r"),
-        ("cmd", client.last_command.name if client.last_command else "NULL"),
-        ("user", "default"),
-        ("redir", -1),
-        ("resp", client.protocol),
-        ("lib-name", _text(client.lib_name)),
-        ("lib-ver", _text(client.lib_ver)),
-    ]
-    return (" ".join(f"{key}={value}" for key, value in fields) + "\n").encode()
+    """The `CLIENT INFO` line: the client's own CLIENT LIST line."""
+    return client_line(client, client.ctx.clients.get(client.id))
 
 
 # --- helpers --------------------------------------------------------------------------------

@@ -27,9 +27,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Mapping
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from jshost.commands import (
     connection_cmds,
@@ -39,16 +43,25 @@ from jshost.commands import (
     store_cmds,
     transactions,
 )
+from jshost.commands.client_cmd import (
+    MUTED,
+    REPLY_SKIP,
+    REPLY_SKIP_NEXT,
+    active_pause,
+    wait_for_pause,
+)
 from jshost.commands.guard import Guard
+from jshost.commands.stats import ServerStats
 from jshost.errors import ReplyError, ServerErrors
 from jshost.listener_config import ListenerConfig
-from jshost.replies import ErrorReply, RawReply, Result
+from jshost.replies import NO_REPLY, ErrorReply, Pipelined, Push, RawReply, Result
 from jshost.resp import QUEUED_REPLY
-from jshost.store import Session, Store
+from jshost.store import Store
 from jshost.store.command_table import CommandTable
 
 if TYPE_CHECKING:
-    from jshost.connection import ClientState
+    from jshost.client_state import ClientState
+    from jshost.commands.client_cmd import ClientConnection, Pause
     from jshost.host import Host
     from jshost.host.persistence import Persistence
 
@@ -91,8 +104,20 @@ class ServerContext:
     persistence: Persistence | None = None
     #: The listener's settings (CONFIG GET/SET answers them itself on every store).
     listener: ListenerConfig = field(default_factory=lambda: ListenerConfig())
-    #: INFO's `# Clients` fields, from the server's own connections; set by the server.
-    clients_info: Callable[[], list[tuple[str, int]]] = lambda: []
+    #: The connected clients by id (each admitted connection adds itself): CLIENT LIST, KILL,
+    #: INFO's `# Clients`, ...
+    clients: dict[int, ClientConnection] = field(default_factory=dict)
+    #: A CLIENT PAUSE in force (`client_cmd.active_pause`), or None.
+    pause: Pause | None = None
+    #: Commands run (or queued) since the start or CONFIG RESETSTAT (INFO's
+    #: total_commands_processed).
+    commands_processed: int = 0
+    #: INFO's other counters (`jshost.commands.stats`), and the facts of `# Server`.
+    stats: ServerStats = field(default_factory=ServerStats)
+    started: float = field(default_factory=time.time)
+    run_id: str = field(default_factory=lambda: secrets.token_hex(20))
+    executable: str = field(default_factory=lambda: _executable())
+    config_file: str = ""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -110,11 +135,19 @@ class ServerContext:
         remote store is always awaited."""
         return self.store.in_process
 
-    def client_id(self, session: Session) -> int:
-        """The id HELLO and CLIENT ID report: the store session's own when it has one, so that
-        CLIENT KILL ID / CLIENT UNBLOCK sent to the store name the same client."""
-        own = session.client_id
-        return own if own is not None else next(self._ids)
+    def new_client_id(self) -> int:
+        """The id of a new client (HELLO, CLIENT ID): jshost numbers its clients itself, since
+        it answers CLIENT for them (the store's own connections are not theirs)."""
+        return next(self._ids)
+
+    def connections(self) -> Iterable[ClientConnection]:
+        """The connected clients' connections."""
+        return self.clients.values()
+
+    def push_to(self, client: ClientState) -> Callable[[Push], None] | None:
+        """How to send a push to another client (a tracking redirect target)."""
+        conn = self.clients.get(client.id)
+        return None if conn is None else conn.deliver
 
 
 class Dispatcher:
@@ -150,19 +183,55 @@ class Dispatcher:
         refused = self._guard.check(argv)
         if refused is not None:
             return self._reject(client, refused)
+        if self.ctx.pause is not None:  # CLIENT PAUSE: the command waits for its end
+            pause = active_pause(self.ctx)
+            if pause is not None and pause.holds(name, info.flags):
+                return asyncio.ensure_future(self._after_pause(pause, client, argv))
+        self.ctx.commands_processed += 1
         if queue:
             multi.append(argv)  # type: ignore[union-attr]
-            return QUEUED
+            return self._replied(client, QUEUED) if client.reply_flags else QUEUED
         client.last_command = info
         handler = self.handlers.get(name)
         try:
             if handler is not None:
-                return handler(client, argv)
-            return self._forward(client, argv)
+                result = handler(client, argv)
+            else:
+                result = self._forward(client, argv)
         except ReplyError as exc:
-            return ErrorReply(exc.text)
+            result = ErrorReply(exc.text)
         except Exception as exc:  # noqa: BLE001 - a bug costs one reply, not the server
-            return _internal_error(argv, exc)
+            result = _internal_error(argv, exc)
+        return self._replied(client, result) if client.reply_flags else result
+
+    async def _after_pause(self, pause: Pause, client: ClientState, argv: list[bytes]) -> Any:
+        """A command held by CLIENT PAUSE: run it once the pause is over."""
+        await wait_for_pause(self.ctx, pause)
+        result = self.dispatch(client, argv)
+        if type(result) is Pipelined:
+            await asyncio.wait([result.future])
+            return result.reply()
+        if isinstance(result, asyncio.Future):
+            return await result
+        return result
+
+    @staticmethod
+    def _replied(client: ClientState, result: Result) -> Result:
+        """CLIENT REPLY OFF / SKIP: the command has run, its reply is dropped."""
+        flags = client.reply_flags
+        muted = flags & MUTED
+        # SKIP mutes one reply: this one (given before), and arms it for the next one.
+        flags &= ~REPLY_SKIP
+        if flags & REPLY_SKIP_NEXT:
+            flags = (flags & ~REPLY_SKIP_NEXT) | REPLY_SKIP
+        client.reply_flags = flags
+        if not muted or result is NO_REPLY:
+            return result
+        if type(result) is Pipelined:
+            return Pipelined(result.future, lambda _reply: NO_REPLY)
+        if isinstance(result, asyncio.Future):
+            return asyncio.ensure_future(_dropped(result))
+        return NO_REPLY
 
     def can_pipeline(self, client: ClientState, argv: list[bytes]) -> bool:
         """Whether `argv` may run while `client`'s pipelined replies are still due (see
@@ -205,6 +274,17 @@ class Dispatcher:
         if client.multi is not None:
             client.multi_dirty = True
         return ErrorReply(text)
+
+
+def _executable() -> str:
+    """INFO's executable: the program that runs jshost (its script, else Python)."""
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return script if os.path.isfile(script) else sys.executable
+
+
+async def _dropped(result: asyncio.Future[Any]) -> Any:
+    await asyncio.wait([result])
+    return NO_REPLY
 
 
 def _internal_error(argv: list[bytes], exc: Exception) -> ErrorReply:

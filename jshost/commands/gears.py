@@ -39,8 +39,8 @@ from jshost.replies import OK, ErrorReply, Result
 from jshost.settings import PREFIX
 
 if TYPE_CHECKING:
+    from jshost.client_state import ClientState
     from jshost.commands.dispatch import Handler
-    from jshost.connection import ClientState
 
 _PREFIX_BYTES = PREFIX.encode()
 #: The ACL user libraries are loaded as (jshost knows only `default`).
@@ -120,6 +120,9 @@ def config(client: ClientState, argv: list[bytes]) -> Result:
         return _config_get(client, argv)
     if sub == b"set":
         return _config_set(client, argv)
+    if sub == b"resetstat":  # jshost's counters (INFO # Stats), then the store's
+        client.ctx.commands_processed = 0
+        client.ctx.stats.reset()
     return _forward(client, argv)
 
 

@@ -9,8 +9,7 @@ run, so a refusal inside MULTI makes EXEC answer EXECABORT, as an ACL refusal do
   announcements there. Reading them stays allowed.
 * **A real Redis behind jshost (`--backend`).**
   - Administrative commands that would hand the backend to a client: replication (REPLICAOF,
-    SLAVEOF, FAILOVER, SYNC, PSYNC, REPLCONF), MODULE, CLIENT KILL / PAUSE / UNPAUSE, CONFIG
-    REWRITE, CLUSTER's administrative sub-commands, PFDEBUG / PFSELFTEST, and CONFIG SET of the
+    SLAVEOF, FAILOVER, SYNC, PSYNC, REPLCONF), MODULE, CONFIG REWRITE, CLUSTER's administrative sub-commands, PFDEBUG / PFSELFTEST, and CONFIG SET of the
     names in `PROTECTED_CONFIGS` (files and servers the backend would use). The setting
     `admin-commands yes` lets them through.
   - DEBUG: RELOAD, LOADAOF and PROTOCOL pass with `enable-debug-command yes` (the backend's own
@@ -47,10 +46,7 @@ ADMIN_COMMANDS: Final = frozenset(
     (b"replicaof", b"slaveof", b"failover", b"sync", b"psync", b"replconf", b"module",
      b"pfdebug", b"pfselftest")
 )
-ADMIN_SUBCOMMANDS: Final = frozenset(
-    ((b"client", b"kill"), (b"client", b"pause"), (b"client", b"unpause"),
-     (b"config", b"rewrite"))
-)
+ADMIN_SUBCOMMANDS: Final = frozenset(((b"config", b"rewrite"),))
 #: CONFIG SET names refused on a backend (unless `admin-commands yes`): files the backend would
 #: write or read, addresses it would listen on, and the switches that guard all that. (The
 #: names of jshost's own listener among them — port, bind, tls-*, protected-mode, unixsocket —
@@ -87,7 +83,6 @@ class Guard:
             self._rules = {
                 **dict.fromkeys(ADMIN_COMMANDS, self._admin),
                 b"cluster": self._cluster,
-                b"client": self._sub_admin,
                 b"config": self._config,
                 b"debug": self._debug,
                 b"function": self._function,

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from jshost.replies import OK, Result, Status
 
 if TYPE_CHECKING:
+    from jshost.client_state import ClientState
     from jshost.commands.dispatch import Handler
-    from jshost.connection import ClientState
 
 BACKGROUND_SAVING_STARTED = Status(b"Background saving started")
 

@@ -42,13 +42,13 @@ from jshost.replies import NO_REPLY, Immediate, Pipelined, RawReply, Result
 from jshost.resp import encode
 
 if TYPE_CHECKING:
+    from jshost.client_state import ClientState
     from jshost.commands.dispatch import ServerContext
-    from jshost.connection import ClientState
 
 NULL_ARRAY_RESP2: Final = RawReply(b"*-1\r\n")
-#: Blocking commands not tried at once: WAIT answers 0 at once only after its timeout, and
-#: XREAD's `$` must mean "the last entry when the command started waiting".
-_WAIT_AT_ONCE: Final = frozenset({b"wait", b"waitaof", b"xread", b"xreadgroup"})
+#: Blocking commands not tried at once: WAIT answers 0 at once only after its timeout (DEBUG
+#: SLEEP: OK), and XREAD's `$` must mean "the last entry when the command started waiting".
+_WAIT_AT_ONCE: Final = frozenset({b"wait", b"waitaof", b"debug", b"xread", b"xreadgroup"})
 
 
 class Forwarder:

@@ -29,8 +29,8 @@ from jshost.replies import NO_REPLY, OK, ErrorReply, Immediate, RawReply, Result
 from jshost.resp import encode
 
 if TYPE_CHECKING:
+    from jshost.client_state import ClientState
     from jshost.commands.dispatch import Handler
-    from jshost.connection import ClientState
 
 
 def multi(client: ClientState, argv: list[bytes]) -> Result:

@@ -78,6 +78,9 @@ class Session(ABC):
     #: Called with every push message for this session; when None they are kept in `pushes`.
     on_push: PushHandler | None
     pushes: deque[Push]
+    #: The address (ip:port) of the client the session serves, for what the store logs about
+    #: its commands (the embedded store's SLOWLOG); set by its owner.
+    peer: bytes = b""
 
     @property
     @abstractmethod
@@ -136,6 +139,11 @@ class Session(ABC):
     @abstractmethod
     def close(self) -> None:
         """Drop the session: its watches, subscriptions and any wait it is parked in."""
+
+    def unblock(self, error: bool) -> bool | asyncio.Future[bool]:
+        """CLIENT UNBLOCK of this session's client: end the blocking command it waits in, as
+        if its timeout had passed (or with the UNBLOCKED error); whether it was waiting."""
+        return False
 
 
 class KeyspaceNotifications(Protocol):

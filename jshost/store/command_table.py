@@ -304,6 +304,14 @@ def _spec_to_resp3(spec: KeySpec) -> dict[bytes, Any]:
     }
 
 
+#: Redis commands jshost answers itself (for its own clients) whatever the store's version:
+#: CLIENT SETINFO came with Redis 7.2 (redis-py sends it on connecting).
+JSHOST_ANSWERED: tuple[CommandInfo, ...] = (
+    CommandInfo(name="client|setinfo", arity=4, flags=frozenset({"noscript", "loading", "stale"}),
+                acl_categories=("@slow", "@connection")),
+)
+
+
 def _host_command(name: str) -> CommandInfo:
     return CommandInfo(name=name, arity=-1, flags=frozenset({"noscript", "module"}))
 
@@ -369,6 +377,8 @@ class CommandTable:
         if add_host_commands:
             for name in HOST_COMMANDS:
                 self._commands[name.encode()] = _host_command(name)
+            for info in JSHOST_ANSWERED:  # (a Redis 7.0 backend lacks them)
+                self._add(info, replace=False)
 
     def _add(self, info: CommandInfo, *, replace: bool = True) -> None:
         """Add a command; a `parent|sub` entry listed on its own (fakeredis lists subcommands
@@ -547,12 +557,14 @@ class CommandTable:
 
     def is_blocking(self, args: Sequence[bytes]) -> bool:
         """Whether `args` may block its client: `blocking` commands (XREAD / XREADGROUP only
-        with BLOCK), and WAIT / WAITAOF."""
+        with BLOCK), WAIT / WAITAOF and DEBUG SLEEP."""
         if not args:
             return False
         name = args[0].lower()
         if name in _WAIT_COMMANDS:
             return True
+        if name == b"debug":
+            return len(args) > 2 and args[1].lower() == b"sleep"
         info = self.lookup(args)
         if info is None or "blocking" not in info.flags:
             return False
@@ -607,9 +619,10 @@ def _entry(name: str, arity: int, flags: list[str], tips: list[str]) -> list[Any
 #: How the bundled file differs from the server it was recorded on (redis-server 7.0.15, the
 #: newest Debian 12 ships): Redis 7.2 dropped `noscript` from the blocking list/zset commands (they
 #: run without blocking from scripts and `RM_Call`, which is what tf `callAsync('blpop', ...)`
-#: relies on), and added CLIENT SETINFO, CLIENT NO-TOUCH and WAITAOF.
+#: relies on), added CLIENT SETINFO, CLIENT NO-TOUCH and WAITAOF, and ZRANK / ZREVRANK WITHSCORE.
 _REDIS_72_PATCHES: dict[str, Any] = {
     "drop_noscript": ["blpop", "brpop", "brpoplpush", "blmove", "bzpopmin", "bzpopmax"],
+    "arity": {"zrank": -3, "zrevrank": -3},
     "add": [
         _entry(
             "client|setinfo",
@@ -631,6 +644,9 @@ def apply_redis_72_patches(entries: list[list[Any]]) -> list[list[Any]]:
     for name in _REDIS_72_PATCHES["drop_noscript"]:
         if name in by_name:
             by_name[name][2] = [f for f in by_name[name][2] if f != "noscript"]
+    for name, arity in _REDIS_72_PATCHES["arity"].items():
+        if name in by_name:
+            by_name[name][1] = arity
     for entry in _REDIS_72_PATCHES["add"]:
         parent, _, _ = entry[0].partition("|")
         if "|" not in entry[0]:

@@ -3,15 +3,17 @@
 fakeredis calls `Database.notify_watch(key)` for every key a command writes (and FLUSHDB / MOVE /
 SWAPDB), and drops expired keys in two places, `Database.__getitem__` and
 `Database._remove_expired`. `TrackedDatabase` hooks those: a write to a key a blocked client
-waits on marks it ready (`BlockedClients`), an expired key is reported as an `expired` event
-(`KeyspaceEvents`), and a new expiry time may have to bring the active-expiry timer forward
-(`ActiveExpiry`).
+waits on marks it ready (`BlockedClients`) and tells the clients tracking it (`tracking`), an
+expired key is reported as an `expired` event (`KeyspaceEvents`) and counted, a read or write
+stamps the key's access time (OBJECT IDLETIME), and a new expiry time may have to bring the
+active-expiry timer forward (`ActiveExpiry`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,9 @@ class TrackedDatabase(Database):
         self.waiters: dict[bytes, deque[Waiter]] = {}
         self.store = store
         self.index: int | None = None  # its number in `server.dbs`, found on first need
+        # When each key was last read or written (OBJECT IDLETIME). Entries of deleted keys are
+        # dropped in bulk once they outnumber the keys (a re-created key is stamped anew).
+        self.touched: dict[bytes, float] = {}
 
     # -- expiry: fakeredis drops expired keys in these two places; we report each one ----------
 
@@ -52,9 +57,19 @@ class TrackedDatabase(Database):
         item = self._dict[key]
         if self.expired(item):
             del self._dict[key]
-            self.store.events.key_expired(self, key)
+            self.store.key_expired(self, key)
             raise KeyError(key)
+        if self.store.touching:
+            self.touched[key] = self.time
         return item
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        self._dict[key] = value  # (Database.__setitem__, inline: it runs for every write)
+        self.schedule_expiry(key, value.expireat)
+        touched = self.touched
+        touched[key] = self.time or time.time()  # (0 before the first command)
+        if len(touched) > 2 * len(self._dict) + 64:
+            self.touched = {k: t for k, t in touched.items() if k in self._dict}
 
     def _remove_expired(self) -> None:
         heap = self._expiry_heap  # (expiry, key), soonest first; stale entries are skipped
@@ -63,7 +78,7 @@ class TrackedDatabase(Database):
             item = self._dict.get(key)
             if item is not None and self.expired(item):
                 del self._dict[key]
-                self.store.events.key_expired(self, key)
+                self.store.key_expired(self, key)
 
     def schedule_expiry(self, key: bytes, expireat: float | None) -> None:
         super().schedule_expiry(key, expireat)
@@ -74,9 +89,13 @@ class TrackedDatabase(Database):
         super().notify_watch(key)  # WATCH bookkeeping; fakeredis calls this for every write
         if key in self.waiters:
             self.store.blocked.key_ready(self, key)
+        if self.store.tracking.clients:
+            self.store.tracked_key_changed(key)
 
     def swap(self, other: Database) -> None:
         super().swap(other)  # SWAPDB: every waited-on key of both databases may have changed
+        if isinstance(other, TrackedDatabase):
+            self.touched, other.touched = other.touched, self.touched
         for db in (self, other):
             if isinstance(db, TrackedDatabase):
                 for key in list(db.waiters):

@@ -18,20 +18,16 @@ from fakeredis._socket import FakeSocket
 
 from jshost.errors import StoreErrors
 from jshost.store.command_table import CommandTable
+from jshost.store.embedded.server_commands import CONFIG_ALIASES, SIGNATURES, info_text
+from jshost.store.embedded.server_commands import CONFIG_DEFAULTS as SERVER_CONFIG_DEFAULTS
+from jshost.store.embedded.tracking import SIGNATURES as TRACKING_SIGNATURES
 
 if TYPE_CHECKING:
     from jshost.store.embedded.session import EmbeddedSession
 
-_CONFIG_DEFAULTS: dict[bytes, bytes] = {
-    b"appendonly": b"no",
-    b"databases": b"16",
-    b"maxmemory": b"0",
-    b"maxmemory-policy": b"noeviction",
-    b"notify-keyspace-events": b"",
-    b"port": b"0",
-    b"save": b"",
-    b"timeout": b"0",
-}
+#: CONFIG GET's defaults: Redis 7.2's (`server_commands`); the embedded store has no port of its
+#: own (jshost answers CONFIG GET port and timeout from its listener, `jshost.listener_config`).
+CONFIG_DEFAULTS: dict[bytes, bytes] = {**SERVER_CONFIG_DEFAULTS, b"port": b"0", b"timeout": b"0"}
 
 
 def _signatures() -> dict[str, Signature]:
@@ -42,6 +38,7 @@ def _signatures() -> dict[str, Signature]:
         "waitaof": Signature("waitaof", "x_waitaof", (Int, Int, Int)),
         "info": Signature("info", "x_info", (), (bytes,)),
         "config get": Signature("config get", "x_config_get", (bytes,), (bytes,)),
+        "config resetstat": Signature("config resetstat", "x_config_resetstat", ()),
         "role": Signature("role", "x_role", ()),
         # fakeredis' BLMOVE answers a missing source at once, before it could block: replaced.
         "blmove": Signature(
@@ -57,6 +54,10 @@ def _signatures() -> dict[str, Signature]:
         # Redis' RDB encoding instead of fakeredis' pickles (`jshost.store.embedded.socket`).
         "dump": Signature("dump", "x_dump", (Key(missing_return=None),)),
         "restore": Signature("restore", "x_restore", (Key(), bytes, bytes), (bytes,)),
+        # OBJECT, MEMORY, SLOWLOG, LATENCY, ... (`server_commands`).
+        **SIGNATURES,
+        # CLIENT TRACKING, CACHING, TRACKINGINFO (`tracking`).
+        **TRACKING_SIGNATURES,
     }
 
 
@@ -89,13 +90,14 @@ class ExtraCommands(FakeSocket):
         return self._blocking(timeout / 1000.0, lambda _first: None, lambda _none: [0, 0])
 
     def x_config_get(self, *patterns: bytes) -> dict[bytes, bytes]:
-        params = dict(_CONFIG_DEFAULTS)
+        params = dict(CONFIG_DEFAULTS)
         params.update({k.lower(): v for k, v in self._server.config.items()})
+        params.update({alias: params[name] for alias, name in CONFIG_ALIASES.items()})
         regexes = [compile_pattern(p.lower()) for p in patterns]
         return {k: v for k, v in params.items() if any(r.match(k) for r in regexes)}
 
     def x_info(self, *sections: bytes) -> bytes:
-        return self._session.store.info_text({s.lower() for s in sections})
+        return info_text(self._session.store, {s.lower() for s in sections})
 
     def x_blmove(
         self, source: bytes, destination: bytes, wherefrom: bytes, whereto: bytes, timeout: float

@@ -104,29 +104,6 @@ def _xpending(reply: Any) -> Any:
     return reply
 
 
-def _geo_distance(dist: Any) -> Any:
-    # Redis prints distances with 4 decimals (addReplyDoubleDistance), as bulk strings.
-    return b"%.4f" % float(dist) if isinstance(dist, (bytes, float)) else dist
-
-
-def _geo_extra(value: Any) -> Any:
-    """One WITH* field of a GEOSEARCH item: coordinates (a pair) or the distance (text)."""
-    if type(value) is list:
-        return [float(c) for c in value]
-    return _geo_distance(value) if type(value) is bytes else value
-
-
-def _geo_items(reply: Any) -> Any:
-    """GEOSEARCH / GEORADIUS* with WITH* options: distance as 4-decimal text, coordinates as
-    doubles."""
-    if type(reply) is not list:
-        return reply
-    return [
-        [item[0], *map(_geo_extra, item[1:])] if type(item) is list and item else item
-        for item in reply
-    ]
-
-
 def _acl_getuser(reply: Any) -> Any:
     user = _pairs_to_map(reply)
     if type(user) is dict and type(user.get(b"flags")) is list:
@@ -161,12 +138,6 @@ _REPLY_FIXES: dict[str, Callable[[Any], Any]] = {
     "xread": _empty_map_to_null,
     "xreadgroup": _empty_map_to_null,
     "xpending": _xpending,
-    "geodist": _geo_distance,
-    "geosearch": _geo_items,
-    "georadius": _geo_items,
-    "georadius_ro": _geo_items,
-    "georadiusbymember": _geo_items,
-    "georadiusbymember_ro": _geo_items,
     "acl getuser": _acl_getuser,
     "hello": _hello,
 }

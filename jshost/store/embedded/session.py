@@ -34,6 +34,7 @@ class EmbeddedSession(Session):
         self._closed = False
         self._on_close: list[Callable[[], None]] = []
         store.sessions.add(self)
+        store.by_id[self.client_id] = self
 
     @property
     def db(self) -> int:
@@ -61,6 +62,13 @@ class EmbeddedSession(Session):
             return reply
         return await self._park(list(args), reply, timeout)
 
+    def unblock(self, error: bool) -> bool:
+        if self._waiter is None or self._waiter.future.done():
+            return False
+        self._sock._unblock_reason = b"error" if error else b"timeout"  # (see `unblocked_reply`)
+        self.store.serve_blocked()
+        return True
+
     def when_closed(self, callback: Callable[[], None]) -> None:
         """Call `callback` once `close()` has closed the session (at once if it has)."""
         if self._closed:
@@ -74,6 +82,7 @@ class EmbeddedSession(Session):
         self._closed = True
         if self._waiter is not None:
             self._waiter.future.cancel()
+        self.store.tracking.disable(self.client_id)
         self._sock.close()
         callbacks, self._on_close = self._on_close, []
         for callback in callbacks:

@@ -40,8 +40,9 @@ Sessions are pinned to RESP3; `reply_fixes` restores the types fakeredis flatten
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from fakeredis._command_args_parsing import Int
@@ -52,11 +53,12 @@ from fakeredis._helpers import NoResponse, SimpleError, SimpleString
 from jshost.errors import (
     CONFIG_IMMUTABLE,
     DumpErrors,
+    EmbeddedErrors,
     SecurityErrors,
     StoreErrors,
     config_set_failed,
 )
-from jshost.replies import NO_REPLY, ErrorReply, Push, Reply
+from jshost.replies import NO_REPLY, ErrorReply, Push, Reply, Status
 from jshost.store import rdb
 from jshost.store.embedded.events import (
     FLUSHES,
@@ -68,7 +70,10 @@ from jshost.store.embedded.events import (
     wire_args,
 )
 from jshost.store.embedded.extra_commands import EXTRA_SIGNATURES, ExtraCommands
+from jshost.store.embedded.geo import GeoCommands
 from jshost.store.embedded.reply_fixes import typed
+from jshost.store.embedded.server_commands import CONFIG_ALIASES, INTEGER_CONFIG, ServerCommands
+from jshost.store.embedded.tracking import TrackingCommands
 from jshost.store.embedded.values import UnsupportedValue, from_stored, to_stored
 from jshost.store.keyspace_events import CommandFacts, redis_events
 
@@ -108,7 +113,15 @@ def _lua_signature(name: str) -> Signature:
     return sig
 
 
-class StoreSocket(ExtraCommands):
+def _is_int(value: bytes) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
+class StoreSocket(GeoCommands, ServerCommands, TrackingCommands, ExtraCommands):
     """A fakeredis connection whose replies are captured typed instead of queued for a client."""
 
     def __init__(self, store: EmbeddedStore, session: EmbeddedSession) -> None:
@@ -129,6 +142,10 @@ class StoreSocket(ExtraCommands):
         store = self._session.store
         events = store.events
         outer, events.sink = events.sink, []  # this command's keyspace events (runs may nest)
+        # CLIENT NO-TOUCH: this client's commands leave the keys' access times alone (but TOUCH).
+        store.touching = not self._no_touch or args[0].lower() == b"touch"
+        outer_running, store.running = store.running, self
+        started = time.perf_counter_ns()
         try:
             self._process_command(args)
         except Exception as exc:  # a fakeredis bug must not take the client down
@@ -142,6 +159,13 @@ class StoreSocket(ExtraCommands):
         finally:
             emitted, events.sink = events.sink, outer
             self._reply = _PENDING
+            store.touching = True
+            store.running = outer_running
+            if store.tracking.clients:
+                self._after_tracked_command(args)
+        queued = type(reply) is Status and reply == b"QUEUED"
+        if would_block is None and not queued:  # queued and parked commands have not run yet
+            store.record(args, (time.perf_counter_ns() - started) // 1000, self)
         # Before the reply goes back: a listener (sync trigger) is atomic with the command.
         if emitted:
             events.deliver(self._session, emitted)
@@ -155,6 +179,47 @@ class StoreSocket(ExtraCommands):
     ) -> Any:
         # One command proper (also each command of EXEC and each redis.call of a script): note
         # the state of its keys before and after, and turn that into Redis' keyspace events.
+        if self._session.store.tracking.clients:
+            return self._tracked_run_command(func, sig, args, from_script)
+        return self._run_command_proper(func, sig, args, from_script)
+
+    def _tracked_run_command(
+        self, func: Callable[..., Any] | None, sig: Signature, args: list[Any], from_script: bool
+    ) -> Any:
+        """A command run while some client tracks keys: remember what this client read; a
+        FLUSHDB / FLUSHALL tells every tracking client to drop everything, once."""
+        store = self._session.store
+        flush = sig.name in FLUSHES
+        if flush:
+            store.flushing = True
+        try:
+            result = self._run_command_proper(func, sig, args, from_script)
+        finally:
+            if flush:
+                store.flushing = False
+        if flush and not isinstance(result, SimpleError):
+            for client_id in store.tracking.flushed():
+                store.invalidate(client_id, None)
+        tracking = store.tracking.clients.get(int(self._client_info["id"]))
+        if tracking is not None and tracking.remembers_reads() and not from_script:
+            argv = [*sig_words(sig.name), *wire_args(args)]
+            info = store.command_info().lookup(argv)
+            if info is not None and "readonly" in info.flags:
+                store.tracking.remember(
+                    int(self._client_info["id"]), store.command_info().keys_of(argv)
+                )
+        return result
+
+    def _after_tracked_command(self, args: list[bytes]) -> None:
+        """CLIENT CACHING yes|no holds for the next command only."""
+        tracking = self._session.store.tracking.clients.get(int(self._client_info["id"]))
+        caching = len(args) > 1 and args[0].lower() == b"client" and args[1].lower() == b"caching"
+        if tracking is not None and not caching:
+            tracking.caching = None
+
+    def _run_command_proper(
+        self, func: Callable[..., Any] | None, sig: Signature, args: list[Any], from_script: bool
+    ) -> Any:
         store = self._session.store
         events = store.events
         if sig.name in RUNS_OTHERS or not events.wanted():
@@ -168,8 +233,11 @@ class StoreSocket(ExtraCommands):
         context = CommandContext(db, silent=sig.name in FLUSHES)
         outer, events.context = events.context, context
         try:
-            # `db.get` drops the keys that have expired (lazy expiry), as Redis' lookups would.
+            # `db.get` drops the keys that have expired (lazy expiry), as Redis' lookups would;
+            # it is not an access of its own (OBJECT IDLETIME).
+            touching, store.touching = store.touching, False
             before = {key: key_state(db.get(key)) for key in keys}
+            store.touching = touching
             self._x_items = []
             result = super()._run_command(func, sig, args, from_script)
             items, self._x_items = self._x_items, []
@@ -272,7 +340,7 @@ class StoreSocket(ExtraCommands):
 
     @property
     def db_object(self) -> TrackedDatabase:
-        return self._db  # type: ignore[return-value]
+        return cast("TrackedDatabase", self._db)
 
     @property
     def in_multi(self) -> bool:
@@ -370,8 +438,15 @@ class StoreSocket(ExtraCommands):
         raise SimpleError(SecurityErrors.EMBEDDED_ACL.format(sub="load"))
 
     def config_set(self, *args: bytes) -> Any:
-        for name in args[0::2]:
-            reason = CONFIG_REFUSED.get(name.lower())
+        # Names are case-insensitive and kept lower-case (the old ziplist names are aliases).
+        names = [CONFIG_ALIASES.get(n.lower(), n.lower()) for n in args[0::2]]
+        for name, given, value in zip(names, args[0::2], args[1::2]):
+            reason = CONFIG_REFUSED.get(name)
+            if reason is None and name in INTEGER_CONFIG and not _is_int(value):
+                reason = EmbeddedErrors.CONFIG_NOT_INTEGER
             if reason is not None:
-                raise SimpleError(config_set_failed(name.decode("utf-8", "replace"), reason))
-        return super().config_set(*args)
+                raise SimpleError(config_set_failed(given.decode("utf-8", "replace"), reason))
+        pairs = [part for pair in zip(names, args[1::2]) for part in pair]
+        reply = super().config_set(*pairs, *args[len(pairs):])
+        self._session.store.config_changed()
+        return reply

@@ -9,17 +9,17 @@ typed and worded as Redis 7 does), `events` (keyspace events named as Redis 7 na
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 import weakref
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from fakeredis import FakeServer
 from fakeredis._commands import SUPPORTED_COMMANDS
 from fakeredis._core._database import Item
 from fakeredis.model import ExpiringMembersSet, Hash, get_all_commands_info
 
+from jshost.replies import Push
 from jshost.store.base import DataSnapshots, Store, StoreListener
 from jshost.store.command_table import CommandTable
 from jshost.store.embedded.blocking import BlockedClients
@@ -27,10 +27,18 @@ from jshost.store.embedded.database import TrackedDatabase
 from jshost.store.embedded.datafile import DataFile
 from jshost.store.embedded.events import KeyspaceEvents
 from jshost.store.embedded.expiry import ActiveExpiry
+from jshost.store.embedded.extra_commands import CONFIG_DEFAULTS
+from jshost.store.embedded.monitor import CommandMonitor, Histogram
 from jshost.store.embedded.reply_fixes import REDIS_VERSION
+from jshost.store.embedded.server_commands import rss_bytes
 from jshost.store.embedded.session import EmbeddedSession
+from jshost.store.embedded.tracking import INVALIDATE, TrackingTable
 from jshost.store.embedded.values import UnsupportedValue, from_stored, to_stored
 from jshost.store.values import StoredValue
+
+if TYPE_CHECKING:
+    from jshost.store.embedded.database import Waiter
+    from jshost.store.embedded.socket import StoreSocket
 
 
 class EmbeddedStore(Store):
@@ -53,7 +61,21 @@ class EmbeddedStore(Store):
         self.blocked = BlockedClients()
         self.sessions: weakref.WeakSet[EmbeddedSession] = weakref.WeakSet()
         self._table: CommandTable | None = None
-        self._started = time.time()
+        self.started = time.time()
+        # SLOWLOG, LATENCY (`monitor`), with their settings parsed.
+        self.monitor = CommandMonitor()
+        self._monitor_config = self._parse_monitor_config()
+        self.touching = True  # False while a CLIENT NO-TOUCH client's command runs
+        # CLIENT TRACKING (`tracking`): who tracks what, the socket whose command runs now
+        # (NOLOOP), and FLUSHDB/FLUSHALL in progress (one null push for it).
+        self.tracking = TrackingTable()
+        self.running: StoreSocket | None = None
+        self.flushing = False
+        self.by_id: weakref.WeakValueDictionary[int, EmbeddedSession] = (
+            weakref.WeakValueDictionary()
+        )
+        self.started_rss = rss_bytes()
+        self.expired_keys = 0  # INFO's, since the start or CONFIG RESETSTAT
 
     def open_session(self) -> EmbeddedSession:
         return EmbeddedSession(self)
@@ -130,38 +152,80 @@ class EmbeddedStore(Store):
         )
         return CommandTable.bundled().merged(extra)
 
-    def info_text(self, sections: set[bytes]) -> bytes:
-        """A small INFO: the fields a client or the host is likely to look at."""
-        dbs = {i: db for i, db in sorted(self.server.dbs.items()) if len(db)}
-        keyspace = [
-            f"db{i}:keys={len(db)},expires={sum(1 for k in db if db[k].expireat)},avg_ttl=0"
-            for i, db in dbs.items()
-        ]
-        blocked = len(self.blocked.parked)
-        body = {
-            "server": [
-                f"redis_version:{'.'.join(map(str, REDIS_VERSION))}",
-                "redis_mode:standalone",
-                f"os:{platform.system()} {platform.release()} {platform.machine()}",
-                "arch_bits:64",
-                f"process_id:{os.getpid()}",
-                f"uptime_in_seconds:{int(time.time() - self._started)}",
-                "executable:jshost-embedded",
-            ],
-            "clients": [
-                f"connected_clients:{len(self.server.sockets)}",
-                f"blocked_clients:{blocked}",
-            ],
-            "memory": ["used_memory:0", "maxmemory:0", "maxmemory_policy:noeviction"],
-            "persistence": ["loading:0", "aof_enabled:0"],
-            "replication": ["role:master", "connected_slaves:0"],
-            "keyspace": keyspace,
-        }
-        wanted = sections or {b"default"}
-        everything = bool(wanted & {b"all", b"everything", b"default"})
-        parts = [
-            f"# {name.capitalize()}\r\n" + "".join(line + "\r\n" for line in lines)
-            for name, lines in body.items()
-            if everything or name.encode() in wanted
-        ]
-        return "\r\n".join(parts).encode()
+    # -- what the server commands (`server_commands`) and INFO read -------------------------------
+
+    @property
+    def parked(self) -> dict[EmbeddedSession, Waiter]:
+        """The sessions waiting in a blocking command."""
+        return self.blocked.parked
+
+    def version_text(self) -> str:
+        return ".".join(map(str, REDIS_VERSION))
+
+    def config_value(self, name: bytes) -> bytes:
+        """A setting's value (CONFIG SET keeps names lower-case), or its default."""
+        return self.server.config.get(name, CONFIG_DEFAULTS.get(name, b""))
+
+    def _parse_monitor_config(self) -> tuple[int, int, int, bool]:
+        value = self.config_value
+        return (int(value(b"slowlog-log-slower-than")), int(value(b"slowlog-max-len")),
+                int(value(b"latency-monitor-threshold")),
+                value(b"latency-tracking").lower() == b"yes")
+
+    def config_changed(self) -> None:
+        """CONFIG SET ran: re-read the settings the store acts on."""
+        self._monitor_config = self._parse_monitor_config()
+
+    def record(self, args: list[bytes], micros: int, sock: StoreSocket) -> None:
+        """A command has run in `micros` microseconds: the histograms, the slow log and the
+        latency monitor (the common case, a fast command, costs a histogram count)."""
+        slower_than, max_len, latency_ms, histograms = self._monitor_config
+        if histograms:  # (inline: this runs for every command)
+            histogram = self.monitor.histograms.get(args[0].lower())
+            if histogram is None:
+                histogram = self.monitor.histograms[args[0].lower()] = Histogram()
+            histogram.calls += 1
+            histogram.usec += micros
+            histogram.buckets[(micros - 1).bit_length() if micros > 1 else 0] += 1
+        if not (0 <= slower_than <= micros or 0 < latency_ms * 1000 <= micros):
+            return
+        fast = False
+        if latency_ms > 0 and micros >= latency_ms * 1000:
+            info = self.command_info().lookup(args)
+            fast = info is not None and "fast" in info.flags
+        name = sock._client_info.get("name", "") or ""
+        self.monitor.record_slow(
+            args, micros, slower_than=slower_than, max_len=max_len,
+            latency_threshold_ms=latency_ms, fast=fast, client=(sock._session.peer, name.encode()),
+        )
+
+    # -- expiry and CLIENT TRACKING ------------------------------------------------------------------
+
+    def key_expired(self, db: TrackedDatabase, key: bytes) -> None:
+        """`db` dropped `key` because it expired: count it, tell the clients tracking it, and
+        report the `expired` event."""
+        self.expired_keys += 1
+        if self.tracking.clients:
+            self.tracked_key_changed(key, expired=True)
+        self.events.key_expired(db, key)
+
+    def tracked_key_changed(self, key: bytes, expired: bool = False) -> None:
+        """Tell the clients tracking `key` (a FLUSHDB tells them all at its end instead)."""
+        if self.flushing:
+            return
+        running = self.running
+        writer = None if expired or running is None else int(running._client_info["id"])
+        for client_id, keys in self.tracking.modified(key, writer).items():
+            self.invalidate(client_id, keys)
+
+    def invalidate(self, client_id: int, keys: list[bytes] | None) -> None:
+        """Push an invalidation (`keys`, or None for everything) to a tracking client."""
+        session = self.by_id.get(client_id)
+        if session is None or session.closed:
+            self.tracking.disable(client_id)
+            return
+        push = Push([INVALIDATE, keys])
+        if session.on_push is None:
+            session.pushes.append(push)
+        else:
+            session.on_push(push)

@@ -84,6 +84,7 @@ class AsyncConnection:
         self.closed = False
         self._writing = False  # a writer callback is registered
         self._flush_scheduled = False
+        self.backend_id: int | None = None  # its CLIENT ID on the backend, once open
         store.connections.add(self)
         self.opening = self.loop.create_task(self._open(name, gate))
 
@@ -103,7 +104,7 @@ class AsyncConnection:
                 await asyncio.wait([gate])  # the session's earlier shared commands come first
             if self.closed:
                 return
-            sock, parser = await self.loop.run_in_executor(
+            sock, parser, self.backend_id = await self.loop.run_in_executor(
                 None,
                 functools.partial(
                     connect, store.url, self.db, name, store.timeout, store.connect_timeout

@@ -59,8 +59,9 @@ def read_replies(
 
 def connect(
     url: RedisURL, db: int, name: bytes | None, timeout: float | None, connect_timeout: float
-) -> tuple[socket.socket, ReplyParser]:
-    """Open a blocking socket to the backend and run the handshake; raises `BackendError`."""
+) -> tuple[socket.socket, ReplyParser, int | None]:
+    """Open a blocking socket to the backend and run the handshake; raises `BackendError`.
+    Also gives the connection's client id on the backend (from HELLO's reply)."""
     try:
         sock = url.open_socket(connect_timeout)
     except OSError as exc:
@@ -84,7 +85,9 @@ def connect(
         sock.close()
         raise BackendError(error)
     set_io_timeout(sock, timeout)
-    return sock, parser
+    hello = replies[0]
+    backend_id = hello.get(b"id") if isinstance(hello, dict) else None
+    return sock, parser, backend_id if isinstance(backend_id, int) else None
 
 
 def set_io_timeout(sock: socket.socket, timeout: float | None) -> None:

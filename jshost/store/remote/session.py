@@ -119,6 +119,22 @@ class RemoteSession(Session):
         self._last_shared = future
         return future
 
+    def unblock(self, error: bool) -> bool | asyncio.Future[bool]:
+        """CLIENT UNBLOCK of the backend connection this session's blocking command waits on
+        (sent on a shared connection: this one is busy), once that connection is open."""
+        conn = self._conn
+        if conn is None or self.closed:
+            return False
+        return asyncio.ensure_future(self._unblock(conn, error))
+
+    async def _unblock(self, conn: AsyncConnection, error: bool) -> bool:
+        await asyncio.wait([conn.opening])
+        if conn.backend_id is None or conn.closed:
+            return False
+        args = [b"CLIENT", b"UNBLOCK", b"%d" % conn.backend_id, *([b"ERROR"] if error else [])]
+        reply = await self.store.shared_connection(self._shared_index).submit(args, raw=False)
+        return bool(reply == 1)
+
     def close(self) -> None:
         if self._closed:
             return

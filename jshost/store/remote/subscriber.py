@@ -76,7 +76,7 @@ class EventSubscriber:
 
     async def open(self) -> None:
         store = self.store
-        sock, parser = await self.loop.run_in_executor(
+        sock, parser, _ = await self.loop.run_in_executor(
             None,
             functools.partial(
                 connect, store.url, store.db, b"jshost-events", store.timeout,

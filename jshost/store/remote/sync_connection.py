@@ -166,7 +166,7 @@ class SyncConnection:
             self.close()
         if self.sock is None:
             store = self.store
-            self.sock, self.parser = connect(
+            self.sock, self.parser, _ = connect(
                 store.url, store.db, b"jshost-sync", store.timeout, store.connect_timeout
             )
             self.db = store.db
