@@ -11,7 +11,8 @@ lease decides which jshost runs the triggers (jshost/host/lease.py).
   through (`Host.session`), the ones tf `callAsync` waits on, and on a remote store "inside an
   atomic section" — fires no keyspace trigger. Stream triggers still see it.
 * **Firing.** Every keyspace trigger whose prefix the key starts with (bytes; an empty
-  prefix matches everything) fires, library by library in registration order.
+  prefix matches everything) fires, library by library in registration order. On a replica
+  (`Gates.replica`) a tf library's triggers do not fire; an rg library's do (as in each era).
 * **A run.** `data = {event, key, key_raw}` is built once, in JS (`triggerRun` in the
   prelude), so what tf `onTriggerFired` adds to it reaches the main callback. onTriggerFired
   runs locked with a `no-writes` client; a sync callback then runs locked with a sync client
@@ -34,6 +35,7 @@ from typing import Any
 from jshost.engine import JSError, JSFunction, JSPromise, JSTerminated
 from jshost.host.atomic import AtomicSection, async_token
 from jshost.host.conversions import error_text, settled_result, value_error_text
+from jshost.host.gates import Gates
 from jshost.host.lease import RemoteTriggers
 from jshost.host.library import (
     NO_WRITES,
@@ -62,8 +64,9 @@ class Triggers:
 
     def __init__(self, registry: Registry, section: AtomicSection, scheduler: Scheduler,
                  limits: Limits, store: Store, session: Callable[[int], Session],
-                 muted: MutableSet[Any]) -> None:
+                 muted: MutableSet[Any], gates: Gates) -> None:
         self.registry = registry
+        self.gates = gates
         self.section = section
         self.scheduler = scheduler
         self.limits = limits
@@ -119,10 +122,17 @@ class Triggers:
                    for lib in self.registry.libraries.values())
 
     def fire(self, db: int, event: bytes, key: bytes) -> None:
-        """Run every keyspace trigger whose prefix `key` starts with."""
+        """Run every keyspace trigger whose prefix `key` starts with. On a replica, only rg
+        libraries' triggers fire (tf ignores every event while not a primary)."""
+        replica: bool | None = None  # asked once, and only if a tf library has a trigger
         for lib in list(self.registry.libraries.values()):
             if not lib.keyspace_triggers:
                 continue
+            if lib.era == "tf":
+                if replica is None:
+                    replica = self.gates.replica
+                if replica:
+                    continue
             for trigger in list(lib.keyspace_triggers.values()):
                 if key.startswith(trigger.prefix) and not lib.runtime.closed:
                     if self.section.held:  # (cannot happen from the stores; be safe)

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 from fakeredis._command_args_parsing import Int, Timeout
 from fakeredis._commands import Key, Signature
 from fakeredis._core._database import CommandItem
-from fakeredis._helpers import SimpleError, compile_pattern
+from fakeredis._helpers import OK, SimpleError, SimpleString, compile_pattern
 from fakeredis._msgs import FLAG_NO_SCRIPT, WRONGTYPE_MSG
 from fakeredis._socket import FakeSocket
 
-from jshost.errors import StoreErrors
+from jshost.errors import ReplicaErrors, StoreErrors, config_set_failed, wrong_arity
+from jshost.settings import parse_size
 from jshost.store.command_table import CommandTable
 
 if TYPE_CHECKING:
@@ -42,7 +43,10 @@ def _signatures() -> dict[str, Signature]:
         "waitaof": Signature("waitaof", "x_waitaof", (Int, Int, Int)),
         "info": Signature("info", "x_info", (), (bytes,)),
         "config get": Signature("config get", "x_config_get", (bytes,), (bytes,)),
+        "config set": Signature("config set", "x_config_set", (bytes, bytes), (bytes, bytes)),
         "role": Signature("role", "x_role", ()),
+        "replicaof": Signature("replicaof", "x_replicaof", (bytes, bytes), flags=FLAG_NO_SCRIPT),
+        "slaveof": Signature("slaveof", "x_replicaof", (bytes, bytes), flags=FLAG_NO_SCRIPT),
         # fakeredis' BLMOVE answers a missing source at once, before it could block: replaced.
         "blmove": Signature(
             "blmove", "x_blmove", (bytes, bytes, bytes, bytes, Timeout), (), flags=FLAG_NO_SCRIPT
@@ -94,6 +98,42 @@ class ExtraCommands(FakeSocket):
         regexes = [compile_pattern(p.lower()) for p in patterns]
         return {k: v for k, v in params.items() if any(r.match(k) for r in regexes)}
 
+    def x_config_set(self, *pairs: bytes) -> Any:
+        """CONFIG SET, all or nothing; names kept in lower case (CONFIG GET finds them), and
+        `maxmemory` checked and kept in bytes, as Redis shows it."""
+        if len(pairs) % 2:
+            raise SimpleError(wrong_arity("config|set"))
+        values: dict[bytes, bytes] = {}
+        for name, value in zip(pairs[::2], pairs[1::2]):
+            name = name.lower()
+            if name == b"maxmemory":
+                try:
+                    value = str(parse_size(value.decode("ascii", "replace"))).encode()
+                except ValueError as exc:
+                    raise SimpleError(config_set_failed("maxmemory", str(exc))) from None
+            values[name] = value
+        for name, value in values.items():
+            self._server.config.pop(name.upper(), None)
+            self._server.config[name] = value
+        return OK
+
+    def x_replicaof(self, host: bytes, port: bytes) -> Any:
+        """REPLICAOF / SLAVEOF: the role is recorded (INFO, ROLE, READONLY), nothing connects."""
+        store = self._session.store
+        if host.lower() == b"no" and port.lower() == b"one":
+            store.replica_of = None
+            return OK
+        try:
+            number = int(port)
+        except ValueError:
+            number = -1
+        if not 0 <= number <= 65535 or not port.strip(b"+-").isdigit():
+            raise SimpleError(ReplicaErrors.INVALID_MASTER_PORT)
+        if store.replica_of == (host, number):
+            return SimpleString(ReplicaErrors.ALREADY_CONNECTED.encode())
+        store.replica_of = (host, number)
+        return OK
+
     def x_info(self, *sections: bytes) -> bytes:
         return self._session.store.info_text({s.lower() for s in sections})
 
@@ -134,7 +174,10 @@ class ExtraCommands(FakeSocket):
         return element
 
     def x_role(self) -> list[Any]:
-        return [b"master", 0, []]
+        target = self._session.store.replica_of
+        if target is None:
+            return [b"master", 0, []]
+        return [b"slave", target[0], target[1], b"connect", -1]
 
     # COMMAND: replies are already typed (`_typed` keeps Status/SetReply/Verbatim as they are).
 

@@ -20,6 +20,7 @@ from fakeredis._commands import SUPPORTED_COMMANDS
 from fakeredis._core._database import Item
 from fakeredis.model import ExpiringMembersSet, Hash, get_all_commands_info
 
+from jshost.settings import parse_size
 from jshost.store.base import DataSnapshots, Store, StoreListener
 from jshost.store.command_table import CommandTable
 from jshost.store.embedded.blocking import BlockedClients
@@ -27,6 +28,7 @@ from jshost.store.embedded.database import TrackedDatabase
 from jshost.store.embedded.datafile import DataFile
 from jshost.store.embedded.events import KeyspaceEvents
 from jshost.store.embedded.expiry import ActiveExpiry
+from jshost.store.embedded.memory import DatasetSize
 from jshost.store.embedded.reply_fixes import REDIS_VERSION
 from jshost.store.embedded.session import EmbeddedSession
 from jshost.store.embedded.values import UnsupportedValue, from_stored, to_stored
@@ -54,6 +56,11 @@ class EmbeddedStore(Store):
         self.sessions: weakref.WeakSet[EmbeddedSession] = weakref.WeakSet()
         self._table: CommandTable | None = None
         self._started = time.time()
+        self.dataset = DatasetSize(self.server)
+        # REPLICAOF's target (host, port), or None on a primary: jshost records the role and
+        # refuses writes as a replica does, but never connects anywhere.
+        self.replica_of: tuple[bytes, int] | None = None
+        self._maxmemory: tuple[bytes, int] = (b"0", 0)  # (CONFIG text, bytes)
 
     def open_session(self) -> EmbeddedSession:
         return EmbeddedSession(self)
@@ -86,6 +93,30 @@ class EmbeddedStore(Store):
     def snapshots(self) -> DataSnapshots:
         return DataFile(self)
 
+    # -- replica role and maxmemory (jshost is the whole server here) ------------------------------
+
+    def is_replica(self) -> bool:
+        return self.replica_of is not None
+
+    @property
+    def maxmemory(self) -> int:
+        """`maxmemory` in bytes (0: no limit), as CONFIG SET left it."""
+        raw = self.server.config.get(b"maxmemory", b"0")
+        if raw != self._maxmemory[0]:
+            try:
+                self._maxmemory = (raw, parse_size(raw.decode("ascii", "replace")))
+            except ValueError:  # (CONFIG SET refuses such values: `x_config_set`)
+                self._maxmemory = (raw, 0)
+        return self._maxmemory[1]
+
+    def used_memory(self) -> int:
+        """The estimate of used memory INFO shows and `is_oom` compares (`DatasetSize`)."""
+        return self.dataset.used_memory()
+
+    def is_oom(self) -> bool:
+        limit = self.maxmemory
+        return bool(limit) and self.used_memory() > limit
+
     # -- the data, as `jshost.store.values` (the data file) ----------------------------------------
 
     def export_values(self) -> Iterator[tuple[int, bytes, StoredValue | str, float | None]]:
@@ -108,6 +139,7 @@ class EmbeddedStore(Store):
         `export_values` gives it. An expiry already past stores nothing."""
         if expiry is not None and expiry <= time.time():
             return
+        self.dataset.reset()
         stored = from_stored(value)
         if isinstance(stored, (Hash, ExpiringMembersSet)) and not len(stored):
             return  # every member's own time to live has passed meanwhile
@@ -132,6 +164,12 @@ class EmbeddedStore(Store):
 
     def info_text(self, sections: set[bytes]) -> bytes:
         """A small INFO: the fields a client or the host is likely to look at."""
+        wanted = sections or {b"default"}
+        everything = bool(wanted & {b"all", b"everything", b"default"})
+
+        def wants(section: bytes) -> bool:
+            return everything or section in wanted
+
         dbs = {i: db for i, db in sorted(self.server.dbs.items()) if len(db)}
         keyspace = [
             f"db{i}:keys={len(db)},expires={sum(1 for k in db if db[k].expireat)},avg_ttl=0"
@@ -152,16 +190,37 @@ class EmbeddedStore(Store):
                 f"connected_clients:{len(self.server.sockets)}",
                 f"blocked_clients:{blocked}",
             ],
-            "memory": ["used_memory:0", "maxmemory:0", "maxmemory_policy:noeviction"],
+            "memory": self._memory_info() if wants(b"memory") else [],
             "persistence": ["loading:0", "aof_enabled:0"],
-            "replication": ["role:master", "connected_slaves:0"],
+            "replication": self._replication_info(),
             "keyspace": keyspace,
         }
-        wanted = sections or {b"default"}
-        everything = bool(wanted & {b"all", b"everything", b"default"})
         parts = [
             f"# {name.capitalize()}\r\n" + "".join(line + "\r\n" for line in lines)
             for name, lines in body.items()
             if everything or name.encode() in wanted
         ]
         return "\r\n".join(parts).encode()
+
+    def _memory_info(self) -> list[str]:
+        used, limit = self.used_memory(), self.maxmemory
+        policy = self.server.config.get(b"maxmemory-policy", b"noeviction").decode()
+        return [f"used_memory:{used}", f"used_memory_human:{_human(used)}",
+                f"maxmemory:{limit}", f"maxmemory_human:{_human(limit)}",
+                f"maxmemory_policy:{policy}"]
+
+    def _replication_info(self) -> list[str]:
+        if self.replica_of is None:
+            return ["role:master", "connected_slaves:0"]
+        host, port = self.replica_of
+        return ["role:slave", f"master_host:{host.decode('utf-8', 'replace')}",
+                f"master_port:{port}", "master_link_status:down", "slave_read_only:1",
+                "connected_slaves:0"]
+
+
+def _human(size: int) -> str:
+    """Redis' `bytesToHuman` (INFO's `*_human` fields)."""
+    for unit, scale in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if size >= scale:
+            return f"{size / scale:.2f}{unit}"
+    return f"{size}B"
