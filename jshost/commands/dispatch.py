@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from jshost.commands import (
     connection_cmds,
+    debug_cmds,
     gears,
     info_cmd,
     persistence_cmds,
@@ -240,7 +241,7 @@ def default_handlers() -> dict[bytes, Handler]:
     """Every command jshost answers itself, by lower-case name."""
     handlers: dict[bytes, Handler] = {}
     for family in (connection_cmds, transactions, gears, persistence_cmds, info_cmd,
-                   server_state):
+                   server_state, debug_cmds):
         overlap = handlers.keys() & family.HANDLERS.keys()
         if overlap:
             raise RuntimeError(f"commands claimed twice: {sorted(overlap)}")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from jshost.engine import new_engine
@@ -38,6 +38,7 @@ from jshost.host.library import Library
 from jshost.host.limits import Limits
 from jshost.host.natives import Natives, prelude_texts
 from jshost.host.registry import Registry
+from jshost.host.reload import reload_libraries
 from jshost.host.requests import CallArgs
 from jshost.host.scheduler import Scheduler
 from jshost.host.triggers import Triggers
@@ -105,6 +106,11 @@ class Host:
     def follow(self, name: str, saved: SavedLibrary | None) -> None:
         """Apply a change another jshost instance made to library `name` (None: deleted)."""
         self.registry.follow(name, saved)
+
+    def reload(self, on_failure: Callable[[], None] = lambda: None) -> str | None:
+        """DEBUG RELOAD / LOADAOF, the library part (`jshost.host.reload`): the load error of
+        the library that failed (after `on_failure` ran), or None."""
+        return reload_libraries(self.registry, self.triggers, on_failure)
 
     def get_library(self, name: str) -> Library:
         """The library `name`; raises `ReplyError` (`Unknown library`)."""

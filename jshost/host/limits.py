@@ -69,6 +69,14 @@ class Limits:
         where RedisGears logs and lets it run)."""
         return None if self.kill_policy else self.lock_timeout
 
+    def load_deadline(self, era: Era, with_data: bool) -> float | None:
+        """The deadline of a library's top-level code: `lock_deadline`, except that a tf
+        library loaded with the data (start-up, DEBUG RELOAD / LOADAOF) gets
+        `db-loading-lock-redis-timeout` instead (RedisGears' rg used the lock's)."""
+        if self.kill_policy or not with_data or era != "tf":
+            return self.lock_deadline
+        return int(self.settings["db-loading-lock-redis-timeout"]) / 1000
+
     @property
     def verbosity(self) -> int:
         """`error-verbosity`: 2 adds the JS stack to error texts."""

@@ -56,6 +56,9 @@ class Registry:
         self._texts_for = texts_for
         self.observers: list[LibraryObserver] = []
         self.archive: LibraryArchive | None = None  # where libraries are kept (the server sets it)
+        # True while libraries are loaded with the data (start-up, DEBUG RELOAD): tf top levels
+        # then run under db-loading-lock-redis-timeout.
+        self.loading_data = False
 
     def load(self, code: str, config_text: str | None = None, replace: bool = False,
              era: Era = "rg", user: str = "default", persist: bool = True) -> str:
@@ -124,7 +127,7 @@ class Registry:
         rt = lib.runtime
         lib.loading = True
         self.section.enter(0, 0, allow_block=False)
-        rt.set_deadline(self.limits.lock_deadline)
+        rt.set_deadline(self.limits.load_deadline(lib.era, self.loading_data))
         try:
             script.run()
             rt.run_jobs()
@@ -143,12 +146,16 @@ class Registry:
         """Load saved libraries at start-up; one that fails is logged and skipped. Returns how
         many loaded."""
         loaded = 0
-        for lib in saved:
-            try:
-                self.load(lib.code, lib.config_text, True, lib.era, lib.user, persist=False)
-                loaded += 1
-            except ReplyError as exc:
-                log.error("could not load saved library %s: %s", lib.name, exc.text)
+        self.loading_data = True
+        try:
+            for lib in saved:
+                try:
+                    self.load(lib.code, lib.config_text, True, lib.era, lib.user, persist=False)
+                    loaded += 1
+                except ReplyError as exc:
+                    log.error("could not load saved library %s: %s", lib.name, exc.text)
+        finally:
+            self.loading_data = False
         return loaded
 
     def follow(self, name: str, saved: SavedLibrary | None) -> None:

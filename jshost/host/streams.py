@@ -234,13 +234,18 @@ class StreamConsumers:
             if cursor in (b"0", 0):
                 return
 
-    def resume_all(self) -> None:
-        """Scan for every stream trigger (a remote instance that just took the lease over)."""
+    def resume_all(self, keep_positions: bool = False) -> None:
+        """Scan for every stream trigger: a remote instance that just took the lease over
+        (positions read again from the store), or the end of a reload (`keep_positions`: the
+        ones restored in memory; every stream is pumped)."""
         for lib in list(self.registry.libraries.values()):
             for trigger in lib.stream_triggers.values():
-                trigger.streams.clear()
-                self.scheduler.call_soon(lambda lib=lib, t=trigger: self.scan(lib, t))
-        self._wrote_positions = False
+                if not keep_positions:
+                    trigger.streams.clear()
+                self.scheduler.call_soon(
+                    lambda lib=lib, t=trigger: self.scan(lib, t, keep_positions))
+        if not keep_positions:
+            self._wrote_positions = False
 
     # --- pumping -----------------------------------------------------------------------------
 

@@ -77,6 +77,8 @@ class Triggers:
         muted.add(ATOMIC_SECTION)
         # False while another jshost in front of the same Redis holds the trigger lease.
         self.active = True
+        # True while data is being loaded (DEBUG RELOAD / LOADAOF): events are ignored.
+        self.loading = False
         self.streams = StreamConsumers(self, session, store.db)
         self.remote: RemoteTriggers | None = None
         notifications = store.notifications
@@ -87,7 +89,7 @@ class Triggers:
 
     def on_event(self, origin: object, db: int, event: bytes, key: bytes) -> None:
         """A keyspace event from the store (see the module docstring)."""
-        if not self.active or key in INTERNAL_KEYS or not self.registry.libraries:
+        if not self.active or self.loading or key in INTERNAL_KEYS or not self.registry.libraries:
             return
         try:
             self.streams.on_event(db, event, key)
