@@ -1,4 +1,4 @@
-"""The texts of the replica role, out of memory and DEBUG RELOAD / LOADAOF, byte for byte as
+"""The texts of the replica role, out of memory, JS heap limits and DEBUG RELOAD / LOADAOF, byte for byte as
 SPEC.md gives them (its addenda), each produced by `jshost.errors`."""
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ TEXTS: list[tuple[str, str]] = [
     (errors.can_not_lock_redis(errors.LOCK_OOM_REASON),
      "Can not lock Redis, OOM Can not lock redis for write"),
     (errors.REDIS_OOM, "OOM command not allowed when used memory > 'maxmemory'."),
+    (errors.JS_ENGINE_OOM, "JS engine reached OOM state and can not run any more code"),
+    (errors.compile_failed("tf", errors.JS_ENGINE_OOM),
+     "Failed to compile library: JS engine reached OOM state and can not run any more code"),
+    (errors.EXECUTION_TERMINATED, "Err Execution was terminated due to OOM or timeout"),
+    (errors.failed_loading_library(errors.EXECUTION_TERMINATED),
+     "Failed loading library: Err Execution was terminated due to OOM or timeout."),
     (ReloadErrors.RELOAD_FAILED, "ERR Error trying to load the RDB dump, check server logs."),
     (ReloadErrors.LOADAOF_FAILED, "ERR Error trying to load the AOF files, check server logs."),
     (ReloadErrors.RELOAD_OPTIONS,

@@ -64,6 +64,11 @@ class Calls:
         check_enough_arguments(call)
         if fn.is_async and not asynchronous:
             raise ReplyError(errors.async_needs_async_command(era))
+        heap = self.limits.heap
+        refused = heap.entry_refusal(lib)  # tf's OOM state
+        if refused is not None:
+            raise ReplyError(refused)
+        heap.before_entry(lib)
         args = _arguments(call.rest, fn.flags & RAW_ARGUMENTS)
         allow_block = asynchronous and blocking_allowed
         if fn.coroutine:
@@ -88,6 +93,7 @@ class Calls:
             return js_to_reply(value)
         except JSTerminated:
             lib.terminations += 1
+            self.limits.heap.stopped(lib)
             rt.gc()
             raise ReplyError(errors.EXECUTION_TERMINATED) from None
         except JSError as exc:

@@ -69,6 +69,9 @@ class Registry:
         prologue = parse_prologue(code, era)
         limits = self.limits
         limits.current()
+        refused = limits.heap.load_refusal(era)  # (after prologue errors, before compiling)
+        if refused is not None:
+            raise ReplyError(refused)
         runtime = self.engine.new_runtime(limits.memory_limit(era))
         lib = Library(prologue, code, era, config_text, user, runtime)
         limits.apply_value_limit(runtime)
@@ -133,6 +136,7 @@ class Registry:
             rt.run_jobs()
         except JSTerminated:
             lib.terminations += 1
+            self.limits.heap.stopped(lib)
             raise ReplyError(errors.failed_loading_library(errors.EXECUTION_TERMINATED)) from None
         except JSError as exc:
             text = error_text(exc, self.limits.verbosity)

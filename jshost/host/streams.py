@@ -361,6 +361,10 @@ class StreamConsumers:
             self._ack(lib, trigger, key, state, entry_id, error)
 
         done = once(done)
+        refused = triggers.limits.heap.entry_refusal(lib)  # tf's OOM state: acknowledged failed
+        if refused is not None:
+            done(RecordedError(refused, refused))
+            return
         fn = trigger.fn
         with triggers.outcome(lib, f"stream trigger {trigger.name}", done):
             invoke = lib.runtime.trigger_run(data)

@@ -151,6 +151,10 @@ class Triggers:
         stats.num_triggered += 1
         started = time.monotonic()
         done = once(lambda error: _finish(stats, started, error))
+        refused = self.limits.heap.entry_refusal(lib)  # tf's OOM state: counted as failed
+        if refused is not None:
+            done(RecordedError(refused, refused))
+            return
         data = {"event": event.decode("utf-8", "replace"), "key": text_or_none(key),
                 "key_raw": key}
         fn = trigger.fn
@@ -184,11 +188,14 @@ class Triggers:
         """Run a callback locked, under the lock's deadline: a stop (time or memory), a JS throw
         or a host failure ends the run as failed, with its recorded error."""
         rt = lib.runtime
+        heap = self.limits.heap
+        heap.before_entry(lib)
         rt.set_deadline(self.limits.lock_deadline)
         try:
             yield
         except JSTerminated:
             lib.terminations += 1
+            heap.stopped(lib)
             rt.set_deadline(None)
             rt.gc()
             done(TERMINATED)
