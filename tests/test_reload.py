@@ -50,11 +50,13 @@ redis.register_function('release', () => { waiting.shift()(); return 1; }, ['no-
 
 
 @pytest.fixture(scope="module", params=STORES)
-def store_kind(request: pytest.FixtureRequest) -> Iterator[RedisServer | None]:
+def store_kind(request: pytest.FixtureRequest,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer | None]:
     if request.param == "embedded":
         yield None
         return
-    with RedisServer("--enable-debug-command", "yes", "--appendonly", "yes",
+    files = tmp_path_factory.mktemp("reload")  # its RDB and AOF, out of the working directory
+    with RedisServer("--enable-debug-command", "yes", "--appendonly", "yes", "--dir", str(files),
                      binary=SERVER_BINARIES[request.param]) as srv:
         yield srv
 

@@ -115,6 +115,7 @@ class ExtraCommands(FakeSocket):
         for name, value in values.items():
             self._server.config.pop(name.upper(), None)
             self._server.config[name] = value
+        self._session.store.config_changed()
         return OK
 
     def x_replicaof(self, host: bytes, port: bytes) -> Any:

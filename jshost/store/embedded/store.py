@@ -60,7 +60,8 @@ class EmbeddedStore(Store):
         # REPLICAOF's target (host, port), or None on a primary: jshost records the role and
         # refuses writes as a replica does, but never connects anywhere.
         self.replica_of: tuple[bytes, int] | None = None
-        self._maxmemory: tuple[bytes, int] = (b"0", 0)  # (CONFIG text, bytes)
+        self._maxmemory = 0
+        self.config_changed()
 
     def open_session(self) -> EmbeddedSession:
         return EmbeddedSession(self)
@@ -100,22 +101,24 @@ class EmbeddedStore(Store):
 
     @property
     def maxmemory(self) -> int:
-        """`maxmemory` in bytes (0: no limit), as CONFIG SET left it."""
+        """`maxmemory` in bytes (0: no limit), as CONFIG SET left it (`x_config_set`)."""
+        return self._maxmemory
+
+    def config_changed(self) -> None:
+        """CONFIG SET ran: read `maxmemory` again (it is asked before every write)."""
         raw = self.server.config.get(b"maxmemory", b"0")
-        if raw != self._maxmemory[0]:
-            try:
-                self._maxmemory = (raw, parse_size(raw.decode("ascii", "replace")))
-            except ValueError:  # (CONFIG SET refuses such values: `x_config_set`)
-                self._maxmemory = (raw, 0)
-        return self._maxmemory[1]
+        try:
+            self._maxmemory = parse_size(raw.decode("ascii", "replace"))
+        except ValueError:  # (CONFIG SET refuses such values: `x_config_set`)
+            self._maxmemory = 0
 
     def used_memory(self) -> int:
         """The estimate of used memory INFO shows and `is_oom` compares (`DatasetSize`)."""
         return self.dataset.used_memory()
 
     def is_oom(self) -> bool:
-        limit = self.maxmemory
-        return bool(limit) and self.used_memory() > limit
+        limit = self._maxmemory
+        return bool(limit) and self.dataset.used_memory() > limit
 
     # -- the data, as `jshost.store.values` (the data file) ----------------------------------------
 
