@@ -16,8 +16,7 @@ from fakeredis._helpers import OK, SimpleError, SimpleString, compile_pattern
 from fakeredis._msgs import FLAG_NO_SCRIPT, WRONGTYPE_MSG
 from fakeredis._socket import FakeSocket
 
-from jshost.errors import ReplicaErrors, StoreErrors, config_set_failed, wrong_arity
-from jshost.settings import parse_size
+from jshost.errors import ReplicaErrors, StoreErrors
 from jshost.store.command_table import CommandTable
 
 if TYPE_CHECKING:
@@ -43,7 +42,6 @@ def _signatures() -> dict[str, Signature]:
         "waitaof": Signature("waitaof", "x_waitaof", (Int, Int, Int)),
         "info": Signature("info", "x_info", (), (bytes,)),
         "config get": Signature("config get", "x_config_get", (bytes,), (bytes,)),
-        "config set": Signature("config set", "x_config_set", (bytes, bytes), (bytes, bytes)),
         "role": Signature("role", "x_role", ()),
         "replicaof": Signature("replicaof", "x_replicaof", (bytes, bytes), flags=FLAG_NO_SCRIPT),
         "slaveof": Signature("slaveof", "x_replicaof", (bytes, bytes), flags=FLAG_NO_SCRIPT),
@@ -97,26 +95,6 @@ class ExtraCommands(FakeSocket):
         params.update({k.lower(): v for k, v in self._server.config.items()})
         regexes = [compile_pattern(p.lower()) for p in patterns]
         return {k: v for k, v in params.items() if any(r.match(k) for r in regexes)}
-
-    def x_config_set(self, *pairs: bytes) -> Any:
-        """CONFIG SET, all or nothing; names kept in lower case (CONFIG GET finds them), and
-        `maxmemory` checked and kept in bytes, as Redis shows it."""
-        if len(pairs) % 2:
-            raise SimpleError(wrong_arity("config|set"))
-        values: dict[bytes, bytes] = {}
-        for name, value in zip(pairs[::2], pairs[1::2]):
-            name = name.lower()
-            if name == b"maxmemory":
-                try:
-                    value = str(parse_size(value.decode("ascii", "replace"))).encode()
-                except ValueError as exc:
-                    raise SimpleError(config_set_failed("maxmemory", str(exc))) from None
-            values[name] = value
-        for name, value in values.items():
-            self._server.config.pop(name.upper(), None)
-            self._server.config[name] = value
-        self._session.store.config_changed()
-        return OK
 
     def x_replicaof(self, host: bytes, port: bytes) -> Any:
         """REPLICAOF / SLAVEOF: the role is recorded (INFO, ROLE, READONLY), nothing connects."""

@@ -57,6 +57,7 @@ from jshost.errors import (
     config_set_failed,
 )
 from jshost.replies import ErrorReply, Push, Reply
+from jshost.settings import parse_size
 from jshost.store import rdb
 from jshost.store.base import NO_REPLY
 from jshost.store.embedded.events import (
@@ -371,8 +372,24 @@ class StoreSocket(ExtraCommands):
         raise SimpleError(SecurityErrors.EMBEDDED_ACL.format(sub="load"))
 
     def config_set(self, *args: bytes) -> Any:
-        for name in args[0::2]:
-            reason = CONFIG_REFUSED.get(name.lower())
+        """All or nothing; names kept in lower case (CONFIG GET finds them, whatever case SET
+        used), and `maxmemory` checked and kept in bytes, as Redis shows it."""
+        pairs: list[bytes] = []
+        for name, value in zip(args[0::2], args[1::2]):
+            name = name.lower()
+            reason = CONFIG_REFUSED.get(name)
             if reason is not None:
                 raise SimpleError(config_set_failed(name.decode("utf-8", "replace"), reason))
-        return super().config_set(*args)
+            if name == b"maxmemory":
+                try:
+                    value = str(parse_size(value.decode("ascii", "replace"))).encode()
+                except ValueError as exc:
+                    raise SimpleError(config_set_failed("maxmemory", str(exc))) from None
+            pairs += [name, value]
+        if len(args) % 2:
+            pairs.append(args[-1])  # (fakeredis words the arity error)
+        for name in pairs[0::2]:
+            self._server.config.pop(name.upper(), None)
+        reply = super().config_set(*pairs)
+        self._session.store.config_changed()
+        return reply
