@@ -97,7 +97,7 @@ class QuickJSRuntime:
 
     @property
     def heap_size(self) -> int:
-        return 0 if self._rt.closed else int(self._rt.heap_size)
+        return self._rt.heap_size  # (0 once closed)
 
     @property
     def out_of_memory(self) -> bool:

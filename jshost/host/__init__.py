@@ -68,6 +68,7 @@ class Host:
         self.calls = Calls(self.registry, self.section, self.scheduler, self.limits, self.gates)
         self.triggers = Triggers(self.registry, self.section, self.scheduler, self.limits,
                                  self.store, self.js_commands.session, muted, self.gates)
+        self.registry.observers.append(self.limits.heap)  # (tf charges come and go)
         self.registry.observers.append(self.triggers)
 
     def _natives_for(self, lib: Library) -> dict[str, Any]:

@@ -109,6 +109,7 @@ class Calls:
         finally:
             rt.set_deadline(None)
             self.section.exit()
+            self.limits.heap.after_entry(lib)
             if kill:
                 self.limits.check_overrun(lib, started)
 

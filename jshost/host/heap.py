@@ -38,27 +38,31 @@ FULL_SLACK: Final = 256 * 1024
 
 
 class HeapLimits:
-    """The heap limits of both eras, and the tf OOM state (see the module docstring)."""
+    """The heap limits of both eras, and the tf OOM state (see the module docstring).
+
+    Each tf library's charge is remembered as of the end of its last entry into JS
+    (`after_entry`), and their total kept, so that setting a limit before an entry costs the
+    same with one library as with a hundred; the refusals count afresh."""
 
     def __init__(self, settings: Settings, libraries: Mapping[str, Library]) -> None:
         self.settings = settings
         self._libraries = libraries  # the registry's
         self.oom = False  # tf: the engine's OOM state
-
-    @property
-    def v8_maxmemory(self) -> int:
-        return int(self.settings["v8-maxmemory"])
+        self._charges: dict[Library, int] = {}  # the current tf libraries' charges, last seen
+        self._total = 0
+        self._limits: dict[Library, int] = {}  # the limit each was last given
+        self.v8_maxmemory = int(settings["v8-maxmemory"])  # (start-up only: it does not change)
 
     @staticmethod
     def charged(lib: Library) -> int:
-        """What a tf library counts for against `v8-maxmemory`."""
-        rt = lib.runtime
-        return 0 if rt.closed else max(rt.heap_size, CHARGE_FLOOR)
+        """What a tf library counts for against `v8-maxmemory` now."""
+        return max(lib.runtime.heap_size, CHARGE_FLOOR)
 
-    def tf_charged(self, leave_out: Library | None = None) -> int:
-        """The charges of every tf library together (but `leave_out`)."""
-        return sum(self.charged(lib) for lib in self._libraries.values()
-                   if lib.era == "tf" and lib is not leave_out)
+    def tf_charged(self) -> int:
+        """The charges of every tf library together, counted now."""
+        for lib in list(self._charges):
+            self.after_entry(lib)
+        return self._total
 
     def new_limit(self, era: Era) -> int:
         """The heap limit of a new runtime: `library-maxmemory` (rg), or what the tf libraries
@@ -68,9 +72,39 @@ class HeapLimits:
         return max(1, self.v8_maxmemory - self.tf_charged())
 
     def before_entry(self, lib: Library) -> None:
-        """A tf library's limit: `v8-maxmemory` less what the other tf libraries hold now."""
-        if lib.era == "tf" and not lib.runtime.closed:
-            lib.runtime.set_memory_limit(max(1, self.v8_maxmemory - self.tf_charged(lib)))
+        """A tf library's limit: `v8-maxmemory` less what the other tf libraries held when
+        they last ran."""
+        charge = self._charges.get(lib)
+        if charge is not None:
+            limit = max(1, self.v8_maxmemory - self._total + charge)  # (others' total)
+            if limit != self._limits.get(lib) and not lib.runtime.closed:
+                self._limits[lib] = limit
+                lib.runtime.set_memory_limit(limit)
+
+    def after_entry(self, lib: Library) -> None:
+        """Remember a current tf library's charge after it ran."""
+        old = self._charges.get(lib)
+        if old is not None:
+            new = lib.runtime.heap_size
+            if new < CHARGE_FLOOR:
+                new = CHARGE_FLOOR
+            if new != old:
+                self._charges[lib] = new
+                self._total += new - old
+
+    # the registry's observer: charges come and go with the libraries
+
+    def library_loaded(self, lib: Library, old: Library | None) -> None:
+        if old is not None:
+            self.library_removed(old)
+        if lib.era == "tf":
+            self._charges[lib] = charge = self.charged(lib)
+            self._total += charge
+
+    def library_removed(self, lib: Library) -> None:
+        self._limits.pop(lib, None)
+        if lib in self._charges:
+            self._total -= self._charges.pop(lib)
 
     def entry_refusal(self, lib: Library) -> str | None:
         """The OOM-state text if a tf library may not run now; clears the state once the

@@ -169,6 +169,7 @@ class Scheduler:
         finally:
             rt.set_deadline(None)
             self._slice_end = None
+            limits.heap.after_entry(lib)
         return None
 
     def enter_block(self, lib: Library, flags: int, db: int) -> int:

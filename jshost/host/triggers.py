@@ -206,6 +206,7 @@ class Triggers:
             done(RecordedError(str(exc), str(exc)))
         finally:
             rt.set_deadline(None)
+            heap.after_entry(lib)
 
     def thrown(self, exc: JSError) -> RecordedError:
         """A JS exception as a recorded error."""
