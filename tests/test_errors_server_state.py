@@ -14,13 +14,13 @@ TEXTS: list[tuple[str, str]] = [
     (errors.writes_on_replica("rg"),
      "Err can not run a function that might perform writes on a replica"),
     (errors.writes_on_replica("tf"),
-     "Err can not run a function that might perform writes on a replica or when the "
-     '"avoid replication traffic" option is enabled'),
+     ("Err can not run a function that might perform writes on a replica or when the "
+      '"avoid replication traffic" option is enabled')),
     (errors.can_not_lock_redis(errors.lock_replica_reason("rg")),
      "Can not lock Redis, Can not lock redis for write on replica"),
     (errors.can_not_lock_redis(errors.lock_replica_reason("tf")),
-     "Can not lock Redis, Can not lock redis for write on replica or when the "
-     '"avoid replication traffic" option is enabled'),
+     ("Can not lock Redis, Can not lock redis for write on replica or when the "
+      '"avoid replication traffic" option is enabled')),
     (ReplicaErrors.READONLY, "READONLY You can't write against a read only replica."),
     (ReplicaErrors.ALREADY_CONNECTED, "OK Already connected to specified master"),
     (ReplicaErrors.TRIM_DENIED, "Attempt to trim data on replica was denied."),

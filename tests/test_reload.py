@@ -177,9 +177,9 @@ async def test_a_library_that_no_longer_loads_fails_the_reload(
         await c.execute_command("RG.FUNCTION", "LOAD", big)
         await c.set("kept", "1")
         await c.execute_command("CONFIG", "SET", "redisgears_2.library-max-code-size", "1024")
-        with caplog.at_level(logging.ERROR, logger="jshost"):
-            with pytest.raises(ResponseError) as info:
-                await c.execute_command("DEBUG", "RELOAD")
+        with caplog.at_level(logging.ERROR, logger="jshost"), \
+                pytest.raises(ResponseError) as info:
+            await c.execute_command("DEBUG", "RELOAD")
         assert str(info.value) == ReloadErrors.RELOAD_FAILED.removeprefix("ERR ")
         assert "Failed loading functions from rdb, Failed loading librart, ERR library code " \
             "too large" in caplog.text

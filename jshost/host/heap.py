@@ -85,9 +85,7 @@ class HeapLimits:
         """Remember a current tf library's charge after it ran."""
         old = self._charges.get(lib)
         if old is not None:
-            new = lib.runtime.heap_size
-            if new < CHARGE_FLOOR:
-                new = CHARGE_FLOOR
+            new = max(lib.runtime.heap_size, CHARGE_FLOOR)
             if new != old:
                 self._charges[lib] = new
                 self._total += new - old
