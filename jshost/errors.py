@@ -1154,3 +1154,26 @@ class SecurityErrors:
         "jshost_...): manage those with RG.FUNCTION / TFUNCTION, and delete other function "
         "libraries one by one with FUNCTION DELETE"
     )
+
+
+# --- Replicas, out of memory, reloads (Redis 7.2: replication.c, server.c, debug.c) ----------
+
+
+class ReplicaErrors:
+    """What clients see of the replica role (REPLICAOF / SLAVEOF), from Redis 7.2, and the log
+    line RedisGears wrote when trimming was refused on a replica."""
+
+    READONLY = "READONLY You can't write against a read only replica."
+    INVALID_MASTER_PORT = "ERR Invalid master port"
+    ALREADY_CONNECTED = "OK Already connected to specified master"  # a status reply
+    TRIM_DENIED = "Attempt to trim data on replica was denied."  # RedisGears' log line
+
+
+class ReloadErrors:
+    """DEBUG RELOAD / DEBUG LOADAOF (Redis 7.2 debug.c), and RedisGears' log line when a
+    library cannot be loaded back (sic "librart")."""
+
+    RELOAD_FAILED = "ERR Error trying to load the RDB dump, check server logs."
+    LOADAOF_FAILED = "ERR Error trying to load the AOF files, check server logs."
+    RELOAD_OPTIONS = "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options."
+    LOAD_LOG = "Failed loading functions from rdb, Failed loading librart, {error}."

@@ -79,7 +79,7 @@ def test_mutability() -> None:
     [
         ("execution-threads", 1, 32),
         ("library-maxmemory", 16 * 2**20, 2 * 2**30),
-        ("v8-maxmemory", 50 * 10**6, 10**9),
+        ("v8-maxmemory", 2 * 10**6, 10**9),  # down to the initial limit's minimum
         ("v8-library-initial-memory-usage", 10**6, 10 * 10**6),
         ("v8-library-initial-memory-limit", 2 * 10**6, 20 * 10**6),
         ("v8-library-memory-usage-delta", 10**6, 10 * 10**6),

@@ -13,6 +13,9 @@ The checks follow Redis 7.2 `processCommand`:
    RESET;
 4b. jshost's own refusals (`guard.Guard`: writes to `jshost:` keys, administrative commands
    sent to a backend Redis, ...; docs/security.md), in the place of Redis' ACL check;
+4c. where jshost is the whole server (the embedded store; a backend checks for itself): a
+   `denyoom` command while over `maxmemory` (`OOM command not allowed ...`), then a `write`
+   command on a replica (`READONLY ...`), read from the host's gates;
 5. inside MULTI every command but EXEC, DISCARD, MULTI, WATCH, QUIT and RESET is queued
    (``+QUEUED``). A refusal in steps 1-4 while queueing makes EXEC answer EXECABORT.
 
@@ -37,9 +40,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from jshost.commands import (
     connection_cmds,
+    debug_cmds,
     gears,
     info_cmd,
     persistence_cmds,
+    server_state,
     store_cmds,
     transactions,
 )
@@ -52,7 +57,7 @@ from jshost.commands.client_cmd import (
 )
 from jshost.commands.guard import Guard
 from jshost.commands.stats import ServerStats
-from jshost.errors import ReplyError, ServerErrors
+from jshost.errors import REDIS_OOM, ReplicaErrors, ReplyError, ServerErrors
 from jshost.listener_config import ListenerConfig
 from jshost.replies import NO_REPLY, ErrorReply, Pipelined, Push, RawReply, Result
 from jshost.resp import QUEUED_REPLY
@@ -73,6 +78,8 @@ QUEUED: Final = RawReply(QUEUED_REPLY)
 
 #: Commands run at once even inside MULTI (Redis's processCommand list).
 _MULTI_CONTROL: Final = frozenset({b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"})
+#: The command flags of step 4c.
+_WRITE_FLAGS: Final = frozenset({"write", "denyoom"})
 #: The only commands a RESP2 client in pub/sub mode may send.
 _PUBSUB_ALLOWED: Final = frozenset(
     {
@@ -159,6 +166,8 @@ class Dispatcher:
         self.handlers: dict[bytes, Handler] = dict(handlers or default_handlers())
         self._forward = store_cmds.Forwarder(ctx)
         self._guard = Guard(ctx)
+        self._gates = ctx.host.gates
+        self._own_checks = not ctx.store.checks_commands  # step 4c
         # Top-level commands by lower-case name (jshost's own included), for `dispatch`.
         self._commands = {c.name.encode(): c for c in self.table.commands(host_commands=True)}
         ctx.dispatcher = self
@@ -183,6 +192,10 @@ class Dispatcher:
         refused = self._guard.check(argv)
         if refused is not None:
             return self._reject(client, refused)
+        if self._own_checks and not _WRITE_FLAGS.isdisjoint(info.flags):
+            refused = self._write_refusal(info.flags)
+            if refused is not None:
+                return self._reject(client, refused)
         if self.ctx.pause is not None:  # CLIENT PAUSE: the command waits for its end
             pause = active_pause(self.ctx)
             if pause is not None and pause.holds(name, info.flags):
@@ -269,6 +282,14 @@ class Dispatcher:
             return self._forward(client, argv)
         return asyncio.ensure_future(client.session.execute(argv))
 
+    def _write_refusal(self, flags: frozenset[str]) -> str | None:
+        """Step 4c: Redis' OOM check, then its replica-read-only check."""
+        if "denyoom" in flags and self._gates.oom:
+            return REDIS_OOM
+        if "write" in flags and self._gates.replica:
+            return ReplicaErrors.READONLY
+        return None
+
     def _reject(self, client: ClientState, text: str) -> ErrorReply:
         """Redis's rejectCommand: the error, and inside MULTI the transaction is doomed."""
         if client.multi is not None:
@@ -296,7 +317,8 @@ def _internal_error(argv: list[bytes], exc: Exception) -> ErrorReply:
 def default_handlers() -> dict[bytes, Handler]:
     """Every command jshost answers itself, by lower-case name."""
     handlers: dict[bytes, Handler] = {}
-    for family in (connection_cmds, transactions, gears, persistence_cmds, info_cmd):
+    for family in (connection_cmds, transactions, gears, persistence_cmds, info_cmd,
+                   server_state, debug_cmds):
         overlap = handlers.keys() & family.HANDLERS.keys()
         if overlap:
             raise RuntimeError(f"commands claimed twice: {sorted(overlap)}")

@@ -119,11 +119,23 @@ def config(client: ClientState, argv: list[bytes]) -> Result:
     if sub == b"get":
         return _config_get(client, argv)
     if sub == b"set":
-        return _config_set(client, argv)
+        return then(_config_set(client, argv), _forget_server_state(client))
     if sub == b"resetstat":  # jshost's counters (INFO # Stats), then the store's
         client.ctx.commands_processed = 0
         client.ctx.stats.reset()
+        return then(_forward_typed(client, argv), _forget_server_state(client))
     return _forward(client, argv)
+
+
+def _forget_server_state(client: ClientState) -> Callable[[Any], Any]:
+    """After CONFIG SET (maxmemory, say) or RESETSTAT, the store's remembered OOM answer goes."""
+    store = client.ctx.store
+
+    def forget(reply: Any) -> Any:
+        store.forget_server_state()
+        return reply
+
+    return forget
 
 
 def _config_get(client: ClientState, argv: list[bytes]) -> Result:

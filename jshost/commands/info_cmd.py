@@ -111,8 +111,9 @@ def info(client: ClientState, argv: list[bytes]) -> Any:
     names, with_jshost = wanted_sections(argv)
     # jshost's facts now, before this client waits for the store's part (it would count itself
     # blocked).
-    ours = {name: OWN_FIELDS[name](ctx) for name in names if name in OWN_FIELDS}
-    store_names = [n for n in names if n not in OWN_SECTIONS or n in MERGED_SECTIONS]
+    own = own_sections(ctx)
+    ours = {name: OWN_FIELDS[name](ctx) for name in names if name in own}
+    store_names = [n for n in names if n not in own or n in MERGED_SECTIONS]
     if not store_names:
         return Verbatim(render(ctx, Sections(), names, ours, with_jshost).encode(), "txt")
     reply = ctx.dispatcher.forward_typed(  # type: ignore[union-attr]
@@ -136,6 +137,12 @@ def _rendered(ctx: ServerContext, reply: Any, names: list[str], ours: Own,
     return Verbatim(text, "txt")
 
 
+def own_sections(ctx: ServerContext) -> frozenset[str]:
+    """The sections jshost writes now: `# Replication` is the store's once it is a replica
+    (REPLICAOF: the role and the primary's address are the store's facts, not jshost's)."""
+    return OWN_SECTIONS - {"replication"} if ctx.host.gates.replica else OWN_SECTIONS
+
+
 def render(ctx: ServerContext, store: Sections, names: list[str], ours: Own,
            with_jshost: bool) -> str:
     """The INFO text: the store's sections with jshost's over them, in Redis' order."""
@@ -143,7 +150,7 @@ def render(ctx: ServerContext, store: Sections, names: list[str], ours: Own,
     for name in names:
         title = _TITLES.get(name, name.capitalize())
         theirs = store.get(name)
-        if name not in OWN_SECTIONS:
+        if name not in ours:
             if store.has(name) or name in ALL_SECTIONS:
                 out.replace(title, theirs.items())
         elif name in MERGED_SECTIONS:  # the store's fields, jshost's over them, Redis' order
@@ -303,6 +310,8 @@ def _pending(lib: Any) -> int:
 def role(client: ClientState, argv: list[bytes]) -> Result:
     """``ROLE``: jshost is a master without replicas (as INFO's ``# Replication`` says),
     whatever its backend is: a backend's replication would point clients around jshost."""
+    if client.ctx.host.gates.replica:  # the store's own answer: whose replica it is
+        return client.ctx.dispatcher.forward(client, argv)  # type: ignore[union-attr]
     return [b"master", 0, []]
 
 

@@ -107,6 +107,18 @@ class LibraryRuntime(Protocol):
     def used_memory(self) -> int:
         """The bytes its heap uses now (INFO)."""
 
+    @property
+    def heap_size(self) -> int:
+        """The bytes its heap holds now, by the engine's own running account (cheap)."""
+
+    @property
+    def out_of_memory(self) -> bool:
+        """Whether the last stop (`JSTerminated`) came from its memory limit: a refused
+        allocation stops JS uncatchably."""
+
+    def set_memory_limit(self, limit: int) -> None:
+        """Its heap limit from now on (0: none of its own)."""
+
     def close(self) -> None:
         """Free the runtime."""
 

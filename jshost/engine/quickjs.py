@@ -46,7 +46,8 @@ class QuickJSRuntime:
     string_of: Callable[[Any], str]
 
     def __init__(self, memory_limit: int, pool: MemoryPool) -> None:
-        rt = Runtime(memory_limit=memory_limit, pool=pool)
+        # A refused allocation stops JS uncatchably (RedisGears' V8 terminated it).
+        rt = Runtime(memory_limit=memory_limit, pool=pool, stop_on_oom=True)
         self._rt = rt
         self.entry_points: EntryPoints | None = None
         self.invoke_sync = self.invoke_async = self.trigger_run = _not_installed
@@ -58,6 +59,7 @@ class QuickJSRuntime:
         self.release: Callable[[int], None] = rt.release
         self.gc: Callable[[], None] = rt.gc
         self.memory_usage: Callable[[], dict[str, int]] = rt.memory_usage  # QuickJS's figures
+        self.set_memory_limit: Callable[[int], None] = rt.set_memory_limit
 
     @property
     def closed(self) -> bool:
@@ -92,6 +94,14 @@ class QuickJSRuntime:
 
     def set_value_limit(self, limit: int, text: str) -> None:
         self._rt.set_value_limit(limit, text)
+
+    @property
+    def heap_size(self) -> int:
+        return self._rt.heap_size  # (0 once closed)
+
+    @property
+    def out_of_memory(self) -> bool:
+        return bool(self._rt.out_of_memory)
 
     def used_memory(self) -> int:
         return 0 if self._rt.closed else int(self._rt.memory_usage()["memory_used_size"])

@@ -4,6 +4,8 @@
 It builds its parts and hands each what it needs (no part sees the whole host):
 
 * `Limits` (`limits`): what the settings allow JS: deadlines, memory, reply size;
+* `Gates` (`gates`): whether the server may write now (replica role, maxmemory), asked by every
+  entry point;
 * `AtomicSection` (`atomic`): "locked": a sync function, a `block()` section or a library's top
   level runs start to end with nothing else reaching the store;
 * `Scheduler` (`scheduler`): the event loop, background slices (coroutines, `run_on_background`,
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from jshost.engine import new_engine
@@ -30,11 +32,13 @@ from jshost.errors import Era
 from jshost.host.archive import LibraryArchive, SavedLibrary
 from jshost.host.atomic import AtomicSection
 from jshost.host.calls import Calls
+from jshost.host.gates import Gates
 from jshost.host.js_commands import JSCommands
 from jshost.host.library import Library
 from jshost.host.limits import Limits
 from jshost.host.natives import Natives, prelude_texts
 from jshost.host.registry import Registry
+from jshost.host.reload import reload_libraries
 from jshost.host.requests import CallArgs
 from jshost.host.scheduler import Scheduler
 from jshost.host.triggers import Triggers
@@ -50,6 +54,7 @@ class Host:
         self.store: Store = store if store is not None else EmbeddedStore()
         self.settings = settings if settings is not None else Settings()
         self.commands = self.store.command_info()
+        self.gates = Gates(self.store)
         self.engine = new_engine(int(self.settings["js-maxmemory"]))
         libraries: dict[str, Library] = {}
         self.limits = Limits(self.settings, self.engine, libraries)
@@ -60,13 +65,14 @@ class Host:
         self.js_commands = JSCommands(self.store, self.section, self.scheduler, muted)
         self.registry = Registry(libraries, self.settings, self.engine, self.section,
                                  self.scheduler, self.limits, self._natives_for, prelude_texts)
-        self.calls = Calls(self.registry, self.section, self.scheduler, self.limits, self.store)
+        self.calls = Calls(self.registry, self.section, self.scheduler, self.limits, self.gates)
         self.triggers = Triggers(self.registry, self.section, self.scheduler, self.limits,
-                                 self.store, self.js_commands.session, muted)
+                                 self.store, self.js_commands.session, muted, self.gates)
+        self.registry.observers.append(self.limits.heap)  # (tf charges come and go)
         self.registry.observers.append(self.triggers)
 
     def _natives_for(self, lib: Library) -> dict[str, Any]:
-        natives = Natives(lib, self.section, self.scheduler, self.js_commands, self.store.is_oom)
+        natives = Natives(lib, self.section, self.scheduler, self.js_commands, self.gates)
         return natives.as_dict()
 
     # --- libraries ------------------------------------------------------------------------------
@@ -101,6 +107,11 @@ class Host:
     def follow(self, name: str, saved: SavedLibrary | None) -> None:
         """Apply a change another jshost instance made to library `name` (None: deleted)."""
         self.registry.follow(name, saved)
+
+    def reload(self, on_failure: Callable[[], None] = lambda: None) -> str | None:
+        """DEBUG RELOAD / LOADAOF, the library part (`jshost.host.reload`): the load error of
+        the library that failed (after `on_failure` ran), or None."""
+        return reload_libraries(self.registry, self.triggers, on_failure)
 
     def get_library(self, name: str) -> Library:
         """The library `name`; raises `ReplyError` (`Unknown library`)."""

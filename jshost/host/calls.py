@@ -25,25 +25,25 @@ from jshost.host.conversions import (
     settled_result,
     value_error_text,
 )
-from jshost.host.library import ALLOW_OOM, NO_WRITES, RAW_ARGUMENTS, FunctionInfo, Library
+from jshost.host.gates import Gates
+from jshost.host.library import RAW_ARGUMENTS, FunctionInfo, Library
 from jshost.host.limits import Limits
 from jshost.host.registry import Registry
 from jshost.host.requests import CallArgs, check_enough_arguments
 from jshost.host.scheduler import Scheduler, log_job_errors
 from jshost.replies import Reply
-from jshost.store import Store
 
 
 class Calls:
     """Runs library functions (see the module docstring)."""
 
     def __init__(self, registry: Registry, section: AtomicSection, scheduler: Scheduler,
-                 limits: Limits, store: Store) -> None:
+                 limits: Limits, gates: Gates) -> None:
         self.registry = registry
         self.section = section
         self.scheduler = scheduler
         self.limits = limits
-        self.store = store
+        self.gates = gates
 
     def call(self, era: Era, call: CallArgs, *, asynchronous: bool, blocking_allowed: bool = True,
              db: int = 0) -> Reply | asyncio.Future[Reply]:
@@ -58,11 +58,17 @@ class Calls:
         fn = lib.functions.get(call.function)
         if fn is None:
             raise ReplyError(errors.unknown_function(call.function))
-        if not fn.flags & (NO_WRITES | ALLOW_OOM) and self.store.is_oom():
-            raise ReplyError(errors.OOM_CAN_NOT_RUN)
+        refused = self.gates.entry_refusal(era, fn.flags)
+        if refused is not None:
+            raise ReplyError(refused)
         check_enough_arguments(call)
         if fn.is_async and not asynchronous:
             raise ReplyError(errors.async_needs_async_command(era))
+        heap = self.limits.heap
+        refused = heap.entry_refusal(lib)  # tf's OOM state
+        if refused is not None:
+            raise ReplyError(refused)
+        heap.before_entry(lib)
         args = _arguments(call.rest, fn.flags & RAW_ARGUMENTS)
         allow_block = asynchronous and blocking_allowed
         if fn.coroutine:
@@ -87,6 +93,7 @@ class Calls:
             return js_to_reply(value)
         except JSTerminated:
             lib.terminations += 1
+            self.limits.heap.stopped(lib)
             rt.gc()
             raise ReplyError(errors.EXECUTION_TERMINATED) from None
         except JSError as exc:
@@ -102,6 +109,7 @@ class Calls:
         finally:
             rt.set_deadline(None)
             self.section.exit()
+            self.limits.heap.after_entry(lib)
             if kill:
                 self.limits.check_overrun(lib, started)
 

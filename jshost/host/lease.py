@@ -123,6 +123,7 @@ class RemoteTriggers:
 
     async def _tick(self) -> None:
         store = self.store
+        _ = self.triggers.gates.replica  # a role changed behind jshost's back is acted on too
         ms = str(self.lease_ms).encode()
         try:
             (held,) = store.round_trip([[b"EVAL", _ACQUIRE, b"1", LEASE_KEY, self.instance, ms]])

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from jshost.engine import JSEngine, LibraryRuntime
 from jshost.errors import Era, LimitErrors
+from jshost.host.heap import HeapLimits
 from jshost.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class Limits:
         self.settings = settings
         self._engine = engine
         self._libraries = libraries  # the registry's: their runtimes follow the settings
+        self.heap = HeapLimits(settings, libraries)
         self._current: tuple[float | None, bool] = (None, False)
         self._version = -1
 
@@ -52,11 +54,9 @@ class Limits:
         return self.lock_timeout
 
     def memory_limit(self, era: Era) -> int:
-        """A library's heap limit: `library-maxmemory` (rg). tf libraries grew from
-        `v8-library-initial-memory-limit` while all together stayed under `v8-maxmemory`;
-        jshost gives each tf library `v8-maxmemory` as its limit (the most it could reach)."""
-        name = "library-maxmemory" if era == "rg" else "v8-maxmemory"
-        return int(self.settings[name])
+        """A new library's heap limit: `library-maxmemory` (rg), or what the other tf libraries
+        leave of `v8-maxmemory` (tf; `HeapLimits`)."""
+        return self.heap.new_limit(era)
 
     @property
     def kill_policy(self) -> bool:
@@ -68,6 +68,14 @@ class Limits:
         """The deadline of a locked section: `lock-redis-timeout` (`abort`), or none (`kill`,
         where RedisGears logs and lets it run)."""
         return None if self.kill_policy else self.lock_timeout
+
+    def load_deadline(self, era: Era, with_data: bool) -> float | None:
+        """The deadline of a library's top-level code: `lock_deadline`, except that a tf
+        library loaded with the data (start-up, DEBUG RELOAD / LOADAOF) gets
+        `db-loading-lock-redis-timeout` instead (RedisGears' rg used the lock's)."""
+        if self.kill_policy or not with_data or era != "tf":
+            return self.lock_deadline
+        return int(self.settings["db-loading-lock-redis-timeout"]) / 1000
 
     @property
     def verbosity(self) -> int:

@@ -8,14 +8,15 @@ and registrations -- what RedisGears' v8_native_functions.rs does in Rust.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from jshost import errors
 from jshost.engine import JSFunction, JSThrow
 from jshost.host.atomic import AtomicSection, async_token, decode_async_token
 from jshost.host.conversions import reply_to_js
-from jshost.host.library import ALLOW_OOM, NO_WRITES, Library
+from jshost.host.gates import Gates
+from jshost.host.library import Library
 from jshost.host.log_text import escape_controls, escape_default
 
 if TYPE_CHECKING:
@@ -69,15 +70,15 @@ def command_bytes(args: Sequence[Any]) -> list[bytes]:
 class Natives:
     """The callables of one library, given to its prelude as `native`. They take what they
     need: the atomic section, the scheduler (background jobs, `block()`), the commands JS sends
-    to the store, and whether the store is over its maxmemory."""
+    to the store, and the gates (replica role, maxmemory) `block()` must pass."""
 
     def __init__(self, library: Library, section: AtomicSection, scheduler: Scheduler,
-                 commands: JSCommands, store_is_oom: Callable[[], bool]) -> None:
+                 commands: JSCommands, gates: Gates) -> None:
         self.lib = library
         self.section = section
         self.scheduler = scheduler
         self.commands = commands
-        self.store_is_oom = store_is_oom
+        self.gates = gates
         self.log = logging.getLogger(f"jshost.{library.name}")
 
     def as_dict(self) -> dict[str, Any]:
@@ -157,8 +158,9 @@ class Natives:
         if self.section.held:
             raise JSThrow(errors.MAIN_THREAD_ALREADY_BLOCKED)
         flags, db = decode_async_token(token)
-        if not flags & (NO_WRITES | ALLOW_OOM) and self.store_is_oom():
-            raise JSThrow(errors.can_not_lock_redis(errors.LOCK_OOM_REASON))
+        refused = self.gates.block_refusal(self.lib.era, flags)
+        if refused is not None:
+            raise JSThrow(refused)
         if self.lib.deleted:
             raise JSThrow(errors.FUNCTION_WERE_UNREGISTERED)
         return self.scheduler.enter_block(self.lib, flags, db)

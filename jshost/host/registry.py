@@ -56,6 +56,9 @@ class Registry:
         self._texts_for = texts_for
         self.observers: list[LibraryObserver] = []
         self.archive: LibraryArchive | None = None  # where libraries are kept (the server sets it)
+        # True while libraries are loaded with the data (start-up, DEBUG RELOAD): tf top levels
+        # then run under db-loading-lock-redis-timeout.
+        self.loading_data = False
 
     def load(self, code: str, config_text: str | None = None, replace: bool = False,
              era: Era = "rg", user: str = "default", persist: bool = True) -> str:
@@ -66,6 +69,9 @@ class Registry:
         prologue = parse_prologue(code, era)
         limits = self.limits
         limits.current()
+        refused = limits.heap.load_refusal(era)  # (after prologue errors, before compiling)
+        if refused is not None:
+            raise ReplyError(refused)
         runtime = self.engine.new_runtime(limits.memory_limit(era))
         lib = Library(prologue, code, era, config_text, user, runtime)
         limits.apply_value_limit(runtime)
@@ -124,12 +130,13 @@ class Registry:
         rt = lib.runtime
         lib.loading = True
         self.section.enter(0, 0, allow_block=False)
-        rt.set_deadline(self.limits.lock_deadline)
+        rt.set_deadline(self.limits.load_deadline(lib.era, self.loading_data))
         try:
             script.run()
             rt.run_jobs()
         except JSTerminated:
             lib.terminations += 1
+            self.limits.heap.stopped(lib)
             raise ReplyError(errors.failed_loading_library(errors.EXECUTION_TERMINATED)) from None
         except JSError as exc:
             text = error_text(exc, self.limits.verbosity)
@@ -143,12 +150,16 @@ class Registry:
         """Load saved libraries at start-up; one that fails is logged and skipped. Returns how
         many loaded."""
         loaded = 0
-        for lib in saved:
-            try:
-                self.load(lib.code, lib.config_text, True, lib.era, lib.user, persist=False)
-                loaded += 1
-            except ReplyError as exc:
-                log.error("could not load saved library %s: %s", lib.name, exc.text)
+        self.loading_data = True
+        try:
+            for lib in saved:
+                try:
+                    self.load(lib.code, lib.config_text, True, lib.era, lib.user, persist=False)
+                    loaded += 1
+                except ReplyError as exc:
+                    log.error("could not load saved library %s: %s", lib.name, exc.text)
+        finally:
+            self.loading_data = False
         return loaded
 
     def follow(self, name: str, saved: SavedLibrary | None) -> None:

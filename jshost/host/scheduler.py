@@ -147,12 +147,14 @@ class Scheduler:
         limits.current()  # (settings changed since the last call: the limits follow)
         timeout = limits.background_timeout
         self._slice_end = time.monotonic() + timeout
+        limits.heap.before_entry(lib)
         rt.set_deadline(timeout)
         try:
             fn()
             log_job_errors(lib, rt.run_jobs())
         except JSTerminated:
             lib.terminations += 1
+            limits.heap.stopped(lib)
             self.section.exit()  # a block() cut short leaves no atomic section behind
             log.warning("library %s: background work stopped after %.0f ms", lib.name,
                         timeout * 1000)
@@ -167,6 +169,7 @@ class Scheduler:
         finally:
             rt.set_deadline(None)
             self._slice_end = None
+            limits.heap.after_entry(lib)
         return None
 
     def enter_block(self, lib: Library, flags: int, db: int) -> int:

@@ -17,6 +17,9 @@ replaces it on upgrade.
   An async callback runs as a background job; its acknowledgement pumps the stream again. A
   callback that throws records `last_error`; processing goes on. At most `PUMP_BUDGET` entries
   are read per trigger and pass, then the pump yields to the event loop and resumes.
+* **On a replica** (`Gates.replica`) nothing new is read: an entry in flight still finishes and
+  counts, but no entry after it is delivered, nothing is trimmed and no position is written.
+  Back on a primary, every trigger scans again and goes on after its position.
 * **Trimming.** When an acknowledgement removes the oldest entry in flight of a trigger
   and some trigger on the stream trims, the stream is trimmed with `XTRIM <key> MINID <id>`,
   `<id>` being the smallest over all triggers on the stream of their oldest entry in flight,
@@ -42,6 +45,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from jshost.engine import JSPromise
+from jshost.errors import ReplicaErrors
 from jshost.host.library import (
     Library,
     RecordedError,
@@ -109,6 +113,7 @@ class StreamConsumers:
         self._to_trim: set[bytes] = set()
         self._touched: set[bytes] = set()  # streams written to while being pumped
         self._wrote_positions = False  # the positions hash exists, as far as we know
+        triggers.gates.observers.append(self.role_changed)
 
     # --- the store ---------------------------------------------------------------------------
 
@@ -136,7 +141,7 @@ class StreamConsumers:
             self._touched.add(key)
         if event in GONE_EVENTS:
             self.drop(key)
-        elif event in START_EVENTS and self.readers(key):
+        elif event in START_EVENTS and self.readers(key) and not self.triggers.gates.replica:
             self.request(key)
 
     def request(self, key: bytes) -> None:
@@ -199,8 +204,18 @@ class StreamConsumers:
             except Exception:
                 log.exception("could not drop the positions of library %s", lib.name)
 
-    def scan(self, lib: Library, trigger: StreamTrigger) -> None:
-        """Find the streams that existed before the trigger and pump each."""
+    def role_changed(self, replica: bool) -> None:
+        """A replica reads nothing new; back on a primary, every stream trigger goes on after
+        its position (a scan, as at start-up)."""
+        if replica:
+            return
+        for lib in list(self.registry.libraries.values()):
+            for trigger in lib.stream_triggers.values():
+                self.scheduler.call_soon(lambda lib=lib, t=trigger: self.scan(lib, t, True))
+
+    def scan(self, lib: Library, trigger: StreamTrigger, every: bool = False) -> None:
+        """Find the streams that existed before the trigger (`every`: all its streams) and
+        pump each."""
         if lib.retired or not self.triggers.active:
             return
         pattern = _glob_escape(trigger.prefix) + b"*"
@@ -214,18 +229,23 @@ class StreamConsumers:
                 return
             cursor, keys = reply
             for key in keys:
-                if key not in trigger.streams:
+                if every or key not in trigger.streams:
                     self.request(key)
             if cursor in (b"0", 0):
                 return
 
-    def resume_all(self) -> None:
-        """Scan for every stream trigger (a remote instance that just took the lease over)."""
+    def resume_all(self, keep_positions: bool = False) -> None:
+        """Scan for every stream trigger: a remote instance that just took the lease over
+        (positions read again from the store), or the end of a reload (`keep_positions`: the
+        ones restored in memory; every stream is pumped)."""
         for lib in list(self.registry.libraries.values()):
             for trigger in lib.stream_triggers.values():
-                trigger.streams.clear()
-                self.scheduler.call_soon(lambda lib=lib, t=trigger: self.scan(lib, t))
-        self._wrote_positions = False
+                if not keep_positions:
+                    trigger.streams.clear()
+                self.scheduler.call_soon(
+                    lambda lib=lib, t=trigger: self.scan(lib, t, keep_positions))
+        if not keep_positions:
+            self._wrote_positions = False
 
     # --- pumping -----------------------------------------------------------------------------
 
@@ -235,10 +255,16 @@ class StreamConsumers:
         if not readers:
             return
         more = False
+        replica = self.triggers.gates.replica
         self.section.enter(0, self.db, allow_block=True)
         self._pumping = True
         self._touched.clear()
         try:
+            if replica:  # read nothing, trim nothing, write nothing: a replica's data is not ours
+                if key in self._to_trim:
+                    self._to_trim.discard(key)
+                    log.info(ReplicaErrors.TRIM_DENIED)
+                return
             self._check_flushed()
             for lib, trigger in readers:
                 if not lib.runtime.closed:
@@ -335,6 +361,10 @@ class StreamConsumers:
             self._ack(lib, trigger, key, state, entry_id, error)
 
         done = once(done)
+        refused = triggers.limits.heap.entry_refusal(lib)  # tf's OOM state: acknowledged failed
+        if refused is not None:
+            done(RecordedError(refused, refused))
+            return
         fn = trigger.fn
         with triggers.outcome(lib, f"stream trigger {trigger.name}", done):
             invoke = lib.runtime.trigger_run(data)

@@ -11,7 +11,8 @@ lease decides which jshost runs the triggers (jshost/host/lease.py).
   through (`Host.session`), the ones tf `callAsync` waits on, and on a remote store "inside an
   atomic section" — fires no keyspace trigger. Stream triggers still see it.
 * **Firing.** Every keyspace trigger whose prefix the key starts with (bytes; an empty
-  prefix matches everything) fires, library by library in registration order.
+  prefix matches everything) fires, library by library in registration order. On a replica
+  (`Gates.replica`) a tf library's triggers do not fire; an rg library's do (as in each era).
 * **A run.** `data = {event, key, key_raw}` is built once, in JS (`triggerRun` in the
   prelude), so what tf `onTriggerFired` adds to it reaches the main callback. onTriggerFired
   runs locked with a `no-writes` client; a sync callback then runs locked with a sync client
@@ -34,6 +35,7 @@ from typing import Any
 from jshost.engine import JSError, JSFunction, JSPromise, JSTerminated
 from jshost.host.atomic import AtomicSection, async_token
 from jshost.host.conversions import error_text, settled_result, value_error_text
+from jshost.host.gates import Gates
 from jshost.host.lease import RemoteTriggers
 from jshost.host.library import (
     NO_WRITES,
@@ -62,8 +64,9 @@ class Triggers:
 
     def __init__(self, registry: Registry, section: AtomicSection, scheduler: Scheduler,
                  limits: Limits, store: Store, session: Callable[[int], Session],
-                 muted: MutableSet[Any]) -> None:
+                 muted: MutableSet[Any], gates: Gates) -> None:
         self.registry = registry
+        self.gates = gates
         self.section = section
         self.scheduler = scheduler
         self.limits = limits
@@ -74,6 +77,8 @@ class Triggers:
         muted.add(ATOMIC_SECTION)
         # False while another jshost in front of the same Redis holds the trigger lease.
         self.active = True
+        # True while data is being loaded (DEBUG RELOAD / LOADAOF): events are ignored.
+        self.loading = False
         self.streams = StreamConsumers(self, session, store.db)
         self.remote: RemoteTriggers | None = None
         notifications = store.notifications
@@ -84,7 +89,7 @@ class Triggers:
 
     def on_event(self, origin: object, db: int, event: bytes, key: bytes) -> None:
         """A keyspace event from the store (see the module docstring)."""
-        if not self.active or key in INTERNAL_KEYS or not self.registry.libraries:
+        if not self.active or self.loading or key in INTERNAL_KEYS or not self.registry.libraries:
             return
         try:
             self.streams.on_event(db, event, key)
@@ -119,10 +124,17 @@ class Triggers:
                    for lib in self.registry.libraries.values())
 
     def fire(self, db: int, event: bytes, key: bytes) -> None:
-        """Run every keyspace trigger whose prefix `key` starts with."""
+        """Run every keyspace trigger whose prefix `key` starts with. On a replica, only rg
+        libraries' triggers fire (tf ignores every event while not a primary)."""
+        replica: bool | None = None  # asked once, and only if a tf library has a trigger
         for lib in list(self.registry.libraries.values()):
             if not lib.keyspace_triggers:
                 continue
+            if lib.era == "tf":
+                if replica is None:
+                    replica = self.gates.replica
+                if replica:
+                    continue
             for trigger in list(lib.keyspace_triggers.values()):
                 if key.startswith(trigger.prefix) and not lib.runtime.closed:
                     if self.section.held:  # (cannot happen from the stores; be safe)
@@ -139,6 +151,10 @@ class Triggers:
         stats.num_triggered += 1
         started = time.monotonic()
         done = once(lambda error: _finish(stats, started, error))
+        refused = self.limits.heap.entry_refusal(lib)  # tf's OOM state: counted as failed
+        if refused is not None:
+            done(RecordedError(refused, refused))
+            return
         data = {"event": event.decode("utf-8", "replace"), "key": text_or_none(key),
                 "key_raw": key}
         fn = trigger.fn
@@ -172,11 +188,14 @@ class Triggers:
         """Run a callback locked, under the lock's deadline: a stop (time or memory), a JS throw
         or a host failure ends the run as failed, with its recorded error."""
         rt = lib.runtime
+        heap = self.limits.heap
+        heap.before_entry(lib)
         rt.set_deadline(self.limits.lock_deadline)
         try:
             yield
         except JSTerminated:
             lib.terminations += 1
+            heap.stopped(lib)
             rt.set_deadline(None)
             rt.gc()
             done(TERMINATED)
@@ -187,6 +206,7 @@ class Triggers:
             done(RecordedError(str(exc), str(exc)))
         finally:
             rt.set_deadline(None)
+            heap.after_entry(lib)
 
     def thrown(self, exc: JSError) -> RecordedError:
         """A JS exception as a recorded error."""

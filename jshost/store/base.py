@@ -196,6 +196,10 @@ class Store(ABC):
     db: int = 0
     #: Whether its sessions take a client's commands pipelined (`Session.submit`).
     pipelines: bool = False
+    #: Whether a server behind the store makes Redis' own checks of client commands (refusing
+    #: writes on a replica, `denyoom` commands over maxmemory). The embedded store does not:
+    #: jshost is the whole server there, and its dispatcher makes them.
+    checks_commands: bool = False
 
     @abstractmethod
     def open_session(self) -> Session:
@@ -239,6 +243,14 @@ class Store(ABC):
     def is_oom(self) -> bool:
         """Whether the data is over its `maxmemory` (then writes from JS are refused)."""
         return False
+
+    def is_replica(self) -> bool:
+        """Whether the server is a replica (has a `replicaof` target), not a primary."""
+        return False
+
+    def forget_server_state(self) -> None:
+        """A command that may change `is_oom` / `is_replica` went through (CONFIG SET,
+        REPLICAOF, FLUSHALL, ...): a store that remembers their answers asks again."""
 
     def serve_blocked(self) -> None:
         """Serve the clients blocked on keys that commands run since the last call wrote, as

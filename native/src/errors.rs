@@ -37,6 +37,11 @@ pub fn value_too_large(py: Python<'_>, shared: &Shared) -> PyErr {
     err
 }
 
+/// JS was stopped because an allocation was refused (`Shared::stop_on_oom`).
+pub fn oom_stop() -> PyErr {
+    JSTerminated::new_err("JS execution was stopped: out of memory")
+}
+
 /// Take the pending JS exception and turn it into the Python exception to raise.
 pub fn take_exception(py: Python<'_>, shared: &Rc<Shared>) -> PyErr {
     let ctx = shared.ctx.get();

@@ -94,6 +94,7 @@ fn admit(shared: &Shared, extra: usize) -> bool {
     if shared.heap.admit(extra) {
         return true;
     }
+    shared.oom_hit.set(true);
     shared.refused();
     false
 }
@@ -169,6 +170,10 @@ static MALLOC_FUNCTIONS: qjs::JSMallocFunctions = qjs::JSMallocFunctions {
 /// QuickJS asks this every so often while JS runs: true stops it (uncatchably).
 unsafe extern "C" fn interrupt_handler(_rt: *mut qjs::JSRuntime, opaque: *mut c_void) -> std::ffi::c_int {
     let shared = &*(opaque as *const Shared);
+    if shared.stop_on_oom.get() && shared.oom_hit.get() {
+        shared.interrupted.set(true);
+        return 1;
+    }
     match shared.deadline.get() {
         Some(d) if Instant::now() >= d => {
             shared.interrupted.set(true);
@@ -242,10 +247,18 @@ impl Runtime {
     /// once an allocation has been refused, a call into JS may use up to 256 KiB more, so that
     /// the `InternalError: out of memory` can be thrown); `max_stack_size` in bytes of C stack
     /// (0 = none; keep it well below the thread's real stack, or deep recursion crashes the
-    /// process); `pool`: a `MemoryPool` whose budget this runtime shares with others.
+    /// process); `pool`: a `MemoryPool` whose budget this runtime shares with others;
+    /// `stop_on_oom`: a refused allocation stops JS uncatchably (`JSTerminated`, and
+    /// `out_of_memory` tells why) rather than throwing a catchable `InternalError`.
     #[new]
-    #[pyo3(signature = (memory_limit=0, max_stack_size=1_048_576, pool=None))]
-    fn new(py: Python<'_>, memory_limit: usize, max_stack_size: usize, pool: Option<PyRef<'_, MemoryPool>>) -> PyResult<Self> {
+    #[pyo3(signature = (memory_limit=0, max_stack_size=1_048_576, pool=None, stop_on_oom=false))]
+    fn new(
+        py: Python<'_>,
+        memory_limit: usize,
+        max_stack_size: usize,
+        pool: Option<PyRef<'_, MemoryPool>>,
+        stop_on_oom: bool,
+    ) -> PyResult<Self> {
         let shared = Rc::new(Shared::new());
         *shared.heap.pool.borrow_mut() = pool.map(|p| p.inner.clone());
         let opaque = Rc::as_ptr(&shared) as *mut c_void;
@@ -260,6 +273,7 @@ impl Runtime {
         let this = Runtime { shared };
         let shared = &this.shared;
         shared.heap.limit.set(memory_limit);
+        shared.stop_on_oom.set(stop_on_oom);
         shared.max_stack.set(max_stack_size);
         // SAFETY: `rt` was just made and is live; `opaque` is the same `Shared` as above.
         unsafe {
@@ -328,8 +342,33 @@ impl Runtime {
                 }
                 errors.append(err.value(py))?;
             }
+            if self.shared.oom_stop_due() {
+                self.shared.interrupted.set(false);
+                return Err(crate::errors::oom_stop());
+            }
         }
         Ok(errors.unbind())
+    }
+
+    /// Whether an allocation was refused during the last entry into JS (the current one, while
+    /// JS runs): with `stop_on_oom`, why it stopped.
+    #[getter]
+    fn out_of_memory(&self) -> bool {
+        self.shared.oom_hit.get()
+    }
+
+    /// Bytes the heap holds now, and what is charged for it outside (cheap: the binding's own
+    /// account, no walk over the heap).
+    #[getter]
+    fn heap_size(&self) -> usize {
+        self.shared.heap.used.get().saturating_add(self.shared.heap.external.get())
+    }
+
+    /// Set the heap limit in bytes (0 = none), for the next allocations.
+    fn set_memory_limit(&self, limit: usize) -> PyResult<()> {
+        self.shared.check_open()?;
+        self.shared.heap.limit.set(limit);
+        Ok(())
     }
 
     /// Whether promise jobs are waiting to run.

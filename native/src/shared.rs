@@ -186,6 +186,12 @@ pub struct Shared {
     pub deadline: Cell<Option<Instant>>,
     /// Set by the interrupt handler when it stops JS; cleared when the outermost entry reports it.
     pub interrupted: Cell<bool>,
+    /// Whether a refused allocation stops JS uncatchably (at the next interrupt check, and at
+    /// the latest when the outermost entry returns) instead of leaving JS a catchable
+    /// `InternalError: out of memory`.
+    pub stop_on_oom: Cell<bool>,
+    /// An allocation was refused since the current (or the last) outermost entry began.
+    pub oom_hit: Cell<bool>,
     /// Values Python holds handles to (owned references), indexed by slot.
     slots: RefCell<Vec<qjs::JSValue>>,
     free_slots: RefCell<Vec<usize>>,
@@ -242,6 +248,8 @@ impl Shared {
             depth: Cell::new(0),
             deadline: Cell::new(None),
             interrupted: Cell::new(false),
+            stop_on_oom: Cell::new(false),
+            oom_hit: Cell::new(false),
             slots: RefCell::new(Vec::new()),
             free_slots: RefCell::new(Vec::new()),
             garbage: RefCell::new(Vec::new()),
@@ -286,6 +294,12 @@ impl Shared {
             self.heap.saved_gc_threshold.set(Some(qjs::JS_GetGCThreshold(rt)));
             qjs::JS_SetGCThreshold(rt, qjs::size_t::MAX);
         }
+    }
+
+    /// Whether the outermost entry must report a stop for a refused allocation
+    /// (`stop_on_oom`): inner entries leave it to the outermost one.
+    pub fn oom_stop_due(&self) -> bool {
+        self.stop_on_oom.get() && self.oom_hit.get() && self.depth.get() <= 1
     }
 
     /// End the out-of-memory grace (at the edges of an outermost entry into JS).
@@ -432,6 +446,7 @@ impl<'a> Entry<'a> {
         shared.check_open()?;
         if shared.depth.get() == 0 {
             shared.interrupted.set(false);
+            shared.oom_hit.set(false);
             shared.end_grace();
             shared.collect_garbage();
             shared.forget_py_error();

@@ -2,11 +2,12 @@
 
 fakeredis calls `Database.notify_watch(key)` for every key a command writes (and FLUSHDB / MOVE /
 SWAPDB), and drops expired keys in two places, `Database.__getitem__` and
-`Database._remove_expired`. `TrackedDatabase` hooks those: a write to a key a blocked client
-waits on marks it ready (`BlockedClients`) and tells the clients tracking it (`tracking`), an
-expired key is reported as an `expired` event (`KeyspaceEvents`) and counted, a read or write
-stamps the key's access time (OBJECT IDLETIME), and a new expiry time may have to bring the
-active-expiry timer forward (`ActiveExpiry`).
+`Database._remove_expired`. `TrackedDatabase` hooks those: every written or dropped key is
+measured again for `used_memory` (`DatasetSize`), a write to a key a blocked client waits on
+marks it ready (`BlockedClients`) and tells the clients tracking it (`tracking`), an expired key
+is reported as an `expired` event (`KeyspaceEvents`) and counted, a read or write stamps the
+key's access time (OBJECT IDLETIME), and a new expiry time may have to bring the active-expiry
+timer forward (`ActiveExpiry`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class TrackedDatabase(Database):
         item = self._dict[key]
         if self.expired(item):
             del self._dict[key]
+            self.store.dataset.touched(self, key)
             self.store.key_expired(self, key)
             raise KeyError(key)
         if self.store.touching:
@@ -78,6 +80,7 @@ class TrackedDatabase(Database):
             item = self._dict.get(key)
             if item is not None and self.expired(item):
                 del self._dict[key]
+                self.store.dataset.touched(self, key)
                 self.store.key_expired(self, key)
 
     def schedule_expiry(self, key: bytes, expireat: float | None) -> None:
@@ -87,6 +90,7 @@ class TrackedDatabase(Database):
 
     def notify_watch(self, key: bytes) -> None:
         super().notify_watch(key)  # WATCH bookkeeping; fakeredis calls this for every write
+        self.store.dataset.touched(self, key)
         if key in self.waiters:
             self.store.blocked.key_ready(self, key)
         if self.store.tracking.clients:
@@ -96,6 +100,7 @@ class TrackedDatabase(Database):
         super().swap(other)  # SWAPDB: every waited-on key of both databases may have changed
         if isinstance(other, TrackedDatabase):
             self.touched, other.touched = other.touched, self.touched
+        self.store.dataset.reset()
         for db in (self, other):
             if isinstance(db, TrackedDatabase):
                 for key in list(db.waiters):

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from fakeredis._command_args_parsing import Int, Timeout
 from fakeredis._commands import Key, Signature
 from fakeredis._core._database import CommandItem
-from fakeredis._helpers import SimpleError, compile_pattern
+from fakeredis._helpers import OK, SimpleError, SimpleString, compile_pattern
 from fakeredis._msgs import FLAG_NO_SCRIPT, WRONGTYPE_MSG
 from fakeredis._socket import FakeSocket
 
-from jshost.errors import StoreErrors
+from jshost.errors import ReplicaErrors, StoreErrors
 from jshost.store.command_table import CommandTable
 from jshost.store.embedded.server_commands import CONFIG_ALIASES, SIGNATURES, info_text
 from jshost.store.embedded.server_commands import CONFIG_DEFAULTS as SERVER_CONFIG_DEFAULTS
@@ -40,6 +40,8 @@ def _signatures() -> dict[str, Signature]:
         "config get": Signature("config get", "x_config_get", (bytes,), (bytes,)),
         "config resetstat": Signature("config resetstat", "x_config_resetstat", ()),
         "role": Signature("role", "x_role", ()),
+        "replicaof": Signature("replicaof", "x_replicaof", (bytes, bytes), flags=FLAG_NO_SCRIPT),
+        "slaveof": Signature("slaveof", "x_replicaof", (bytes, bytes), flags=FLAG_NO_SCRIPT),
         # fakeredis' BLMOVE answers a missing source at once, before it could block: replaced.
         "blmove": Signature(
             "blmove", "x_blmove", (bytes, bytes, bytes, bytes, Timeout), (), flags=FLAG_NO_SCRIPT
@@ -96,6 +98,23 @@ class ExtraCommands(FakeSocket):
         regexes = [compile_pattern(p.lower()) for p in patterns]
         return {k: v for k, v in params.items() if any(r.match(k) for r in regexes)}
 
+    def x_replicaof(self, host: bytes, port: bytes) -> Any:
+        """REPLICAOF / SLAVEOF: the role is recorded (INFO, ROLE, READONLY), nothing connects."""
+        store = self._session.store
+        if host.lower() == b"no" and port.lower() == b"one":
+            store.replica_of = None
+            return OK
+        try:
+            number = int(port)
+        except ValueError:
+            number = -1
+        if not 0 <= number <= 65535 or not port.strip(b"+-").isdigit():
+            raise SimpleError(ReplicaErrors.INVALID_MASTER_PORT)
+        if store.replica_of == (host, number):
+            return SimpleString(ReplicaErrors.ALREADY_CONNECTED.encode())
+        store.replica_of = (host, number)
+        return OK
+
     def x_info(self, *sections: bytes) -> bytes:
         return info_text(self._session.store, {s.lower() for s in sections})
 
@@ -136,7 +155,10 @@ class ExtraCommands(FakeSocket):
         return element
 
     def x_role(self) -> list[Any]:
-        return [b"master", 0, []]
+        target = self._session.store.replica_of
+        if target is None:
+            return [b"master", 0, []]
+        return [b"slave", target[0], target[1], b"connect", -1]
 
     # COMMAND: replies are already typed (`_typed` keeps Status/SetReply/Verbatim as they are).
 

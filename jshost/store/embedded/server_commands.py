@@ -595,7 +595,8 @@ def info_text(store: EmbeddedStore, sections: set[bytes]) -> bytes:
     server = store.server
     dbs = {i: db for i, db in sorted(server.dbs.items()) if len(db._dict)}
     rss, peak = rss_bytes(), _peak_rss_bytes()
-    maxmemory = int(store.config_value(b"maxmemory") or 0)
+    maxmemory = store.maxmemory
+    used = store.used_memory()  # the estimate `maxmemory` is compared with (`DatasetSize`)
     histograms = store.monitor.histograms
     body: dict[str, list[tuple[str, object]]] = {
         "server": [
@@ -609,7 +610,7 @@ def info_text(store: EmbeddedStore, sections: set[bytes]) -> bytes:
         "clients": [("connected_clients", len(server.sockets)),
                     ("blocked_clients", len(store.parked))],
         "memory": [
-            ("used_memory", rss), ("used_memory_human", human(rss)),
+            ("used_memory", used), ("used_memory_human", human(used)),
             ("used_memory_rss", rss), ("used_memory_rss_human", human(rss)),
             ("used_memory_peak", peak), ("used_memory_peak_human", human(peak)),
             ("used_memory_startup", store.started_rss), ("maxmemory", maxmemory),
@@ -629,7 +630,7 @@ def info_text(store: EmbeddedStore, sections: set[bytes]) -> bytes:
             ("pubsub_patterns", len(server.psubscribers)),
             ("pubsubshard_channels", len(getattr(server, "ssubscribers", ()))),
         ],
-        "replication": [("role", "master"), ("connected_slaves", 0)],
+        "replication": _replication(store),
         "cpu": [],
         "modules": [],
         "commandstats": [
@@ -665,6 +666,16 @@ def info_text(store: EmbeddedStore, sections: set[bytes]) -> bytes:
         title = "CPU" if name == "cpu" else name.capitalize()
         parts.append("\r\n".join([f"# {title}", *(f"{k}:{v}" for k, v in body[name])]))
     return ("\r\n\r\n".join(parts) + "\r\n").encode() if parts else b""
+
+
+def _replication(store: EmbeddedStore) -> list[tuple[str, object]]:
+    """`# Replication`: a primary, or the replica REPLICAOF made it (it never connects)."""
+    if store.replica_of is None:
+        return [("role", "master"), ("connected_slaves", 0)]
+    host, port = store.replica_of
+    return [("role", "slave"), ("master_host", host.decode("utf-8", "replace")),
+            ("master_port", port), ("master_link_status", "down"), ("slave_read_only", 1),
+            ("connected_slaves", 0)]
 
 
 def human(n: int) -> str:

@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from jshost.errors import StoreErrors
+from jshost.errors import ReplicaErrors, StoreErrors
 from jshost.replies import NO_REPLY, ErrorReply, Push, Reply
 from jshost.store.base import PushHandler, Session
 from jshost.store.command_table import unknown_command_error
@@ -98,6 +98,8 @@ class EmbeddedSession(Session):
         if self._closed:
             return ErrorReply(StoreErrors.SESSION_CLOSED), None
         sock = self._sock
+        if self.store.replica_of is not None and not sock.in_multi and self._writes(args):
+            return ErrorReply(ReplicaErrors.READONLY), None  # replica-read-only, for everyone
         queued = sock.queued_commands() if sock.in_multi and args[0].lower() == b"exec" else None
         reply, timeout = sock.run(args)
         if type(reply) is ErrorReply:
@@ -107,6 +109,10 @@ class EmbeddedSession(Session):
         elif not sock.in_multi:  # (in MULTI the reply is QUEUED)
             reply = fix_reply(args, reply)
         return reply, timeout
+
+    def _writes(self, args: list[bytes]) -> bool:
+        info = self.store.command_info().lookup(args)
+        return info is not None and "write" in info.flags
 
     def unblocked_reply(self) -> Reply | None:
         """The reply for a CLIENT UNBLOCK aimed at this session, or None if there was none."""

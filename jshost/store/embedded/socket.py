@@ -59,6 +59,7 @@ from jshost.errors import (
     config_set_failed,
 )
 from jshost.replies import NO_REPLY, ErrorReply, Push, Reply, Status
+from jshost.settings import parse_size
 from jshost.store import rdb
 from jshost.store.embedded.events import (
     FLUSHES,
@@ -438,15 +439,24 @@ class StoreSocket(GeoCommands, ServerCommands, TrackingCommands, ExtraCommands):
         raise SimpleError(SecurityErrors.EMBEDDED_ACL.format(sub="load"))
 
     def config_set(self, *args: bytes) -> Any:
-        # Names are case-insensitive and kept lower-case (the old ziplist names are aliases).
+        # All or nothing. Names are case-insensitive and kept lower-case (the old ziplist names
+        # are aliases); `maxmemory` is checked and kept in bytes, as Redis shows it.
         names = [CONFIG_ALIASES.get(n.lower(), n.lower()) for n in args[0::2]]
-        for name, given, value in zip(names, args[0::2], args[1::2]):
+        values = list(args[1::2])
+        for index, (name, given, value) in enumerate(zip(names, args[0::2], values)):
             reason = CONFIG_REFUSED.get(name)
             if reason is None and name in INTEGER_CONFIG and not _is_int(value):
                 reason = EmbeddedErrors.CONFIG_NOT_INTEGER
             if reason is not None:
                 raise SimpleError(config_set_failed(given.decode("utf-8", "replace"), reason))
-        pairs = [part for pair in zip(names, args[1::2]) for part in pair]
+            if name == b"maxmemory":
+                try:
+                    values[index] = str(parse_size(value.decode("ascii", "replace"))).encode()
+                except ValueError as exc:
+                    raise SimpleError(config_set_failed("maxmemory", str(exc))) from None
+        pairs = [part for pair in zip(names, values) for part in pair]
+        for name in pairs[0::2]:
+            self._server.config.pop(name.upper(), None)
         reply = super().config_set(*pairs, *args[len(pairs):])
         self._session.store.config_changed()
         return reply

@@ -20,6 +20,7 @@ from fakeredis._core._database import Item
 from fakeredis.model import ExpiringMembersSet, Hash, get_all_commands_info
 
 from jshost.replies import Push
+from jshost.settings import parse_size
 from jshost.store.base import DataSnapshots, Store, StoreListener
 from jshost.store.command_table import CommandTable
 from jshost.store.embedded.blocking import BlockedClients
@@ -29,6 +30,7 @@ from jshost.store.embedded.events import KeyspaceEvents
 from jshost.store.embedded.expiry import ActiveExpiry
 from jshost.store.embedded.extra_commands import CONFIG_DEFAULTS
 from jshost.store.embedded.monitor import CommandMonitor, Histogram
+from jshost.store.embedded.memory import DatasetSize
 from jshost.store.embedded.reply_fixes import REDIS_VERSION
 from jshost.store.embedded.server_commands import rss_bytes
 from jshost.store.embedded.session import EmbeddedSession
@@ -76,6 +78,12 @@ class EmbeddedStore(Store):
         )
         self.started_rss = rss_bytes()
         self.expired_keys = 0  # INFO's, since the start or CONFIG RESETSTAT
+        self.dataset = DatasetSize(self.server)
+        # REPLICAOF's target (host, port), or None on a primary: jshost records the role and
+        # refuses writes as a replica does, but never connects anywhere.
+        self.replica_of: tuple[bytes, int] | None = None
+        self._maxmemory = 0
+        self.config_changed()
 
     def open_session(self) -> EmbeddedSession:
         return EmbeddedSession(self)
@@ -108,6 +116,34 @@ class EmbeddedStore(Store):
     def snapshots(self) -> DataSnapshots:
         return DataFile(self)
 
+    # -- replica role and maxmemory (jshost is the whole server here) ------------------------------
+
+    def is_replica(self) -> bool:
+        return self.replica_of is not None
+
+    @property
+    def maxmemory(self) -> int:
+        """`maxmemory` in bytes (0: no limit), as CONFIG SET left it (`x_config_set`)."""
+        return self._maxmemory
+
+    def config_changed(self) -> None:
+        """CONFIG SET ran: re-read the settings the store acts on (the slow log's and latency
+        monitor's; `maxmemory`, asked before every write)."""
+        self._monitor_config = self._parse_monitor_config()
+        raw = self.server.config.get(b"maxmemory", b"0")
+        try:
+            self._maxmemory = parse_size(raw.decode("ascii", "replace"))
+        except ValueError:  # (CONFIG SET refuses such values: `x_config_set`)
+            self._maxmemory = 0
+
+    def used_memory(self) -> int:
+        """The estimate of used memory INFO shows and `is_oom` compares (`DatasetSize`)."""
+        return self.dataset.used_memory()
+
+    def is_oom(self) -> bool:
+        limit = self._maxmemory
+        return bool(limit) and self.dataset.used_memory() > limit
+
     # -- the data, as `jshost.store.values` (the data file) ----------------------------------------
 
     def export_values(self) -> Iterator[tuple[int, bytes, StoredValue | str, float | None]]:
@@ -130,6 +166,7 @@ class EmbeddedStore(Store):
         `export_values` gives it. An expiry already past stores nothing."""
         if expiry is not None and expiry <= time.time():
             return
+        self.dataset.reset()
         stored = from_stored(value)
         if isinstance(stored, (Hash, ExpiringMembersSet)) and not len(stored):
             return  # every member's own time to live has passed meanwhile
@@ -171,10 +208,6 @@ class EmbeddedStore(Store):
         return (int(value(b"slowlog-log-slower-than")), int(value(b"slowlog-max-len")),
                 int(value(b"latency-monitor-threshold")),
                 value(b"latency-tracking").lower() == b"yes")
-
-    def config_changed(self) -> None:
-        """CONFIG SET ran: re-read the settings the store acts on."""
-        self._monitor_config = self._parse_monitor_config()
 
     def record(self, args: list[bytes], micros: int, sock: StoreSocket) -> None:
         """A command has run in `micros` microseconds: the histograms, the slow log and the

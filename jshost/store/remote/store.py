@@ -45,7 +45,7 @@ from jshost.store.remote.url import RedisURL
 
 LOG = logging.getLogger("jshost.store.remote")
 
-OOM_CACHE_SECONDS: Final = 0.1  # how long an `is_oom` answer is remembered
+OOM_CACHE_SECONDS: Final = 0.1  # how long an `is_oom` / `is_replica` answer is remembered
 _READ_SIZE: Final = 256 * 1024
 #: Used until the command table is loaded (Redis 7.2's `blocking` commands, plus WAIT/WAITAOF).
 _BLOCKING_FALLBACK: Final = frozenset(
@@ -67,6 +67,7 @@ class RemoteStore(Store):
     in_process = False
     kind = "redis"
     pipelines = True
+    checks_commands = True
 
     def __init__(
         self,
@@ -93,7 +94,7 @@ class RemoteStore(Store):
         self.section_open = False  # the current atomic section has sent a command
         self._section_fenced = False  # ... and a fence marking its start
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._oom: tuple[float, bool] | None = None  # (checked at, answer)
+        self._state: tuple[float, bool, bool] | None = None  # (checked at, oom, replica)
         self.buffer = memoryview(bytearray(_READ_SIZE))  # every read on the loop thread
         # Keyspace events (`jshost.store.remote.subscriber`): who hears them, and the
         # subscriber connection while it runs.
@@ -151,18 +152,30 @@ class RemoteStore(Store):
         """Whether the backend is over its maxmemory (`maxmemory > 0 and used_memory >
         maxmemory`, from `INFO memory`), remembered for `max_age` seconds.
         An unreachable backend counts as not OOM (the command will fail on its own)."""
+        return self._server_state(max_age)[0]
+
+    def is_replica(self, max_age: float = OOM_CACHE_SECONDS) -> bool:
+        """Whether the backend is a replica (`role:slave` in `INFO replication`), remembered
+        for `max_age` seconds; an unreachable backend counts as a primary."""
+        return self._server_state(max_age)[1]
+
+    def forget_server_state(self) -> None:
+        self._state = None
+
+    def _server_state(self, max_age: float) -> tuple[bool, bool]:
         now = time.monotonic()
-        if self._oom is not None and now - self._oom[0] < max_age:
-            return self._oom[1]
-        try:
-            (reply,) = self.sync.round_trip([[b"INFO", b"memory"]])
+        state = self._state
+        if state is not None and now - state[0] < max_age:
+            return state[1], state[2]
+        try:  # one round trip for both sections (INFO takes several since Redis 7)
+            (reply,) = self.sync.round_trip([[b"INFO", b"memory", b"replication"]])
         except BackendError:
             reply = None  # remembered too: do not try to connect before every entry point
         fields = _info_fields(reply)
         used, limit = int(fields.get(b"used_memory", 0)), int(fields.get(b"maxmemory", 0))
-        answer = 0 < limit < used
-        self._oom = (now, answer)
-        return answer
+        oom, replica = 0 < limit < used, fields.get(b"role") == b"slave"
+        self._state = (now, oom, replica)
+        return oom, replica
 
     def begin_atomic(self, limit: float | None = None) -> None:
         """Start an atomic section: drain every async connection (what they sent runs before
