@@ -629,6 +629,12 @@ def remote_function_not_in_library(name: str, library: str) -> str:
     return f"Remote function {name} does not exists on library {library}"
 
 
+# --- Internal commands `_rg_internals.*` (RedisGears: redisgears_core/src/lib.rs) -----------
+# jshost has no replication stream or AOF replay of its own: refused to every client, both eras.
+
+INTERNAL_COMMAND_REFUSED = "Internal command should only be sent from primary or loaded from AOF"
+
+
 # --- Engine differences (README: Differences from RedisGears) ------------------------------
 
 # QuickJS's `InternalError: stack overflow` is rewritten to V8's text.

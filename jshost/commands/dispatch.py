@@ -35,6 +35,7 @@ from jshost.commands import (
     connection_cmds,
     gears,
     info_cmd,
+    internal_cmds,
     persistence_cmds,
     store_cmds,
     transactions,
@@ -219,7 +220,8 @@ def _internal_error(argv: list[bytes], exc: Exception) -> ErrorReply:
 def default_handlers() -> dict[bytes, Handler]:
     """Every command jshost answers itself, by lower-case name."""
     handlers: dict[bytes, Handler] = {}
-    for family in (connection_cmds, transactions, gears, persistence_cmds, info_cmd):
+    for family in (connection_cmds, transactions, gears, persistence_cmds, info_cmd,
+                   internal_cmds):
         overlap = handlers.keys() & family.HANDLERS.keys()
         if overlap:
             raise RuntimeError(f"commands claimed twice: {sorted(overlap)}")

@@ -41,6 +41,17 @@ HOST_COMMANDS: tuple[str, ...] = (
     "tconfig_set",
 )
 
+#: RedisGears' internal commands, refused to every client (`jshost.commands.internal_cmds`) but,
+#: unlike jshost's own, listed by `COMMAND` with tf's registration (JSON-shaped entries).
+_INTERNAL_ROWS: tuple[list[Any], ...] = (
+    ["_rg_internals.function", -3, ["module", "noscript", "no_mandatory_keys"], 0, 0, 0,
+     [], [], [], []],
+    ["_rg_internals.update_stream_last_read_id", 6, ["module", "noscript"], 3, 3, 1, [], [],
+     [{"flags": ["RW", "access", "update"], "begin_search": {"type": "index", "spec": {"index": 3}},
+       "find_keys": {"type": "range", "spec": {"lastkey": 0, "keystep": 1, "limit": 0}}}], []],
+)
+INTERNAL_COMMANDS: tuple[str, ...] = tuple(row[0] for row in _INTERNAL_ROWS)
+
 #: Commands that wait for replicas/AOF: they block a client although `COMMAND` gives no flag.
 _WAIT_COMMANDS = frozenset({b"wait", b"waitaof"})
 #: Stream reads block only with the BLOCK option (they carry the `blocking` flag regardless).
@@ -225,7 +236,7 @@ class CommandInfo:
         return [
             self.name.encode(),
             self.arity,
-            SetReply(Status(f.encode()) for f in sorted(self.flags)),
+            SetReply(Status(f.encode()) for f in sorted(self.flags, key=_flag_rank)),
             self.first_key,
             self.last_key,
             self.step,
@@ -304,8 +315,16 @@ def _spec_to_resp3(spec: KeySpec) -> dict[bytes, Any]:
     }
 
 
-def _host_command(name: str) -> CommandInfo:
-    return CommandInfo(name=name, arity=-1, flags=frozenset({"noscript", "module"}))
+def _flag_rank(flag: str) -> tuple[int, str]:
+    return _FLAG_RANK.get(flag, (len(_FLAG_RANK), flag))  # unknown flags last, by name
+
+
+_HOST_COMMAND_FLAGS = frozenset({"noscript", "module"})
+#: The order in which Redis prints command flags (server.c `addReplyCommandFlags`).
+_FLAG_RANK = {name: (i, name) for i, name in enumerate(
+    "write readonly denyoom module admin pubsub noscript blocking loading stale skip_monitor "
+    "skip_slowlog asking fast no_auth may_replicate no_mandatory_keys no_multi movablekeys "
+    "allow_busy".split())}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -368,7 +387,9 @@ class CommandTable:
             self._add(info)
         if add_host_commands:
             for name in HOST_COMMANDS:
-                self._commands[name.encode()] = _host_command(name)
+                self._commands[name.encode()] = CommandInfo(name, -1, _HOST_COMMAND_FLAGS)
+            for row in _INTERNAL_ROWS:
+                self._commands[row[0].encode()] = CommandInfo.from_reply(row)
 
     def _add(self, info: CommandInfo, *, replace: bool = True) -> None:
         """Add a command; a `parent|sub` entry listed on its own (fakeredis lists subcommands
