@@ -92,14 +92,38 @@
     const needArgs = (args, n, type) => {
       if (args.length < n) throw convError(args.length, type, T.wrongNumberOfArguments);
     };
-    // Called only when the options argument was given: an explicit `undefined` (or `null`) is
-    // not an object either (as in RedisGears).
-    function optionsObject(v, pos, known, type) {
-      if (typeof v !== "object" || v === null || isArray(v)) throw convError(pos, type, T.mustBeObject);
-      const unknown = Object.keys(v).filter((k) => !known.includes(k));
+    // tf's options objects, converted as RedisGears' derived converter does (called only when
+    // the argument was given): anything that is an object in JS (arrays and functions too);
+    // the known fields in declaration order, each checked by `fields[name]` (returns the value
+    // or a reason) and deleted from the caller's object (a visible side effect, as in the
+    // original); then no own enumerable property may be left.
+    function optionsObject(v, pos, type, fields) {
+      if (v === null || (typeof v !== "object" && typeof v !== "function")) {
+        throw convError(pos, type, T.mustBeObject);
+      }
+      const out = {};
+      for (const name of Object.keys(fields)) {
+        const value = v[name];
+        delete v[name];
+        if (value === undefined || value === null) continue;
+        const checked = fields[name](value);
+        if (!checked.ok) throw convError(pos, type, T.failedGettingField(name, checked.reason));
+        out[name] = checked.value;
+      }
+      const unknown = Object.keys(v);
       if (unknown.length) throw convError(pos, type, T.unknownProperties(unknown));
-      return v;
+      return out;
     }
+    const ok = (value) => ({ ok: true, value });
+    const bad = (reason) => ({ ok: false, reason });
+    const stringField = (v) => (typeof v === "string" ? ok(v)
+      : isStringObject(v) ? ok(StringValueOf.call(v)) : bad(T.valueNotString));
+    const arrayField = (v) => (isArray(v) ? ok(v) : bad(T.valueNotArray));
+    const integerField = (v) => (Number.isInteger(v) || typeof v === "bigint" ? ok(Number(v))
+      : bad(T.valueNotLong));
+    const booleanField = (v) => (typeof v === "boolean" ? ok(v) : bad(T.valueNotBoolean));
+    const anyField = (v) => ok(v);
+    // Flag strings are checked by the API, after conversion (non-strings become null here).
     function flagList(flags, pos, type) {
       if (flags === undefined || flags === null) return [];
       if (!isArray(flags)) throw convError(pos, type, T.valueNotArray);
@@ -263,15 +287,10 @@
       let flags = [], description = null;
       if (tf) {
         if (args.length > 2) {
-          const type = "Option < NativeFunctionOptionalArgs >";
-          const o = optionsObject(args[2], 2, ["description", "flags"], type);
-          if (o.description !== undefined && o.description !== null) {
-            if (typeof o.description !== "string") {
-              throw convError(2, type, T.failedGettingField("description", T.valueNotString));
-            }
-            description = o.description;
-          }
-          flags = flagList(o.flags, 2, type);
+          const o = optionsObject(args[2], 2, "Option < NativeFunctionOptionalArgs >",
+            { description: stringField, flags: arrayField });
+          if (o.description !== undefined) description = o.description;
+          flags = flagList(o.flags, 2, "Option < NativeFunctionOptionalArgs >");
         }
       } else {
         flags = flagList(args[2], 2, "Option < V8LocalArray >");
@@ -286,14 +305,16 @@
       name = needString(args[0], 0);
       prefix = args[1];
       fn = args[2];
-      if (typeof fn !== "function") throw T.keyspaceCallbackNotFunction;
+      let o = {};
       if (tf && args.length > 3) {
-        const o = optionsObject(args[3], 3, ["description", "onTriggerFired"], "Option < NativeFunctionOptionalArgs >");
-        if (o.description !== undefined && o.description !== null) description = needString(o.description, 3);
-        if (o.onTriggerFired !== undefined && o.onTriggerFired !== null) {
-          if (typeof o.onTriggerFired !== "function" || isAsync(o.onTriggerFired)) throw T.onTriggerFiredNotFunction;
-          onFired = o.onTriggerFired;
-        }
+        o = optionsObject(args[3], 3, "Option < NoficationConsumerOptionalArgs >",
+          { onTriggerFired: anyField, description: stringField });
+        if (o.description !== undefined) description = o.description;
+      }
+      if (typeof fn !== "function") throw T.keyspaceCallbackNotFunction;
+      if (o.onTriggerFired !== undefined) {
+        if (typeof o.onTriggerFired !== "function" || isAsync(o.onTriggerFired)) throw T.onTriggerFiredNotFunction;
+        onFired = o.onTriggerFired;
       }
       if (prefixBytes(prefix) === undefined) throw T.keyspaceBadPrefix;
       native.registerKeyspace(name, prefix, fn, description, onFired);
@@ -306,25 +327,15 @@
         name = needString(args[0], 0);
         prefix = args[1];
         fn = args[2];
-        if (typeof fn !== "function") throw T.streamCallbackNotFunction;
         if (args.length > 3) {
-          const type = "Option < NativeFunctionOptionalArgs >";
-          const o = optionsObject(args[3], 3, ["description", "window", "isStreamTrimmed"], type);
-          if (o.description !== undefined && o.description !== null) description = needString(o.description, 3);
-          if (o.window !== undefined && o.window !== null) {
-            if (!Number.isInteger(o.window) && typeof o.window !== "bigint") {
-              throw convError(3, type, T.failedGettingField("window", T.valueNotLong));
-            }
-            window = Number(o.window);
-            if (window < 1) throw T.windowNotPositive;
-          }
-          if (o.isStreamTrimmed !== undefined && o.isStreamTrimmed !== null) {
-            if (typeof o.isStreamTrimmed !== "boolean") {
-              throw convError(3, type, T.failedGettingField("isStreamTrimmed", T.valueNotBoolean));
-            }
-            trim = o.isStreamTrimmed;
-          }
+          const o = optionsObject(args[3], 3, "Option < StreamTriggerOptionalArgs >",
+            { description: stringField, window: integerField, isStreamTrimmed: booleanField });
+          if (o.description !== undefined) description = o.description;
+          if (o.window !== undefined) window = o.window;
+          if (o.isStreamTrimmed !== undefined) trim = o.isStreamTrimmed;
         }
+        if (typeof fn !== "function") throw T.streamCallbackNotFunction;
+        if (window < 1) throw T.windowNotPositive;
       } else {
         needArgs(args, 5, "V8LocalValue");
         name = needString(args[0], 0);
