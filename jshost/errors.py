@@ -629,6 +629,15 @@ def remote_function_not_in_library(name: str, library: str) -> str:
     return f"Remote function {name} does not exists on library {library}"
 
 
+# --- RedisAI (never loaded; RedisGears: v8_redisai.rs, as it answers without RedisAI) --------
+
+REDISAI_NOT_INITIALIZED = "RedisAI is not initialize"
+TENSOR_DIMS_NOT_INTEGERS = "Tensor dims must be integers"
+REDISAI_INVALID_SCRIPT_CTX = "On redisai_create_tensor, use of invalid script ctx."
+# The converter's reason for a non-ArrayBuffer (best-effort V8 wording, as the other reasons).
+VALUE_NOT_ARRAY_BUFFER = "Value is not an array buffer"
+
+
 # --- Internal commands `_rg_internals.*` (RedisGears: redisgears_core/src/lib.rs) -----------
 # jshost has no replication stream or AOF replay of its own: refused to every client, both eras.
 

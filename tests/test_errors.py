@@ -347,6 +347,7 @@ NOT_SPEC_CONSTANTS = {
     "CONFIG_NOT_INTEGER",
     "CONFIG_NOT_MEMORY",
     "CONFIG_NOT_YES_NO",
+    "VALUE_NOT_ARRAY_BUFFER",  # a converter reason the spec leaves to best effort (SPEC §3)
 }
 
 

@@ -52,11 +52,16 @@ def prelude_texts(era: errors.Era) -> dict[str, Any]:
         "remoteCallbackNotFunction": errors.remote_callback_not_function(era),
         "remoteMustBeAsync": errors.REMOTE_FUNCTION_MUST_BE_ASYNC,
         "failedSerializingArguments": errors.FAILED_SERIALIZING_ARGUMENTS,
-        "failedSerializingResult": errors.FAILED_SERIALIZING_RESULT,
         "failedSerializingResultWith": errors.failed_serializing_result,
         "failedDeserializingArgument": errors.FAILED_DESERIALIZING_ARGUMENT,
         "failedDeserializingResult": errors.FAILED_DESERIALIZING_RESULT,
+        "failedDeserializingResultText": errors.failed_deserializing_result,
+        "functionWereUnregistered": errors.FUNCTION_WERE_UNREGISTERED,
         "logNotString": errors.LOG_NOT_STRING,
+        "valueNotArrayBuffer": errors.VALUE_NOT_ARRAY_BUFFER,
+        "tensorDimsNotIntegers": errors.TENSOR_DIMS_NOT_INTEGERS,
+        "redisaiInvalidScriptCtx": errors.REDISAI_INVALID_SCRIPT_CTX,
+        "redisaiNotInitialized": errors.REDISAI_NOT_INITIALIZED,
         "codeGeneration": errors.LimitErrors.CODE_GENERATION,
     }
 
@@ -86,6 +91,7 @@ class Natives:
             "call": self.call,
             "callAsync": self.call_async,
             "allowBlock": self.allow_block,
+            "checkClient": self.check_client,
             "checkBackground": self.check_background,
             "asyncToken": self.async_token,
             "background": self.background,
@@ -129,6 +135,11 @@ class Natives:
         if not section.is_live(token):
             raise JSThrow(errors.USED_ON_INVALID_CLIENT)
         return section.allow_block
+
+    def check_client(self, token: int) -> None:
+        """The client of `token` is still usable (RedisAI's `open_model` / `open_script`)."""
+        if not self.section.is_live(token):
+            raise JSThrow(errors.USED_ON_INVALID_CLIENT)
 
     def check_background(self, token: int) -> None:
         if not self.section.is_live(token):

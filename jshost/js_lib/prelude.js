@@ -163,6 +163,11 @@
       executeAsync(fn) { return runOnBackground(this.#token, fn); }
       callAsync(cmd, ...args) { return callAsync(this.#token, false, commandArgs(cmd, args)); }
       callAsyncRaw(cmd, ...args) { return callAsync(this.#token, true, commandArgs(cmd, args)); }
+      // RedisAI is never loaded: its entry points fail as the original's did without it.
+      get redisai() {
+        const token = this.#token;
+        return { open_model: (name) => redisaiOpen(token, name), open_script: (name) => redisaiOpen(token, name) };
+      }
     }
     // Each era sees only its own method names.
     if (tf) {
@@ -191,9 +196,9 @@
       }
       // Remote (cluster) functions: a standalone jshost is the only shard, so they
       // run here, in the background, with the serialisation round trip of the original.
-      run_on_key(key, name, ...args) { return runRemote(this.#token, name, args); }
+      run_on_key(key, name, ...args) { return runRemote(this.#token, name, args, resultNotParsed); }
       run_on_all_shards(name, ...args) { return runOnShards(this.#token, name, args); }
-      runOnKey(key, name, ...args) { return runRemote(this.#token, name, args); }
+      runOnKey(key, name, ...args) { return runRemote(this.#token, name, args, resultNotParsed); }
       runOnShards(name, ...args) { return runOnShards(this.#token, name, args); }
     }
     if (tf) {
@@ -204,42 +209,53 @@
       delete AsyncClient.prototype.runOnShards;
     }
 
+    // The original serialised with V8's C++ JSON::Stringify, which turns what JSON.stringify
+    // leaves `undefined` (a function, undefined, a Symbol) into the text `undefined`: the other
+    // side then fails to parse it. A standalone jshost runs both sides here, with the same
+    // round trip, so the same errors come out.
     const stringify = JSON.stringify;
     const parse = JSON.parse;
     function serialize(value, error) {
       if (isArrayBuffer(value)) return value;
       let text;
       try { text = stringify(value); } catch (e) { throw error(e); }
-      if (text === undefined) throw error(undefined);
-      return text;
+      return text === undefined ? "undefined" : text;
     }
     const deserialize = (value, error) => {
       if (isArrayBuffer(value)) return value;
-      try { return parse(value); } catch (e) { throw error; }
+      try { return parse(value); } catch (e) { throw error(value); }
     };
+    const resultNotParsed = () => T.failedDeserializingResult;
     // Remote functions always run with `no-writes` (an async token is a BigInt from Python,
     // db << 8 | flags).
     const noWritesToken = (token) => token - (token % 256n) + 1n;
-    function runRemote(token, name, args) {
+    // runOnKey / run_on_key: the result, or a rejection; `resultError(text)` names a result
+    // that does not parse.
+    function runRemote(token, name, args, resultError) {
       const payload = args.map((a) => serialize(a, () => T.failedSerializingArguments));
-      const fn = native.remoteFunction(name);
+      if (native.isDeleted()) throw T.functionWereUnregistered;
       let resolve, reject;
       const p = new IntrinsicPromise((res, rej) => { resolve = res; reject = rej; });
       native.background(async () => {
+        let text;
         try {
-          const input = payload.map((a) => deserialize(a, T.failedDeserializingArgument));
+          const fn = native.remoteFunction(name);
+          const input = payload.map((a) => deserialize(a, () => T.failedDeserializingArgument));
           const result = await fn(new AsyncClient(noWritesToken(token)), ...input);
-          const text = serialize(result, (e) => e === undefined
-            ? T.failedSerializingResult : T.failedSerializingResultWith(String(e)));
-          resolve(deserialize(text, T.failedDeserializingResult));
+          text = serialize(result, (e) => T.failedSerializingResultWith(String(e)));
         } catch (e) {
           reject(typeof e === "string" ? e : String(e));
+          return;
         }
+        try { resolve(deserialize(text, resultError)); } catch (e) { reject(e); }
       }, reject);
       return p;
     }
+    // runOnShards / run_on_all_shards: `[results, errors]` of the one shard; a result that does
+    // not parse is an error of the list (the original crashed there).
     function runOnShards(token, name, args) {
-      return runRemote(token, name, args).then((r) => [[r], []], (e) => [[], [e]]);
+      return runRemote(token, name, args, T.failedDeserializingResultText)
+        .then((r) => [[r], []], (e) => [[], [e]]);
     }
 
     function runOnBackground(token, fn) {
@@ -362,6 +378,26 @@
       native.registerRemote(name, fn);
     }
 
+    // --- RedisAI (never loaded) -----------------------------------------------------------------
+    function redisaiOpen(token, name) {
+      needString(name, 0);
+      native.checkClient(token);
+      throw T.redisaiNotInitialized;
+    }
+    function createTensor(args) {
+      const types = ["V8LocalUtf8", "V8LocalArray", "V8LocalArrayBuffer"];
+      needArgs(args, 3, types[Math.min(args.length, 2)]);
+      needString(args[0], 0);
+      if (!isArray(args[1])) throw convError(1, types[1], T.valueNotArray);
+      if (!isArrayBuffer(args[2])) throw convError(2, types[2], T.valueNotArrayBuffer);
+      for (const d of args[1]) {
+        if (typeof d !== "bigint" && !(typeof d === "number" && (d | 0) === d)) throw T.tensorDimsNotIntegers;
+      }
+      if (native.isDeleted()) throw T.redisaiInvalidScriptCtx;
+      throw T.redisaiNotInitialized;
+    }
+    const redisai = { create_tensor: (...a) => createTensor(a) };
+
     function log(msg) {
       if (typeof msg !== "string" && !isStringObject(msg)) throw T.logNotString;
       native.log(String(msg));
@@ -378,7 +414,7 @@
         registerStreamTrigger: (...a) => registerStream(a),
         registerClusterFunction: (...a) => registerRemote(a),
         functionFlags: Object.freeze({ NO_WRITES: "no-writes", ALLOW_OOM: "allow-oom", RAW_ARGUMENTS: "raw-arguments" }),
-        config, log, v8Version: engineVersion, apiVersion: versionFn,
+        config, log, v8Version: engineVersion, apiVersion: versionFn, redisai,
       }
       : {
         register_function: (...a) => registerFunction(a, false),
@@ -386,7 +422,7 @@
         register_notifications_consumer: (...a) => registerKeyspace(a),
         register_stream_consumer: (...a) => registerStream(a),
         register_remote_function: (...a) => registerRemote(a),
-        config, log, v8_version: engineVersion, api_version: versionFn,
+        config, log, v8_version: engineVersion, api_version: versionFn, redisai,
       };
     defineProperty(globalThis, "redis", { value: redis, writable: true, configurable: true });
 
