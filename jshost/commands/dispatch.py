@@ -130,6 +130,8 @@ class Dispatcher:
         self.handlers: dict[bytes, Handler] = dict(handlers or default_handlers())
         self._forward = store_cmds.Forwarder(ctx)
         self._guard = Guard(ctx)
+        # Out of script mode (DEBUG allow_unsafe_redis_commands), JS commands pass these too.
+        ctx.host.js_commands.guard = self._guard.check
         # Top-level commands by lower-case name (jshost's own included), for `dispatch`.
         self._commands = {c.name.encode(): c for c in self.table.commands(host_commands=True)}
         ctx.dispatcher = self

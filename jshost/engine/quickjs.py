@@ -71,10 +71,12 @@ class QuickJSRuntime:
         return self._rt.compile(code, filename)
 
     def install(self, natives: Mapping[str, Callable[..., Any]], texts: Mapping[str, Any],
-                era: str, config_json: str, engine_version: str) -> None:
+                era: str, config_json: str, engine_version: str,
+                keep_engine_globals: bool = False) -> None:
         rt = self._rt
         install = rt.eval(_PRELUDE, "<jshost prelude>")
-        entry = install(dict(natives), dict(texts), era, config_json, engine_version)
+        entry = install(dict(natives), dict(texts), era, config_json, engine_version,
+                        keep_engine_globals)
         points = EntryPoints(
             invoke_sync=entry.get("invokeSync"),
             invoke_async=entry.get("invokeAsync"),
@@ -88,7 +90,8 @@ class QuickJSRuntime:
         self.trigger_run = points.trigger_run
         self.watch = points.watch
         self.string_of = points.string_of
-        rt.globals.delete("eval")
+        if not keep_engine_globals:
+            rt.globals.delete("eval")
 
     def set_value_limit(self, limit: int, text: str) -> None:
         self._rt.set_value_limit(limit, text)

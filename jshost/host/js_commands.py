@@ -7,12 +7,15 @@ Writes made through these sessions fire no keyspace trigger: each session is add
 which the triggers consult.
 
 Each command is checked as Redis checks a script's (`CommandTable.check_script_call`: no
-`noscript` commands, no writes under `no-writes`).
+`noscript` commands, no writes under `no-writes`). `DEBUG allow_unsafe_redis_commands` turns
+script mode off for good (`script_mode`): `noscript` commands pass then, but for jshost's own,
+and each command must also pass the server's refusals for clients (`guard`, set by the server:
+what a backend must not be sent).
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableSet
+from collections.abc import Callable, MutableSet
 from typing import Any
 
 from jshost.engine import JSFunction, JSThrow
@@ -35,6 +38,16 @@ class JSCommands:
         self.scheduler = scheduler
         self.muted = muted
         self._sessions: dict[int, Session] = {}
+        self.script_mode = True
+        #: The server's refusals of client commands (None: none), asked out of script mode.
+        self.guard: Callable[[list[bytes]], str | None] | None = None
+
+    def check(self, args: list[bytes], no_writes: bool) -> str | None:
+        """Why `args` may not run from JS (None: it may)."""
+        problem = self.commands.check_script_call(args, no_writes, self.script_mode)
+        if problem is None and not self.script_mode and self.guard is not None:
+            problem = self.guard(args)
+        return problem
 
     def session(self, db: int) -> Session:
         """The host's own session on database `db`."""
@@ -48,7 +61,7 @@ class JSCommands:
 
     def run(self, args: list[bytes]) -> Reply:
         """A command from `client.call`, now, in the atomic section."""
-        problem = self.commands.check_script_call(args, bool(self.section.flags & NO_WRITES))
+        problem = self.check(args, bool(self.section.flags & NO_WRITES))
         if problem is not None:
             raise JSThrow(problem)
         return self.session(self.section.db).call(args)
@@ -60,7 +73,7 @@ class JSCommands:
         Redis error reply like any other: it rejects the promise."""
         scheduler = self.scheduler
         scheduler.admit_job(lib)  # the job that settles the promise, counted now
-        problem = self.commands.check_script_call(args, bool(self.section.flags & NO_WRITES))
+        problem = self.check(args, bool(self.section.flags & NO_WRITES))
         if problem is not None:
             self._settle_later(lib, ErrorReply(problem), raw, resolve, reject)
             return

@@ -64,11 +64,14 @@
     }
   }
 
-  return function install(native, T, era, configJson, version) {
+  return function install(native, T, era, configJson, version, keepEngineGlobals) {
     const tf = era === "tf";
 
     // --- sandbox ---------------------------------------------------------------------------
     if (tf) ALLOWED.add("Iterator");
+    // tf `DEBUG js avoid_global_allow_list`: the engine's own globals the allow list cuts stay
+    // (host-only objects never existed here).
+    if (keepEngineGlobals) for (const name of ["eval", "EvalError", "SharedArrayBuffer", "Atomics"]) ALLOWED.add(name);
     for (const name of Object.getOwnPropertyNames(globalThis)) {
       if (!ALLOWED.has(name)) delete globalThis[name];
     }

@@ -41,11 +41,10 @@ HOST_COMMANDS: tuple[str, ...] = (
     "tconfig_set",
 )
 
-#: RedisGears' internal commands, refused to every client (`jshost.commands.internal_cmds`) but,
-#: unlike jshost's own, listed by `COMMAND` with tf's registration (JSON-shaped entries).
+#: RedisGears' internal commands (refused: `jshost.commands.internal_cmds`), listed by `COMMAND`.
 _INTERNAL_ROWS: tuple[list[Any], ...] = (
-    ["_rg_internals.function", -3, ["module", "noscript", "no_mandatory_keys"], 0, 0, 0,
-     [], [], [], []],
+    ["_rg_internals.function", -3, ["module", "noscript", "no_mandatory_keys"], 0, 0, 0, [], [],
+     [], []],
     ["_rg_internals.update_stream_last_read_id", 6, ["module", "noscript"], 3, 3, 1, [], [],
      [{"flags": ["RW", "access", "update"], "begin_search": {"type": "index", "spec": {"index": 3}},
        "find_keys": {"type": "range", "spec": {"lastkey": 0, "keystep": 1, "limit": 0}}}], []],
@@ -488,17 +487,18 @@ class CommandTable:
             return CommandErrors.ERR_WRONG_ARITY.format(fullname=info.name)
         return None
 
-    def check_script_call(self, args: Sequence[bytes], no_writes: bool) -> str | None:
+    def check_script_call(self, args: Sequence[bytes], no_writes: bool,
+                          script_mode: bool = True) -> str | None:
         """The error text `RM_Call` in script mode gives for `args`, or None if it may run.
 
-        Order: unknown command, arity, `noscript`, then `write` under `no_writes`.
-        """
+        Order: unknown command, arity, `noscript` (out of script mode: module commands only, as
+        jshost's own), then `write` under `no_writes`."""
         info = self.lookup(args)
         if info is None:
             return self.check_existence(args)
         if not info.arity_ok(len(args)):
             return CommandErrors.ERR_WRONG_ARITY.format(fullname=info.name)
-        if "noscript" in info.flags:
+        if "noscript" in info.flags and (script_mode or "module" in info.flags):
             return CommandErrors.ERR_NOSCRIPT.format(fullname=info.name)
         if no_writes and "write" in info.flags:
             return CommandErrors.ERR_NO_WRITES.format(fullname=info.name)

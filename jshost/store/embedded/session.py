@@ -12,6 +12,7 @@ from jshost.replies import ErrorReply, Push, Reply
 from jshost.store.base import NO_REPLY, PushHandler, Session
 from jshost.store.command_table import unknown_command_error
 from jshost.store.embedded.database import Waiter
+from jshost.store.embedded.debug_protocol import debug_protocol
 from jshost.store.embedded.reply_fixes import ERROR_FIXES, fix_exec, fix_reply
 from jshost.store.embedded.socket import StoreSocket
 
@@ -88,6 +89,8 @@ class EmbeddedSession(Session):
             return NO_REPLY, None
         if self._closed:
             return ErrorReply(StoreErrors.SESSION_CLOSED), None
+        if len(args) > 1 and args[0].lower() == b"debug" and args[1].lower() == b"protocol":
+            return debug_protocol(args), None  # (unknown to fakeredis)
         sock = self._sock
         queued = sock.queued_commands() if sock.in_multi and args[0].lower() == b"exec" else None
         reply, timeout = sock.run(args)
