@@ -98,6 +98,10 @@ class LibraryRuntime(Protocol):
     def set_deadline(self, seconds: float | None) -> None:
         """Stop JS (`JSTerminated`) once `seconds` from now have passed; None: no deadline."""
 
+    def clear_interrupt(self) -> None:
+        """Inside a native that caught a nested `JSTerminated`: let JS run on from it (tf
+        `block()` turns the stop into a catchable error)."""
+
     def set_value_limit(self, limit: int, text: str) -> None:
         """The most one value leaving JS may cost, and the text of the error past it."""
 

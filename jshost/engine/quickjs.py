@@ -54,6 +54,7 @@ class QuickJSRuntime:
         # The binding's own methods: no wrapper in between.
         self.run_jobs: Callable[[], list[Any]] = rt.run_jobs
         self.set_deadline: Callable[[float | None], None] = rt.set_deadline
+        self.clear_interrupt: Callable[[], None] = rt.clear_interrupt
         self.charge: Callable[..., bool] = rt.charge
         self.release: Callable[[int], None] = rt.release
         self.gc: Callable[[], None] = rt.gc

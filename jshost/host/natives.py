@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jshost import errors
-from jshost.engine import JSFunction, JSThrow
+from jshost.engine import JSFunction, JSTerminated, JSThrow
 from jshost.host.atomic import AtomicSection, async_token, decode_async_token
 from jshost.host.conversions import reply_to_js
 from jshost.host.library import ALLOW_OOM, NO_WRITES, Library
@@ -96,7 +96,7 @@ class Natives:
             "asyncToken": self.async_token,
             "background": self.background,
             "enterBlock": self.enter_block,
-            "exitBlock": self.exit_block,
+            "runBlock": self.run_block,
             "isDeleted": lambda: lib.deleted,
             "log": self.write_log,
             "registerFunction": lib.register_function,
@@ -174,8 +174,22 @@ class Natives:
             raise JSThrow(errors.FUNCTION_WERE_UNREGISTERED)
         return self.scheduler.enter_block(self.lib, flags, db)
 
-    def exit_block(self, token: int) -> None:
-        self.scheduler.exit_block(self.lib, token)
+    def run_block(self, token: int, body: JSFunction) -> Any:
+        """Run `body` (the prelude's wrapper of the `block` callback: 0 returned, 1 thrown) in
+        the section `enter_block` opened, and leave it. Stopped at the time or memory limit:
+        rg lets the stop go on (uncatchable); tf counts it, lets JS run on, and gives the
+        prelude the text to throw as an ordinary, catchable string."""
+        lib = self.lib
+        try:
+            return body()
+        except JSTerminated:
+            if lib.era == "rg":
+                raise
+            lib.terminations += 1
+            lib.runtime.clear_interrupt()
+            return errors.EXECUTION_TERMINATED
+        finally:
+            self.scheduler.exit_block(lib, token)
 
     # --- redis.log --------------------------------------------------------------------------------
 
