@@ -613,6 +613,14 @@ class Connection(asyncio.Protocol):
         """The future this client is blocked on, if any."""
         return self._waiting
 
+    def force_unblock(self, text: str) -> None:
+        """Redis's `disconnectAllBlockedClients`: a blocked client gets `text` for the command
+        it waits on, then its connection is closed."""
+        if self._closed or not self._drop_waiting():
+            return
+        self._append(ErrorReply(text))
+        self._close_after_output()
+
     def shutdown(self) -> None:
         """Server shutdown: fail the command this client waits on, write, then close."""
         if self._closed:

@@ -671,6 +671,16 @@ REDISAI_INVALID_SCRIPT_CTX = "On redisai_create_tensor, use of invalid script ct
 VALUE_NOT_ARRAY_BUFFER = "Value is not an array buffer"
 
 
+# --- The change to replica (RedisGears: lib.rs `on_role_changed`; Redis: blocked.c) ----------
+
+#: A tf `callAsync` still waiting when the server becomes a replica: its promise is rejected.
+COMMAND_WAS_ABORTED = "Command was aborted"
+#: What Redis core answers a blocked client then (no `ERR`), before closing its connection.
+UNBLOCKED_ROLE_CHANGED = (
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"
+)
+
+
 # --- Internal commands `_rg_internals.*` (RedisGears: redisgears_core/src/lib.rs) -----------
 # jshost has no replication stream or AOF replay of its own: refused to every client, both eras.
 

@@ -102,6 +102,7 @@ class Server:
             request_shutdown=self.request_shutdown,
             listener=config,
             clients_info=self.clients_info,
+            unblock_clients=self.unblock_clients,
         )
         self.dispatcher = Dispatcher(self.ctx)
         self._connections: set[Connection] = set()
@@ -189,6 +190,13 @@ class Server:
              max((conn.output_size() for conn in connections), default=0)),
             ("blocked_clients", sum(conn.blocked for conn in connections)),
         ]
+
+    def unblock_clients(self, text: str) -> None:
+        """Answer every blocked client `text`, then close its connection (the change to
+        replica, `jshost.commands.role_change`)."""
+        for conn in list(self._connections):
+            if conn.blocked:
+                conn.force_unblock(text)
 
     @property
     def connections(self) -> frozenset[Connection]:

@@ -97,6 +97,8 @@ class ServerContext:
     listener: ListenerConfig = field(default_factory=lambda: ListenerConfig())
     #: INFO's `# Clients` fields, from the server's own connections; set by the server.
     clients_info: Callable[[], list[tuple[str, int]]] = lambda: []
+    #: Answers every blocked client with a text and closes it (the change to replica).
+    unblock_clients: Callable[[str], None] = lambda _text: None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
