@@ -490,13 +490,14 @@ async def test_the_other_era_api_is_absent(host_driver):
             " typeof redis.registerFunction, Object.keys(redis).sort().join(',')]);")
     assert await rg.fcall("t") == [
         b"undefined", b"function",
-        (b"api_version,config,log,register_async_function,register_function,"
+        (b"api_version,config,log,redisai,register_async_function,register_function,"
         b"register_notifications_consumer,register_remote_function,register_stream_consumer,"
         b"v8_version")]
     assert await tf.fcall("t") == [
         b"undefined", b"function",
-        (b"apiVersion,config,functionFlags,log,registerAsyncFunction,registerClusterFunction,"
-        b"registerFunction,registerKeySpaceTrigger,registerStreamTrigger,v8Version")]
+        (b"apiVersion,config,functionFlags,log,redisai,registerAsyncFunction,"
+        b"registerClusterFunction,registerFunction,registerKeySpaceTrigger,registerStreamTrigger,"
+        b"v8Version")]
 
 
 async def test_console_is_a_no_op(jh, caplog):

@@ -625,17 +625,17 @@ def _entry(name: str, arity: int, flags: list[str], tips: list[str]) -> list[Any
     return [name, arity, flags, 0, 0, 0, ["@slow", "@connection"], tips, [], []]
 
 
+#: The blocking commands Redis 7.2 lets scripts and `RM_Call` run (7.0 flags them `noscript`).
+SCRIPT_BLOCKING_72 = ("blpop", "brpop", "brpoplpush", "blmove", "bzpopmin", "bzpopmax")
 #: How the bundled file differs from the server it was recorded on (redis-server 7.0.15, the
 #: newest Debian 12 ships): Redis 7.2 dropped `noscript` from the blocking list/zset commands (they
 #: run without blocking from scripts and `RM_Call`, which is what tf `callAsync('blpop', ...)`
 #: relies on), and added CLIENT SETINFO, CLIENT NO-TOUCH and WAITAOF.
 _REDIS_72_PATCHES: dict[str, Any] = {
-    "drop_noscript": ["blpop", "brpop", "brpoplpush", "blmove", "bzpopmin", "bzpopmax"],
+    "drop_noscript": list(SCRIPT_BLOCKING_72),
     "add": [
         _entry(
-            "client|setinfo",
-            4,
-            ["loading", "noscript", "stale"],
+            "client|setinfo", 4, ["loading", "noscript", "stale"],
             ["request_policy:all_nodes", "response_policy:all_succeeded"],
         ),
         _entry("client|no-touch", 3, ["loading", "noscript", "stale"], []),

@@ -35,7 +35,7 @@ from typing import Final
 from jshost.errors import BackendErrors
 from jshost.replies import ErrorReply, Reply
 from jshost.store.base import ATOMIC_SECTION, KeyspaceNotifications, Store
-from jshost.store.command_table import CommandTable, apply_redis_72_patches
+from jshost.store.command_table import SCRIPT_BLOCKING_72, CommandTable
 from jshost.store.remote.async_connection import AsyncConnection
 from jshost.store.remote.connect import BackendError
 from jshost.store.remote.session import RemoteSession
@@ -119,9 +119,11 @@ class RemoteStore(Store):
                 raise BackendError(reply)
             # Checked as Redis 7.2 checks commands from JS (jshost answers as 7.2 does): an
             # older backend's `noscript` on BLPOP and co. would refuse tf `callAsync('blpop')`.
-            recorded = CommandTable.from_command_reply(reply, add_host_commands=False)
-            self._table = CommandTable.from_command_reply(
-                apply_redis_72_patches(recorded.to_reply()))
+            entries = CommandTable.from_command_reply(reply, add_host_commands=False).to_reply()
+            for entry in entries:
+                if entry[0] in SCRIPT_BLOCKING_72:
+                    entry[2] = [flag for flag in entry[2] if flag != "noscript"]
+            self._table = CommandTable.from_command_reply(entries)
         return self._table
 
     async def aclose(self) -> None:
