@@ -4,6 +4,9 @@ checked, and throw `RedisAI is not initialize` as a plain string, in both eras."
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import pytest
 
 from jshost import errors
@@ -62,3 +65,26 @@ async def test_block_client_has_it_the_async_client_does_not(jh):
     assert await jh.fcall_async("f") == [b"undefined", [b"string", NOT_INIT.encode()]]
     assert await jh.fcall("keep") == 1
     assert await jh.fcall("expired") == [b"string", errors.USED_ON_INVALID_CLIENT.encode()]
+
+
+async def test_create_tensor_after_the_library_was_deleted(jh, caplog):
+    """A job the library queued still runs after DEL; there `create_tensor` names the invalid
+    script context (after its argument checks)."""
+    background = "executeAsync" if jh.era == "tf" else "run_on_background"
+    jh.load(f"""
+        redis.{jh.api.register}('f', (c) => {{
+            c.{background}(async () => {{
+                try {{ redis.redisai.create_tensor('FLOAT', [1], new ArrayBuffer(4)); }}
+                catch (e) {{ redis.log('tensor: ' + e); }}
+            }});
+            return 1;
+        }});
+    """)
+    with caplog.at_level(logging.INFO, logger="jshost.lib"):
+        assert await jh.fcall("f") == 1
+        jh.host.delete("lib")
+        for _ in range(100):
+            if any(m.startswith("tensor: ") for m in caplog.messages):
+                break
+            await asyncio.sleep(0)  # let the loop run the queued job
+    assert f"tensor: {errors.REDISAI_INVALID_SCRIPT_CTX}" in caplog.messages
