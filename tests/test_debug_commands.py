@@ -53,7 +53,8 @@ def debug_error(host: Host, era: str, *args: bytes | str) -> str:
 
 
 def load(host: Host, era: str, name: str = "lib", extra: str = "", replace: bool = False) -> None:
-    host.load(LIB[era].format(name=name, extra=extra), era=era, replace=replace)  # type: ignore[arg-type]
+    code = LIB[era].format(name=name, extra=extra)
+    host.load(code, era=era, replace=replace)  # type: ignore[arg-type]
 
 
 def counts(host: Host) -> list[Any]:
@@ -275,7 +276,8 @@ async def test_debug_protocol_values_go_back_to_the_client(store_kind: str,
                             enable_debug_command="yes") as client:
         await client.execute_command("TFUNCTION", "DEBUG", "allow_unsafe_redis_commands")
         assert await client.execute_command("TFCALL", "proto.back", "0", "double") == b"3.141"
-        assert await client.execute_command("TFCALL", "proto.back", "0", "map") == [0, 0, 1, 1, 2, 0]
+        assert await client.execute_command("TFCALL", "proto.back", "0", "map") == [
+            0, 0, 1, 1, 2, 0]
         text = await error_of(client.execute_command("TFCALL", "proto.back", "0", "nosuch"))
         assert text == errors.StoreErrors.DEBUG_PROTOCOL_TYPE.removeprefix("ERR ")
 

@@ -222,6 +222,7 @@ async def test_is_async_follows_the_registration_api(jh):
 # --- §3.2 tf options object ------------------------------------------------------------------
 
 TF_OPTIONS = "Can not convert value at position 2 into Option < NativeFunctionOptionalArgs >. "
+FLAGS_WRONG_TYPE = "Failed parsing function flags, wrong type of string value"
 
 
 @pytest.mark.parametrize(("options", "text"), [
@@ -237,8 +238,8 @@ TF_OPTIONS = "Can not convert value at position 2 into Option < NativeFunctionOp
     ("[1]", TF_OPTIONS + "Unknown properties given: 0."),
     ("new String('ab')", TF_OPTIONS + "Unknown properties given: 0,1."),
     # Flag strings are checked by the API, after the conversion.
-    ("Object.assign([], {flags: [1]})", "Failed parsing function flags, wrong type of string value"),
-    ("{flags: [1]}", "Failed parsing function flags, wrong type of string value"),
+    ("Object.assign([], {flags: [1]})", FLAGS_WRONG_TYPE),
+    ("{flags: [1]}", FLAGS_WRONG_TYPE),
     # The known fields are taken in declaration order: description's type error comes first.
     ("{flags: 5, description: 5}",
      TF_OPTIONS + "Failed getting field description, Value is not string.."),
