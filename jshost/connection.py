@@ -457,6 +457,19 @@ class Connection(asyncio.Protocol):
         pending = self._order.blocked_on
         return pending.future if pending is not None else None
 
+    def force_unblock(self, text: str) -> None:
+        """Redis's `disconnectAllBlockedClients`: a blocked client gets `text` for the command
+        it waits on, then its connection is closed."""
+        if self._order.state is not BLOCKED:
+            return
+        dropped, due = self._order.shutdown()
+        if dropped is not None:
+            _drop(dropped)
+        self._append(ErrorReply(text))
+        for pending in due:
+            pending.future.cancel()
+        self._close_after_output()
+
     def shutdown(self) -> None:
         """Server shutdown: fail the command this client waits on, write, then close."""
         if self._order.state is CLOSED:

@@ -210,6 +210,39 @@ def unknown_list_option(option: str) -> str:
 DEBUG_COMMAND_DISABLED = "Debug command are disabled"
 
 
+# --- Debug sub-commands (RedisGears: lib.rs `function_debug_command`, v8_backend.rs `debug`) --
+
+DEBUG_ARGUMENTS_NOT_STRINGS = "Failed converting arguments to string"
+DEBUG_SUBCOMMAND_NOT_PROVIDED = "Subcommand was not provided"
+#: `<cmd> DEBUG help`, in this order.
+DEBUG_HELP = (
+    "allow_unsafe_redis_commands - enable the option to execute unsafe redis commands from "
+    "within a function.",
+    "panic_on_thread_pool - panic on thread pool to check panic reaction.",
+    "help - print this message.",
+    "<engine> [...] - engine specific debug command.",
+)
+#: `<cmd> DEBUG js help`, in this order (the same in tf, which does not list its newer ones).
+DEBUG_JS_HELP = (
+    "isolates_stats - statistics about isolates.",
+    "isolates_strong_count - For each isolate returns its strong ref count value.",
+    "isolates_gc - Runs GC to clear none active isolates.",
+    "help - Print this message.",
+)
+
+
+def debug_unknown_backend(name: str, era: Era) -> str:
+    """`<cmd> DEBUG <name>` where `<name>` is neither a core sub-command nor `js`."""
+    if era == "rg":
+        return f"Backend '{name}' does not exists"
+    return f"Backend '{name}' does not exists or not yet loaded"
+
+
+def debug_unknown_subcommand(name: str) -> str:
+    """An unknown engine sub-command, lower-cased (with quotes, unlike LOAD/DEL/LIST's)."""
+    return f"Unknown subcommand '{name.lower()}'"
+
+
 # --- Registration API: argument conversion errors (RedisGears: v8_native_functions.rs) -----
 
 VALUE_NOT_STRING = "Value is not string"
@@ -629,6 +662,31 @@ def remote_function_not_in_library(name: str, library: str) -> str:
     return f"Remote function {name} does not exists on library {library}"
 
 
+# --- RedisAI (never loaded; RedisGears: v8_redisai.rs, as it answers without RedisAI) --------
+
+REDISAI_NOT_INITIALIZED = "RedisAI is not initialize"
+TENSOR_DIMS_NOT_INTEGERS = "Tensor dims must be integers"
+REDISAI_INVALID_SCRIPT_CTX = "On redisai_create_tensor, use of invalid script ctx."
+# The converter's reason for a non-ArrayBuffer (best-effort V8 wording, as the other reasons).
+VALUE_NOT_ARRAY_BUFFER = "Value is not an array buffer"
+
+
+# --- The change to replica (RedisGears: lib.rs `on_role_changed`; Redis: blocked.c) ----------
+
+#: A tf `callAsync` still waiting when the server becomes a replica: its promise is rejected.
+COMMAND_WAS_ABORTED = "Command was aborted"
+#: What Redis core answers a blocked client then (no `ERR`), before closing its connection.
+UNBLOCKED_ROLE_CHANGED = (
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"
+)
+
+
+# --- Internal commands `_rg_internals.*` (RedisGears: redisgears_core/src/lib.rs) -----------
+# jshost has no replication stream or AOF replay of its own: refused to every client, both eras.
+
+INTERNAL_COMMAND_REFUSED = "Internal command should only be sent from primary or loaded from AOF"
+
+
 # --- Engine differences (README: Differences from RedisGears) ------------------------------
 
 # QuickJS's `InternalError: stack overflow` is rewritten to V8's text.
@@ -931,6 +989,14 @@ class StoreErrors:
     Redis 7.2's texts for the commands it adds to fakeredis (and for the errors it rewords)."""
 
     INTERNAL = "ERR internal error in the embedded store: {exc!r}"
+    # DEBUG PROTOCOL (debug.c; `addReplySubcommandSyntaxError` for another arity)
+    DEBUG_PROTOCOL_TYPE = (
+        "ERR Wrong protocol type name. Please use one of the following: "
+        "string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false"
+    )
+    DEBUG_WRONG_ARITY = (
+        "ERR unknown subcommand or wrong number of arguments for 'protocol'. Try DEBUG HELP."
+    )
     SESSION_CLOSED = "ERR the session is closed"
     UNBLOCKED = "UNBLOCKED client unblocked via CLIENT UNBLOCK"  # Redis 7.2 blocked.c
     UNSUPPORTED_REPLY = "unsupported reply type {name}"

@@ -102,6 +102,7 @@ class Server:
             redis_version=redis_version,
             request_shutdown=self.request_shutdown,
             listener=config,
+            unblock_clients=self.unblock_clients,
         )
         self.dispatcher = Dispatcher(self.ctx)
         self._connections: set[Connection] = set()
@@ -182,6 +183,13 @@ class Server:
     def rejected_connections(self) -> int:
         """Clients refused at once (maxclients, protected mode): Redis's rejected_connections."""
         return self.ctx.stats.rejected_connections
+
+    def unblock_clients(self, text: str) -> None:
+        """Answer every blocked client `text`, then close its connection (the change to
+        replica, `jshost.commands.role_change`)."""
+        for conn in list(self._connections):
+            if conn.blocked:
+                conn.force_unblock(text)
 
     @property
     def connections(self) -> frozenset[Connection]:

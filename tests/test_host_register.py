@@ -222,6 +222,7 @@ async def test_is_async_follows_the_registration_api(jh):
 # --- §3.2 tf options object ------------------------------------------------------------------
 
 TF_OPTIONS = "Can not convert value at position 2 into Option < NativeFunctionOptionalArgs >. "
+FLAGS_WRONG_TYPE = "Failed parsing function flags, wrong type of string value"
 
 
 @pytest.mark.parametrize(("options", "text"), [
@@ -232,11 +233,75 @@ TF_OPTIONS = "Can not convert value at position 2 into Option < NativeFunctionOp
     ("{foo: 1}", TF_OPTIONS + "Unknown properties given: foo."),
     ("{foo: 1, description: 'd', bar: 2}", TF_OPTIONS + "Unknown properties given: foo,bar."),
     ("{description: 5}", TF_OPTIONS + "Failed getting field description, Value is not string.."),
-    ("{flags: 'no-writes'}", TF_OPTIONS + "Value is not an array."),
+    ("{flags: 'no-writes'}", TF_OPTIONS + "Failed getting field flags, Value is not an array.."),
+    # Arrays, functions and boxed primitives are objects (issue 16): their own keys are unknown.
+    ("[1]", TF_OPTIONS + "Unknown properties given: 0."),
+    ("new String('ab')", TF_OPTIONS + "Unknown properties given: 0,1."),
+    # Flag strings are checked by the API, after the conversion.
+    ("Object.assign([], {flags: [1]})", FLAGS_WRONG_TYPE),
+    ("{flags: [1]}", FLAGS_WRONG_TYPE),
+    # The known fields are taken in declaration order: description's type error comes first.
+    ("{flags: 5, description: 5}",
+     TF_OPTIONS + "Failed getting field description, Value is not string.."),
+    ("{x: 1, flags: 5}", TF_OPTIONS + "Failed getting field flags, Value is not an array.."),
 ])
 def test_tf_options_errors(tf, options, text):
     assert tf.load_error(f"redis.registerFunction('f', () => 1, {options});") == (
         f"Failed loading library: {text}.")
+
+
+@pytest.mark.parametrize(("api", "options", "reason"), [
+    ("registerFunction('f', () => 1, {o})", "[1]", "Unknown properties given: 0"),
+    ("registerAsyncFunction('f', async () => 1, {o})", "{flags: 1}",
+     "Failed getting field flags, Value is not an array."),
+    ("registerStreamTrigger('s', 'p', () => 1, {o})", "{window: 1.5}",
+     "Failed getting field window, Value is not long."),
+    ("registerStreamTrigger('s', 'p', () => 1, {o})", "{isStreamTrimmed: 1}",
+     "Failed getting field isStreamTrimmed, Value is not a boolean."),
+    ("registerStreamTrigger('s', 'p', () => 1, {o})", "{description: 1}",
+     "Failed getting field description, Value is not string."),
+    ("registerStreamTrigger('s', 'p', () => 1, {o})", "{flags: []}",
+     "Unknown properties given: flags"),
+    ("registerKeySpaceTrigger('k', 'p', () => 1, {o})", "{description: 1}",
+     "Failed getting field description, Value is not string."),
+    ("registerKeySpaceTrigger('k', 'p', () => 1, {o})", "[0]", "Unknown properties given: 0"),
+    ("registerKeySpaceTrigger('k', 'p', () => 1, {o})", "null", "Given argument must be an object"),
+    # Conversion comes before the API's own checks (the callback is not a function here).
+    ("registerStreamTrigger('s', 'p', 5, {o})", "{w: 1}", "Unknown properties given: w"),
+    ("registerKeySpaceTrigger('k', 'p', 5, {o})", "{w: 1}", "Unknown properties given: w"),
+])
+def test_tf_options_conversion_per_api(tf, api, options, reason):
+    position, type_name = {
+        "registerFunction": (2, "Option < NativeFunctionOptionalArgs >"),
+        "registerAsyncFunction": (2, "Option < NativeFunctionOptionalArgs >"),
+        "registerStreamTrigger": (3, "Option < StreamTriggerOptionalArgs >"),
+        "registerKeySpaceTrigger": (3, "Option < NoficationConsumerOptionalArgs >"),
+    }[api.partition("(")[0]]
+    assert tf.load_error(f"redis.{api.replace('{o}', options)};") == (
+        f"Failed loading library: Can not convert value at position {position} into {type_name}."
+        f" {reason}..")
+
+
+def test_tf_options_worked_example_and_rg_contrast(rg, tf):
+    assert tf.load_error("redis.registerFunction('f', () => 1, [1]);") == (
+        "Failed loading library: Can not convert value at position 2 into Option <"
+        " NativeFunctionOptionalArgs >. Unknown properties given: 0..")
+    assert rg.load_error("redis.register_function('f', () => 1, [1]);") == (
+        "Failed loading library: Failed parsing function flags, wrong type of string value.")
+
+
+
+async def test_tf_options_leave_the_callers_object_empty(tf):
+    tf.load("""
+        const o = {description: 'd', flags: ['no-writes']};
+        const t = {description: 'd', window: 2, isStreamTrimmed: false};
+        const k = {description: 'd', onTriggerFired: () => 1};
+        redis.registerFunction('f', () => 1, o);
+        redis.registerStreamTrigger('s', 'p', () => 1, t);
+        redis.registerKeySpaceTrigger('k', 'p', () => 1, k);
+        redis.registerFunction('left', () => JSON.stringify([o, t, k]));
+    """)
+    assert await tf.fcall("left") == b"[{},{},{}]"
 
 
 @pytest.mark.parametrize(("options", "description", "flags"), [
@@ -244,6 +309,9 @@ def test_tf_options_errors(tf, options, text):
     ("{description: null, flags: undefined}", None, 0),
     ("{description: 'says hi'}", "says hi", 0),
     ("{description: 'd', flags: ['no-writes']}", "d", 1),
+    ("[]", None, 0),  # an array is an object (issue 16)
+    ("function () {}", None, 0),
+    ("Object.assign(() => 1, {description: 'fn'})", "fn", 0),
 ])
 def test_tf_options_accepted(tf, options, description, flags):
     tf.load(f"redis.registerFunction('f', () => 1, {options});")
@@ -298,7 +366,7 @@ def test_tf_options_for_async_registration(tf):
     ("tf", "redis.registerStreamTrigger('s', 'p', () => 1, {window: 0})",
      "window argument must be a positive number"),
     ("tf", "redis.registerStreamTrigger('s', 'p', () => 1, undefined)",
-     ("Can not convert value at position 3 into Option < NativeFunctionOptionalArgs >."
+     ("Can not convert value at position 3 into Option < StreamTriggerOptionalArgs >."
      " Given argument must be an object.")),
     ("tf", "redis.registerClusterFunction('r', () => 1)", "Remote function must be async"),
     ("tf", "redis.registerClusterFunction('r-', async () => 1)",
@@ -423,13 +491,14 @@ async def test_the_other_era_api_is_absent(host_driver):
             " typeof redis.registerFunction, Object.keys(redis).sort().join(',')]);")
     assert await rg.fcall("t") == [
         b"undefined", b"function",
-        (b"api_version,config,log,register_async_function,register_function,"
+        (b"api_version,config,log,redisai,register_async_function,register_function,"
         b"register_notifications_consumer,register_remote_function,register_stream_consumer,"
         b"v8_version")]
     assert await tf.fcall("t") == [
         b"undefined", b"function",
-        (b"apiVersion,config,functionFlags,log,registerAsyncFunction,registerClusterFunction,"
-        b"registerFunction,registerKeySpaceTrigger,registerStreamTrigger,v8Version")]
+        (b"apiVersion,config,functionFlags,log,redisai,registerAsyncFunction,"
+        b"registerClusterFunction,registerFunction,registerKeySpaceTrigger,registerStreamTrigger,"
+        b"v8Version")]
 
 
 async def test_console_is_a_no_op(jh, caplog):

@@ -25,6 +25,20 @@ redis.register_async_function('missing', async (c) => {
 redis.register_async_function('bad_arg', async (c) => {
   try { await c.run_on_key('k', 'remote_get', undefined); } catch (e) { return e; }
 });
+redis.register_async_function('bigint_arg', async (c) => {
+  try { c.run_on_key('k', 'remote_get', {n: 1n}); } catch (e) { return [typeof e, e]; }
+});
+redis.register_remote_function('bigint', async () => ({n: 1n}));
+redis.register_async_function('bigint_result', async (c) => {
+  try { await c.run_on_key('k', 'bigint'); } catch (e) { return e; }
+});
+redis.register_async_function('all_no_result', async (c) => c.run_on_all_shards('nothing'));
+redis.register_async_function('all_bad_arg', async (c) => c.run_on_all_shards('nothing', () => 1));
+redis.register_remote_function('buffer', async (c, b) => b);
+redis.register_async_function('buffer', async (c) => {
+  const b = await c.run_on_key('k', 'buffer', new Uint8Array([1, 2]).buffer);
+  return [b instanceof ArrayBuffer, b.byteLength];
+});
 redis.register_async_function('no_result', async (c) => {
   try { await c.run_on_key('k', 'nothing'); } catch (e) { return e; }
 });
@@ -47,8 +61,26 @@ async def test_run_on_key_and_all_shards() -> None:
     assert written == errors.write_not_allowed("set").encode()
     assert await host.fcall_async("rf", "missing") == (
         errors.remote_function_not_in_library("nope", "rf").encode())
-    assert await host.fcall_async("rf", "bad_arg") == errors.FAILED_SERIALIZING_ARGUMENTS.encode()
-    assert await host.fcall_async("rf", "no_result") == errors.FAILED_SERIALIZING_RESULT.encode()
+    host.close()
+
+
+async def test_serialisation_errors_as_the_original_gave_them() -> None:
+    """A function, undefined or a Symbol goes as the text `undefined`, which the other side
+    cannot parse; a value whose stringify throws fails at once (issue 16)."""
+    host = Host()
+    host.load(RG)
+    assert await host.fcall_async("rf", "bad_arg") == errors.FAILED_DESERIALIZING_ARGUMENT.encode()
+    assert await host.fcall_async("rf", "no_result") == errors.FAILED_DESERIALIZING_RESULT.encode()
+    assert await host.fcall_async("rf", "bigint_arg") == [
+        b"string", errors.FAILED_SERIALIZING_ARGUMENTS.encode()]
+    got = await host.fcall_async("rf", "bigint_result")
+    assert got.startswith(errors.failed_serializing_result("TypeError: ")[:-1].encode())
+    assert got.endswith(b".")
+    assert await host.fcall_async("rf", "all_no_result") == [
+        [], [errors.failed_deserializing_result("undefined").encode()]]
+    assert await host.fcall_async("rf", "all_bad_arg") == [
+        [], [errors.FAILED_DESERIALIZING_ARGUMENT.encode()]]
+    assert await host.fcall_async("rf", "buffer") == [1, 2]
     host.close()
 
 

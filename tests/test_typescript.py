@@ -173,4 +173,5 @@ def test_declarations_parse_as_expected() -> None:
     """Guard the simple parser above: a few members it must see."""
     assert {"register_function", "config", "log", "v8_version"} <= _dts_members("RgApi")
     assert {"registerFunction", "functionFlags", "apiVersion"} <= _dts_members("TfApi")
-    assert {"call", "call_raw", "allow_block", "run_on_background"} == _dts_members("RgSyncClient")
+    assert {"call", "call_raw", "allow_block", "run_on_background", "redisai"} == (
+        _dts_members("RgSyncClient"))

@@ -1,65 +1,156 @@
-"""``DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]`` and ``DEBUG LOADAOF``: the data is loaded again,
-and so are the libraries (`Host.reload`). Other DEBUG sub-commands go to the store as they are.
+"""`RG.FUNCTION DEBUG ...` / `TFUNCTION DEBUG ...`: RedisGears' debug sub-commands.
 
-* The embedded store has no RDB or AOF: its data is left alone (it would come back unchanged),
-  so both commands are the library part only; `appendonly` does not matter. RELOAD's options
-  change nothing here, and any other option is refused with Redis' text. If a library fails to
-  load, the data is emptied, as after Redis' failed load, and the client gets Redis' error.
-* A backend (DEBUG passes there with `enable-debug-command yes`: `guard`) reloads for real.
-  Meanwhile keyspace events are ignored (a replayed AOF notifies every write again), up to a
-  fence after the backend's reply; then the libraries are loaded again. The backend's error, if
-  any, is the reply; its data cannot be emptied after a failing library, so only the library
-  part of a failed load applies (docs/architecture.md).
+The setting `enable-debug-command` (read at start-up, immutable) decides everything: off, the
+reply is always `Debug command are disabled`. On, the words after DEBUG are dispatched in
+RedisGears' order (`function_debug_command`):
+
+1. a word must follow DEBUG (else Redis's arity error for the command), and be UTF-8;
+2. compared exactly (case-sensitive) with the core sub-commands: `help`,
+   `allow_unsafe_redis_commands`, `panic_on_thread_pool`, tf's `dump_pending_async_calls`;
+3. else it names an engine: only `js`; the rest must be UTF-8, and the next word, lower-cased,
+   is the engine sub-command (`isolates_stats`, `isolates_gc`, ...; later words are ignored).
+
+jshost's runtimes are QuickJS runtimes where RedisGears had V8 isolates; they are counted the
+same way (`jshost.host.runtimes`). `panic_on_thread_pool` only logs: jshost does not crash
+itself on a client's request (docs/migrating-from-redisgears.md).
 """
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any, Final
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from jshost.errors import ReloadErrors
-from jshost.replies import OK, ErrorReply
+from jshost import errors
+from jshost.errors import Era, ReplyError
+from jshost.replies import OK
 
 if TYPE_CHECKING:
-    from jshost.commands.dispatch import Handler
-    from jshost.connection import ClientState
+    from jshost.host import Host
 
-RELOAD_OPTIONS: Final = frozenset((b"merge", b"noflush", b"nosave"))
+log = logging.getLogger("jshost")
 
-
-def debug(client: ClientState, argv: list[bytes]) -> Any:
-    sub = argv[1].lower() if len(argv) > 1 else b""
-    dispatcher = client.ctx.dispatcher
-    assert dispatcher is not None
-    if sub not in (b"reload", b"loadaof"):
-        return dispatcher.forward(client, argv)
-    failed = ReloadErrors.RELOAD_FAILED if sub == b"reload" else ReloadErrors.LOADAOF_FAILED
-    host = client.ctx.host
-    if client.ctx.store_in_process:
-        if sub == b"reload" and any(o.lower() not in RELOAD_OPTIONS for o in argv[2:]):
-            return ErrorReply(ReloadErrors.RELOAD_OPTIONS)
-
-        def empty_data() -> None:
-            host.session(0).call([b"FLUSHALL"])
-
-        return OK if host.reload(empty_data) is None else ErrorReply(failed)
-    return asyncio.ensure_future(_backend_reload(client, argv, failed))
+#: What `panic_on_thread_pool` logs (the original panicked on a worker thread with this).
+PANIC_LOG_LINE = "Application panicked, debug panic"
 
 
-async def _backend_reload(client: ClientState, argv: list[bytes], failed: str) -> Any:
-    host = client.ctx.host
-    triggers = host.triggers
-    triggers.loading = True
+def function_debug(host: Host, era: Era, command: str, args: list[bytes]) -> Any:
+    """`<command> DEBUG <args...>` (`args`: the words after DEBUG)."""
+    if not host.settings["enable-debug-command"]:
+        raise ReplyError(errors.DEBUG_COMMAND_DISABLED)
+    if not args:
+        raise ReplyError(errors.wrong_arity(command))
+    name = _utf8(args[0], errors.NOT_UTF8)
+    core = _CORE.get(name)
+    if core is not None and (name != "dump_pending_async_calls" or era == "tf"):
+        return core(host)
+    if name != "js":
+        raise ReplyError(errors.debug_unknown_backend(name, era))
+    words = [_utf8(word, errors.DEBUG_ARGUMENTS_NOT_STRINGS) for word in args[1:]]
+    if not words:
+        raise ReplyError(errors.DEBUG_SUBCOMMAND_NOT_PROVIDED)
+    sub = words[0].lower()
+    engine = _ENGINE.get(sub)
+    if engine is None or (sub in _TF_ONLY and era != "tf"):
+        raise ReplyError(errors.debug_unknown_subcommand(sub))
+    return engine(host, era)
+
+
+def _utf8(word: bytes, problem: str) -> str:
     try:
-        reply = await client.session.execute(argv)
-        await host.store.fence()  # the events of the replay have all arrived, and been ignored
-    finally:
-        triggers.loading = False
-    host.store.forget_server_state()
-    problem = host.reload()
-    if isinstance(reply, ErrorReply) or problem is None:
-        return reply
-    return ErrorReply(failed)
+        return word.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ReplyError(problem) from None
 
 
-HANDLERS: dict[bytes, Handler] = {b"debug": debug}
+# --- core sub-commands ----------------------------------------------------------------------
+
+
+def _help(host: Host) -> list[bytes]:
+    return [line.encode() for line in errors.DEBUG_HELP]
+
+
+def _allow_unsafe(host: Host) -> Any:
+    host.js_commands.script_mode = False  # until the process ends
+    return OK
+
+
+def _panic(host: Host) -> Any:
+    log.critical(PANIC_LOG_LINE)
+    return OK
+
+
+def _dump_pending(host: Host) -> dict[bytes, list[bytes]]:
+    """tf: every waiting `callAsync`, by library name (libraries already deleted included)."""
+    return {name.encode(): [call.encode() for call in calls]
+            for name, calls in host.pending_async_calls().items()}
+
+
+_CORE: dict[str, Callable[[Host], Any]] = {
+    "help": _help,
+    "allow_unsafe_redis_commands": _allow_unsafe,
+    "panic_on_thread_pool": _panic,
+    "dump_pending_async_calls": _dump_pending,
+}
+
+
+# --- engine (`js`) sub-commands ----------------------------------------------------------------
+
+
+def _js_help(host: Host, era: Era) -> list[bytes]:
+    return [line.encode() for line in errors.DEBUG_JS_HELP]
+
+
+def _isolates_stats(host: Host, era: Era) -> Any:
+    if era == "rg":
+        active, not_active = host.registry.runtimes.counts()
+        return [b"active", active, b"not_active", not_active]
+    stats: dict[bytes, dict[bytes, int]] = {}
+    for lib in host.registry.runtimes.active():
+        usage = lib.runtime.memory_usage()
+        stats[lib.name.encode()] = {
+            b"total_heap_size": int(usage["heap_size"]),
+            b"used_heap_size": int(usage["memory_used_size"]),
+            b"heap_size_limit": int(usage["malloc_limit"]),
+        }
+    return stats
+
+
+def _aggregated_stats(host: Host, era: Era) -> list[Any]:
+    runtimes = host.registry.runtimes
+    active, not_active = runtimes.counts()
+    combined = sum(int(lib.runtime.memory_usage()["heap_size"]) for lib in runtimes.active())
+    return [b"active", active, b"not_active", not_active, b"combined_memory_limit", combined]
+
+
+def _strong_count(host: Host, era: Era) -> list[int]:
+    return host.registry.runtimes.holders(host.libraries)
+
+
+def _isolates_gc(host: Host, era: Era) -> Any:
+    host.registry.runtimes.gc()
+    return OK
+
+
+def _request_gc(host: Host, era: Era) -> Any:
+    for lib in host.registry.runtimes.active():
+        lib.runtime.gc()
+    return OK
+
+
+def _avoid_allow_list(host: Host, era: Era) -> Any:
+    host.registry.keep_engine_globals = True  # libraries loaded from now on, until restart
+    return OK
+
+
+_ENGINE: dict[str, Callable[[Host, Era], Any]] = {
+    "help": _js_help,
+    "isolates_stats": _isolates_stats,
+    "isolates_aggregated_stats": _aggregated_stats,
+    "isolates_strong_count": _strong_count,
+    "isolates_gc": _isolates_gc,
+    "request_v8_gc_for_debugging": _request_gc,
+    "avoid_global_allow_list": _avoid_allow_list,
+}
+_TF_ONLY = frozenset({"isolates_aggregated_stats", "request_v8_gc_for_debugging",
+                      "avoid_global_allow_list"})

@@ -40,10 +40,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from jshost.commands import (
     connection_cmds,
-    debug_cmds,
     gears,
     info_cmd,
+    internal_cmds,
     persistence_cmds,
+    reload_cmds,
     server_state,
     store_cmds,
     transactions,
@@ -125,6 +126,8 @@ class ServerContext:
     run_id: str = field(default_factory=lambda: secrets.token_hex(20))
     executable: str = field(default_factory=lambda: _executable())
     config_file: str = ""
+    #: Answers every blocked client with a text and closes it (the change to replica).
+    unblock_clients: Callable[[str], None] = lambda _text: None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -168,6 +171,8 @@ class Dispatcher:
         self._guard = Guard(ctx)
         self._gates = ctx.host.gates
         self._own_checks = not ctx.store.checks_commands  # step 4c
+        # Out of script mode (DEBUG allow_unsafe_redis_commands), JS commands pass these too.
+        ctx.host.js_commands.guard = self._guard.check
         # Top-level commands by lower-case name (jshost's own included), for `dispatch`.
         self._commands = {c.name.encode(): c for c in self.table.commands(host_commands=True)}
         ctx.dispatcher = self
@@ -318,7 +323,7 @@ def default_handlers() -> dict[bytes, Handler]:
     """Every command jshost answers itself, by lower-case name."""
     handlers: dict[bytes, Handler] = {}
     for family in (connection_cmds, transactions, gears, persistence_cmds, info_cmd,
-                   server_state, debug_cmds):
+                   server_state, reload_cmds, internal_cmds):
         overlap = handlers.keys() & family.HANDLERS.keys()
         if overlap:
             raise RuntimeError(f"commands claimed twice: {sorted(overlap)}")

@@ -4,6 +4,7 @@
 command                                grammar                                        reply
 =====================================  ============================================  ==========
 RG.FUNCTION / TFUNCTION LOAD|DEL|LIST  `grammar.parse_function_command`               +OK / LIST
+RG.FUNCTION / TFUNCTION DEBUG ...      `debug_cmds.function_debug`                    per sub
 RG.FCALL / TFCALL                      `grammar.parse_call`; never waits              the value
 RG.FCALLASYNC / TFCALLASYNC            the same; may block *this* client on a promise the value
 RG.CONFIG_GET / TCONFIG_GET name...    = CONFIG GET redisgears_2.<name>...            map
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from jshost import errors, listener_config
+from jshost.commands.debug_cmds import function_debug
 from jshost.commands.grammar import (
     DeleteArgs,
     LoadArgs,
@@ -52,8 +54,10 @@ def function_command(era: Era, command: str) -> Handler:
 
     def handler(client: ClientState, argv: list[bytes]) -> Result:
         check_arity(command, len(argv))
-        parsed = parse_function_command(argv[1:], era)
         host = client.ctx.host
+        if argv[1].lower() == b"debug":
+            return function_debug(host, era, command, argv[2:])
+        parsed = parse_function_command(argv[1:], era)
         if isinstance(parsed, LoadArgs):
             if parsed.debug:
                 raise ReplyError(errors.DEBUG_SERVER_ADDRESS_NOT_SPECIFIED)

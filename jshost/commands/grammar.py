@@ -75,7 +75,8 @@ def check_arity(cmd_lower: str, nargs_including_name: int) -> None:
 def parse_function_subcommand(args: Sequence[bytes], era: Era) -> Subcommand:
     """Which RG.FUNCTION / TFUNCTION sub-command `args[0]` names (matched lower-cased).
 
-    DEBUG is always refused. A sub-command that is not UTF-8 gets redismodule-rs's
+    DEBUG never reaches this parser (`jshost.commands.debug_cmds` answers it); here it is
+    refused as with debug commands disabled. A sub-command that is not UTF-8 gets redismodule-rs's
     UTF-8 error, as the original converted it with `try_as_str` before lower-casing it.
     """
     name = _utf8(args[0])

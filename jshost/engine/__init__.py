@@ -64,9 +64,16 @@ class LibraryRuntime(Protocol):
         """Compile a library's code (not run yet)."""
 
     def install(self, natives: Mapping[str, Callable[..., Any]], texts: Mapping[str, Any],
-                era: str, config_json: str, engine_version: str) -> None:
+                era: str, config_json: str, engine_version: str,
+                keep_engine_globals: bool = False) -> None:
         """Run the prelude: sandbox the globals and build `redis` for the library's `era` on top
-        of the `natives` (`jshost.host.natives`); `texts` are every error text it may throw."""
+        of the `natives` (`jshost.host.natives`); `texts` are every error text it may throw.
+        `keep_engine_globals` leaves the engine's `eval`, `EvalError`, `SharedArrayBuffer` and
+        `Atomics` in place (tf `DEBUG js avoid_global_allow_list`)."""
+
+    def memory_usage(self) -> dict[str, int]:
+        """The engine's heap figures: `heap_size` (what the limit applies to), `malloc_limit`
+        (the limit now), `memory_used_size` (QuickJS's own count of allocated bytes), ..."""
 
     def invoke_sync(self, fn: JSFunction, token: int, args: list[Any]) -> Any:
         """`fn(syncClient, ...args)`: a function body, locked."""
@@ -90,6 +97,10 @@ class LibraryRuntime(Protocol):
 
     def set_deadline(self, seconds: float | None) -> None:
         """Stop JS (`JSTerminated`) once `seconds` from now have passed; None: no deadline."""
+
+    def clear_interrupt(self) -> None:
+        """Inside a native that caught a nested `JSTerminated`: let JS run on from it (tf
+        `block()` turns the stop into a catchable error)."""
 
     def set_value_limit(self, limit: int, text: str) -> None:
         """The most one value leaving JS may cost, and the text of the error past it."""

@@ -55,6 +55,7 @@ class QuickJSRuntime:
         # The binding's own methods: no wrapper in between.
         self.run_jobs: Callable[[], list[Any]] = rt.run_jobs
         self.set_deadline: Callable[[float | None], None] = rt.set_deadline
+        self.clear_interrupt: Callable[[], None] = rt.clear_interrupt
         self.charge: Callable[..., bool] = rt.charge
         self.release: Callable[[int], None] = rt.release
         self.gc: Callable[[], None] = rt.gc
@@ -73,10 +74,12 @@ class QuickJSRuntime:
         return self._rt.compile(code, filename)
 
     def install(self, natives: Mapping[str, Callable[..., Any]], texts: Mapping[str, Any],
-                era: str, config_json: str, engine_version: str) -> None:
+                era: str, config_json: str, engine_version: str,
+                keep_engine_globals: bool = False) -> None:
         rt = self._rt
         install = rt.eval(_PRELUDE, "<jshost prelude>")
-        entry = install(dict(natives), dict(texts), era, config_json, engine_version)
+        entry = install(dict(natives), dict(texts), era, config_json, engine_version,
+                        keep_engine_globals)
         points = EntryPoints(
             invoke_sync=entry.get("invokeSync"),
             invoke_async=entry.get("invokeAsync"),
@@ -90,7 +93,8 @@ class QuickJSRuntime:
         self.trigger_run = points.trigger_run
         self.watch = points.watch
         self.string_of = points.string_of
-        rt.globals.delete("eval")
+        if not keep_engine_globals:
+            rt.globals.delete("eval")
 
     def set_value_limit(self, limit: int, text: str) -> None:
         self._rt.set_value_limit(limit, text)

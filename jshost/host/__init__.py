@@ -113,6 +113,15 @@ class Host:
         the library that failed (after `on_failure` ran), or None."""
         return reload_libraries(self.registry, self.triggers, on_failure)
 
+    def pending_async_calls(self) -> dict[str, list[str]]:
+        """tf `callAsync` commands still waiting, by library name, in the order issued: those
+        of replaced or deleted libraries' runtimes included."""
+        calls: dict[str, list[str]] = {}
+        for lib in self.registry.runtimes.active():
+            if lib.pending_async_calls:
+                calls.setdefault(lib.name, []).extend(lib.pending_async_calls)
+        return calls
+
     def get_library(self, name: str) -> Library:
         """The library `name`; raises `ReplyError` (`Unknown library`)."""
         return self.registry.get(name)

@@ -163,10 +163,11 @@ class Library:
         self.runtime = runtime
 
     def install(self, natives: Mapping[str, Callable[..., Any]], texts: Mapping[str, Any],
-                engine_version: str) -> None:
+                engine_version: str, keep_engine_globals: bool = False) -> None:
         """Run the prelude: sandbox the globals and build `redis` for this library's era."""
         config_json = self.config_text if self.config_text is not None else "{}"
-        self.runtime.install(natives, texts, self.era, config_json, engine_version)
+        self.runtime.install(natives, texts, self.era, config_json, engine_version,
+                             keep_engine_globals)
 
     def has_registrations(self) -> bool:
         """Functions, stream and keyspace triggers count; remote functions do not (RedisGears'

@@ -75,7 +75,7 @@ def _tf_library(host: Host, lib: Library, args: ListArgs) -> dict[str, Any]:
         "keyspace_triggers": [_tf_keyspace(host, lib, t) if v else t.name
                               for t in lib.keyspace_triggers.values()],
         "name": lib.name,
-        "pending_async_calls": list(lib.pending_async_calls),
+        "pending_async_calls": host.pending_async_calls().get(lib.name, []),
         "pending_jobs": lib.pending_jobs,
         "stream_triggers": [_tf_stream(host, lib, s, v) if v else s.name
                             for s in lib.stream_triggers.values()],

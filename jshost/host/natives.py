@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from jshost import errors
-from jshost.engine import JSFunction, JSThrow
+from jshost.engine import JSFunction, JSTerminated, JSThrow
 from jshost.host.atomic import AtomicSection, async_token, decode_async_token
 from jshost.host.conversions import reply_to_js
 from jshost.host.gates import Gates
@@ -53,11 +53,16 @@ def prelude_texts(era: errors.Era) -> dict[str, Any]:
         "remoteCallbackNotFunction": errors.remote_callback_not_function(era),
         "remoteMustBeAsync": errors.REMOTE_FUNCTION_MUST_BE_ASYNC,
         "failedSerializingArguments": errors.FAILED_SERIALIZING_ARGUMENTS,
-        "failedSerializingResult": errors.FAILED_SERIALIZING_RESULT,
         "failedSerializingResultWith": errors.failed_serializing_result,
         "failedDeserializingArgument": errors.FAILED_DESERIALIZING_ARGUMENT,
         "failedDeserializingResult": errors.FAILED_DESERIALIZING_RESULT,
+        "failedDeserializingResultText": errors.failed_deserializing_result,
+        "functionWereUnregistered": errors.FUNCTION_WERE_UNREGISTERED,
         "logNotString": errors.LOG_NOT_STRING,
+        "valueNotArrayBuffer": errors.VALUE_NOT_ARRAY_BUFFER,
+        "tensorDimsNotIntegers": errors.TENSOR_DIMS_NOT_INTEGERS,
+        "redisaiInvalidScriptCtx": errors.REDISAI_INVALID_SCRIPT_CTX,
+        "redisaiNotInitialized": errors.REDISAI_NOT_INITIALIZED,
         "codeGeneration": errors.LimitErrors.CODE_GENERATION,
     }
 
@@ -87,11 +92,12 @@ class Natives:
             "call": self.call,
             "callAsync": self.call_async,
             "allowBlock": self.allow_block,
+            "checkClient": self.check_client,
             "checkBackground": self.check_background,
             "asyncToken": self.async_token,
             "background": self.background,
             "enterBlock": self.enter_block,
-            "exitBlock": self.exit_block,
+            "runBlock": self.run_block,
             "isDeleted": lambda: lib.deleted,
             "log": self.write_log,
             "registerFunction": lib.register_function,
@@ -131,6 +137,11 @@ class Natives:
             raise JSThrow(errors.USED_ON_INVALID_CLIENT)
         return section.allow_block
 
+    def check_client(self, token: int) -> None:
+        """The client of `token` is still usable (RedisAI's `open_model` / `open_script`)."""
+        if not self.section.is_live(token):
+            raise JSThrow(errors.USED_ON_INVALID_CLIENT)
+
     def check_background(self, token: int) -> None:
         if not self.section.is_live(token):
             raise JSThrow(errors.background_out_of_context(self.lib.era))
@@ -165,8 +176,22 @@ class Natives:
             raise JSThrow(errors.FUNCTION_WERE_UNREGISTERED)
         return self.scheduler.enter_block(self.lib, flags, db)
 
-    def exit_block(self, token: int) -> None:
-        self.scheduler.exit_block(self.lib, token)
+    def run_block(self, token: int, body: JSFunction) -> Any:
+        """Run `body` (the prelude's wrapper of the `block` callback: 0 returned, 1 thrown) in
+        the section `enter_block` opened, and leave it. Stopped at the time or memory limit:
+        rg lets the stop go on (uncatchable); tf counts it, lets JS run on, and gives the
+        prelude the text to throw as an ordinary, catchable string."""
+        lib = self.lib
+        try:
+            return body()
+        except JSTerminated:
+            if lib.era == "rg":
+                raise
+            lib.terminations += 1
+            lib.runtime.clear_interrupt()
+            return errors.EXECUTION_TERMINATED
+        finally:
+            self.scheduler.exit_block(lib, token)
 
     # --- redis.log --------------------------------------------------------------------------------
 

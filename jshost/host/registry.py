@@ -23,6 +23,7 @@ from jshost.host.conversions import error_text
 from jshost.host.library import Library
 from jshost.host.limits import Limits
 from jshost.host.prologue import check_api_version, parse_prologue
+from jshost.host.runtimes import RuntimeList
 from jshost.host.scheduler import Scheduler
 from jshost.settings import Settings
 
@@ -59,6 +60,10 @@ class Registry:
         # True while libraries are loaded with the data (start-up, DEBUG RELOAD): tf top levels
         # then run under db-loading-lock-redis-timeout.
         self.loading_data = False
+        self.runtimes = RuntimeList()  # every runtime past compilation (the debug commands)
+        #: tf `DEBUG js avoid_global_allow_list`: libraries loaded from now on keep the
+        #: engine's `eval`, `EvalError`, ... (never host-only objects).
+        self.keep_engine_globals = False
 
     def load(self, code: str, config_text: str | None = None, replace: bool = False,
              era: Era = "rg", user: str = "default", persist: bool = True) -> str:
@@ -82,9 +87,11 @@ class Registry:
                 script = runtime.compile(code + "\n;void 0", f"{prologue.name}.js")
             except JSError as exc:
                 raise ReplyError(errors.compile_failed(era, exc.text)) from None
+            self.runtimes.add(lib)
             check_api_version(prologue, era)
             try:  # the sandbox and `redis` (CONFIG parsed into `redis.config`), after the syntax
-                lib.install(self._natives_for(lib), self._texts_for(era), self.engine.version)
+                lib.install(self._natives_for(lib), self._texts_for(era), self.engine.version,
+                            self.keep_engine_globals)
             except JSError as exc:
                 raise ReplyError(errors.compile_failed(era, exc.text)) from None
             old = self.libraries.get(prologue.name)

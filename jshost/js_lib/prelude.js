@@ -64,11 +64,14 @@
     }
   }
 
-  return function install(native, T, era, configJson, version) {
+  return function install(native, T, era, configJson, version, keepEngineGlobals) {
     const tf = era === "tf";
 
     // --- sandbox ---------------------------------------------------------------------------
     if (tf) ALLOWED.add("Iterator");
+    // tf `DEBUG js avoid_global_allow_list`: the engine's own globals the allow list cuts stay
+    // (host-only objects never existed here).
+    if (keepEngineGlobals) for (const name of ["eval", "EvalError", "SharedArrayBuffer", "Atomics"]) ALLOWED.add(name);
     for (const name of Object.getOwnPropertyNames(globalThis)) {
       if (!ALLOWED.has(name)) delete globalThis[name];
     }
@@ -92,14 +95,38 @@
     const needArgs = (args, n, type) => {
       if (args.length < n) throw convError(args.length, type, T.wrongNumberOfArguments);
     };
-    // Called only when the options argument was given: an explicit `undefined` (or `null`) is
-    // not an object either (as in RedisGears).
-    function optionsObject(v, pos, known, type) {
-      if (typeof v !== "object" || v === null || isArray(v)) throw convError(pos, type, T.mustBeObject);
-      const unknown = Object.keys(v).filter((k) => !known.includes(k));
+    // tf's options objects, converted as RedisGears' derived converter does (called only when
+    // the argument was given): anything that is an object in JS (arrays and functions too);
+    // the known fields in declaration order, each checked by `fields[name]` (returns the value
+    // or a reason) and deleted from the caller's object (a visible side effect, as in the
+    // original); then no own enumerable property may be left.
+    function optionsObject(v, pos, type, fields) {
+      if (v === null || (typeof v !== "object" && typeof v !== "function")) {
+        throw convError(pos, type, T.mustBeObject);
+      }
+      const out = {};
+      for (const name of Object.keys(fields)) {
+        const value = v[name];
+        delete v[name];
+        if (value === undefined || value === null) continue;
+        const checked = fields[name](value);
+        if (!checked.ok) throw convError(pos, type, T.failedGettingField(name, checked.reason));
+        out[name] = checked.value;
+      }
+      const unknown = Object.keys(v);
       if (unknown.length) throw convError(pos, type, T.unknownProperties(unknown));
-      return v;
+      return out;
     }
+    const ok = (value) => ({ ok: true, value });
+    const bad = (reason) => ({ ok: false, reason });
+    const stringField = (v) => (typeof v === "string" ? ok(v)
+      : isStringObject(v) ? ok(StringValueOf.call(v)) : bad(T.valueNotString));
+    const arrayField = (v) => (isArray(v) ? ok(v) : bad(T.valueNotArray));
+    const integerField = (v) => (Number.isInteger(v) || typeof v === "bigint" ? ok(Number(v))
+      : bad(T.valueNotLong));
+    const booleanField = (v) => (typeof v === "boolean" ? ok(v) : bad(T.valueNotBoolean));
+    const anyField = (v) => ok(v);
+    // Flag strings are checked by the API, after conversion (non-strings become null here).
     function flagList(flags, pos, type) {
       if (flags === undefined || flags === null) return [];
       if (!isArray(flags)) throw convError(pos, type, T.valueNotArray);
@@ -139,6 +166,11 @@
       executeAsync(fn) { return runOnBackground(this.#token, fn); }
       callAsync(cmd, ...args) { return callAsync(this.#token, false, commandArgs(cmd, args)); }
       callAsyncRaw(cmd, ...args) { return callAsync(this.#token, true, commandArgs(cmd, args)); }
+      // RedisAI is never loaded: its entry points fail as the original's did without it.
+      get redisai() {
+        const token = this.#token;
+        return { open_model: (name) => redisaiOpen(token, name), open_script: (name) => redisaiOpen(token, name) };
+      }
     }
     // Each era sees only its own method names.
     if (tf) {
@@ -156,20 +188,25 @@
     class AsyncClient {
       #token;
       constructor(token) { this.#token = token; }
+      // `fn` runs through the host (`runBlock`), which sees it stopped at the lock's time
+      // limit: tf turns that into the catchable string `stopped`; rg lets the stop go on.
       block(fn) {
         if (typeof fn !== "function") throw T.blockNotFunction;
         const token = native.enterBlock(this.#token);
-        try {
-          return fn(new SyncClient(token));
-        } finally {
-          native.exitBlock(token);
-        }
+        const client = new SyncClient(token);
+        let result, error;
+        const outcome = native.runBlock(token, () => {
+          try { result = fn(client); return 0; } catch (e) { error = e; return 1; }
+        });
+        if (outcome === 1) throw error;
+        if (outcome !== 0) throw outcome;
+        return result;
       }
       // Remote (cluster) functions: a standalone jshost is the only shard, so they
       // run here, in the background, with the serialisation round trip of the original.
-      run_on_key(key, name, ...args) { return runRemote(this.#token, name, args); }
+      run_on_key(key, name, ...args) { return runRemote(this.#token, name, args, resultNotParsed); }
       run_on_all_shards(name, ...args) { return runOnShards(this.#token, name, args); }
-      runOnKey(key, name, ...args) { return runRemote(this.#token, name, args); }
+      runOnKey(key, name, ...args) { return runRemote(this.#token, name, args, resultNotParsed); }
       runOnShards(name, ...args) { return runOnShards(this.#token, name, args); }
     }
     if (tf) {
@@ -180,42 +217,53 @@
       delete AsyncClient.prototype.runOnShards;
     }
 
+    // The original serialised with V8's C++ JSON::Stringify, which turns what JSON.stringify
+    // leaves `undefined` (a function, undefined, a Symbol) into the text `undefined`: the other
+    // side then fails to parse it. A standalone jshost runs both sides here, with the same
+    // round trip, so the same errors come out.
     const stringify = JSON.stringify;
     const parse = JSON.parse;
     function serialize(value, error) {
       if (isArrayBuffer(value)) return value;
       let text;
       try { text = stringify(value); } catch (e) { throw error(e); }
-      if (text === undefined) throw error(undefined);
-      return text;
+      return text === undefined ? "undefined" : text;
     }
     const deserialize = (value, error) => {
       if (isArrayBuffer(value)) return value;
-      try { return parse(value); } catch (e) { throw error; }
+      try { return parse(value); } catch (e) { throw error(value); }
     };
+    const resultNotParsed = () => T.failedDeserializingResult;
     // Remote functions always run with `no-writes` (an async token is a BigInt from Python,
     // db << 8 | flags).
     const noWritesToken = (token) => token - (token % 256n) + 1n;
-    function runRemote(token, name, args) {
+    // runOnKey / run_on_key: the result, or a rejection; `resultError(text)` names a result
+    // that does not parse.
+    function runRemote(token, name, args, resultError) {
       const payload = args.map((a) => serialize(a, () => T.failedSerializingArguments));
-      const fn = native.remoteFunction(name);
+      if (native.isDeleted()) throw T.functionWereUnregistered;
       let resolve, reject;
       const p = new IntrinsicPromise((res, rej) => { resolve = res; reject = rej; });
       native.background(async () => {
+        let text;
         try {
-          const input = payload.map((a) => deserialize(a, T.failedDeserializingArgument));
+          const fn = native.remoteFunction(name);
+          const input = payload.map((a) => deserialize(a, () => T.failedDeserializingArgument));
           const result = await fn(new AsyncClient(noWritesToken(token)), ...input);
-          const text = serialize(result, (e) => e === undefined
-            ? T.failedSerializingResult : T.failedSerializingResultWith(String(e)));
-          resolve(deserialize(text, T.failedDeserializingResult));
+          text = serialize(result, (e) => T.failedSerializingResultWith(String(e)));
         } catch (e) {
           reject(typeof e === "string" ? e : String(e));
+          return;
         }
+        try { resolve(deserialize(text, resultError)); } catch (e) { reject(e); }
       }, reject);
       return p;
     }
+    // runOnShards / run_on_all_shards: `[results, errors]` of the one shard; a result that does
+    // not parse is an error of the list (the original crashed there).
     function runOnShards(token, name, args) {
-      return runRemote(token, name, args).then((r) => [[r], []], (e) => [[], [e]]);
+      return runRemote(token, name, args, T.failedDeserializingResultText)
+        .then((r) => [[r], []], (e) => [[], [e]]);
     }
 
     function runOnBackground(token, fn) {
@@ -263,15 +311,10 @@
       let flags = [], description = null;
       if (tf) {
         if (args.length > 2) {
-          const type = "Option < NativeFunctionOptionalArgs >";
-          const o = optionsObject(args[2], 2, ["description", "flags"], type);
-          if (o.description !== undefined && o.description !== null) {
-            if (typeof o.description !== "string") {
-              throw convError(2, type, T.failedGettingField("description", T.valueNotString));
-            }
-            description = o.description;
-          }
-          flags = flagList(o.flags, 2, type);
+          const o = optionsObject(args[2], 2, "Option < NativeFunctionOptionalArgs >",
+            { description: stringField, flags: arrayField });
+          if (o.description !== undefined) description = o.description;
+          flags = flagList(o.flags, 2, "Option < NativeFunctionOptionalArgs >");
         }
       } else {
         flags = flagList(args[2], 2, "Option < V8LocalArray >");
@@ -286,14 +329,16 @@
       name = needString(args[0], 0);
       prefix = args[1];
       fn = args[2];
-      if (typeof fn !== "function") throw T.keyspaceCallbackNotFunction;
+      let o = {};
       if (tf && args.length > 3) {
-        const o = optionsObject(args[3], 3, ["description", "onTriggerFired"], "Option < NativeFunctionOptionalArgs >");
-        if (o.description !== undefined && o.description !== null) description = needString(o.description, 3);
-        if (o.onTriggerFired !== undefined && o.onTriggerFired !== null) {
-          if (typeof o.onTriggerFired !== "function" || isAsync(o.onTriggerFired)) throw T.onTriggerFiredNotFunction;
-          onFired = o.onTriggerFired;
-        }
+        o = optionsObject(args[3], 3, "Option < NoficationConsumerOptionalArgs >",
+          { onTriggerFired: anyField, description: stringField });
+        if (o.description !== undefined) description = o.description;
+      }
+      if (typeof fn !== "function") throw T.keyspaceCallbackNotFunction;
+      if (o.onTriggerFired !== undefined) {
+        if (typeof o.onTriggerFired !== "function" || isAsync(o.onTriggerFired)) throw T.onTriggerFiredNotFunction;
+        onFired = o.onTriggerFired;
       }
       if (prefixBytes(prefix) === undefined) throw T.keyspaceBadPrefix;
       native.registerKeyspace(name, prefix, fn, description, onFired);
@@ -306,25 +351,15 @@
         name = needString(args[0], 0);
         prefix = args[1];
         fn = args[2];
-        if (typeof fn !== "function") throw T.streamCallbackNotFunction;
         if (args.length > 3) {
-          const type = "Option < NativeFunctionOptionalArgs >";
-          const o = optionsObject(args[3], 3, ["description", "window", "isStreamTrimmed"], type);
-          if (o.description !== undefined && o.description !== null) description = needString(o.description, 3);
-          if (o.window !== undefined && o.window !== null) {
-            if (!Number.isInteger(o.window) && typeof o.window !== "bigint") {
-              throw convError(3, type, T.failedGettingField("window", T.valueNotLong));
-            }
-            window = Number(o.window);
-            if (window < 1) throw T.windowNotPositive;
-          }
-          if (o.isStreamTrimmed !== undefined && o.isStreamTrimmed !== null) {
-            if (typeof o.isStreamTrimmed !== "boolean") {
-              throw convError(3, type, T.failedGettingField("isStreamTrimmed", T.valueNotBoolean));
-            }
-            trim = o.isStreamTrimmed;
-          }
+          const o = optionsObject(args[3], 3, "Option < StreamTriggerOptionalArgs >",
+            { description: stringField, window: integerField, isStreamTrimmed: booleanField });
+          if (o.description !== undefined) description = o.description;
+          if (o.window !== undefined) window = o.window;
+          if (o.isStreamTrimmed !== undefined) trim = o.isStreamTrimmed;
         }
+        if (typeof fn !== "function") throw T.streamCallbackNotFunction;
+        if (window < 1) throw T.windowNotPositive;
       } else {
         needArgs(args, 5, "V8LocalValue");
         name = needString(args[0], 0);
@@ -351,6 +386,26 @@
       native.registerRemote(name, fn);
     }
 
+    // --- RedisAI (never loaded) -----------------------------------------------------------------
+    function redisaiOpen(token, name) {
+      needString(name, 0);
+      native.checkClient(token);
+      throw T.redisaiNotInitialized;
+    }
+    function createTensor(args) {
+      const types = ["V8LocalUtf8", "V8LocalArray", "V8LocalArrayBuffer"];
+      needArgs(args, 3, types[Math.min(args.length, 2)]);
+      needString(args[0], 0);
+      if (!isArray(args[1])) throw convError(1, types[1], T.valueNotArray);
+      if (!isArrayBuffer(args[2])) throw convError(2, types[2], T.valueNotArrayBuffer);
+      for (const d of args[1]) {
+        if (typeof d !== "bigint" && !(typeof d === "number" && (d | 0) === d)) throw T.tensorDimsNotIntegers;
+      }
+      if (native.isDeleted()) throw T.redisaiInvalidScriptCtx;
+      throw T.redisaiNotInitialized;
+    }
+    const redisai = { create_tensor: (...a) => createTensor(a) };
+
     function log(msg) {
       if (typeof msg !== "string" && !isStringObject(msg)) throw T.logNotString;
       native.log(String(msg));
@@ -367,7 +422,7 @@
         registerStreamTrigger: (...a) => registerStream(a),
         registerClusterFunction: (...a) => registerRemote(a),
         functionFlags: Object.freeze({ NO_WRITES: "no-writes", ALLOW_OOM: "allow-oom", RAW_ARGUMENTS: "raw-arguments" }),
-        config, log, v8Version: engineVersion, apiVersion: versionFn,
+        config, log, v8Version: engineVersion, apiVersion: versionFn, redisai,
       }
       : {
         register_function: (...a) => registerFunction(a, false),
@@ -375,7 +430,7 @@
         register_notifications_consumer: (...a) => registerKeyspace(a),
         register_stream_consumer: (...a) => registerStream(a),
         register_remote_function: (...a) => registerRemote(a),
-        config, log, v8_version: engineVersion, api_version: versionFn,
+        config, log, v8_version: engineVersion, api_version: versionFn, redisai,
       };
     defineProperty(globalThis, "redis", { value: redis, writable: true, configurable: true });
 

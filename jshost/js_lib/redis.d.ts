@@ -214,6 +214,8 @@ declare namespace RedisGears {
     /** Queue `fn(asyncClient)` as a background job and return its promise at once. Returning
      * that promise from a function needs RG.FCALLASYNC. `fn` must be an `async` function. */
     run_on_background<T>(fn: (client: RgAsyncClient) => Promise<T>): Promise<T>;
+    /** RedisAI is never loaded: see `RedisAIClient`. */
+    readonly redisai: RedisAIClient;
   }
 
   /** rg: the client of coroutines, async triggers and background jobs. It has no
@@ -267,6 +269,21 @@ declare namespace RedisGears {
     /** Queue `fn(asyncClient)` as a background job and return its promise at once. `fn` must be
      * an `async` function. */
     executeAsync<T>(fn: (client: TfAsyncClient) => Promise<T>): Promise<T>;
+    /** RedisAI is never loaded: see `RedisAIClient`. */
+    readonly redisai: RedisAIClient;
+  }
+
+  /** `client.redisai` (sync clients, both eras): RedisAI is never loaded under jshost, so both
+   * methods throw the string "RedisAI is not initialize" (after converting `name`). */
+  interface RedisAIClient {
+    open_model(name: string): never;
+    open_script(name: string): never;
+  }
+
+  /** `redis.redisai` (both eras): `create_tensor` checks its arguments (dims must be integers),
+   * then throws the string "RedisAI is not initialize". */
+  interface RedisAIApi {
+    create_tensor(dataType: string, dims: Array<number | bigint>, data: ArrayBuffer): never;
   }
 
   /** tf: the client of coroutines, async triggers and background jobs. It has no `call`. */
@@ -396,6 +413,8 @@ declare namespace RedisGears {
     v8_version(): string;
     /** rg. The API version the host installed: `"1.1"`. */
     api_version(): string;
+    /** Both surfaces: the RedisAI stubs (`RedisAIApi`). */
+    readonly redisai: RedisAIApi;
   }
 
   /** The tf surface of `redis` (TFUNCTION LOAD; Python `era="tf"`). Names of functions and
@@ -472,6 +491,8 @@ declare namespace RedisGears {
     v8Version(): string;
     /** tf. The API version the host installed: `"1.1"`. */
     apiVersion(): string;
+    /** Both surfaces: the RedisAI stubs (`RedisAIApi`). */
+    readonly redisai: RedisAIApi;
   }
 
   // --- the replaced Promise constructor ----------------------------------------------------------

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -40,6 +39,16 @@ HOST_COMMANDS: tuple[str, ...] = (
     "tconfig_get",
     "tconfig_set",
 )
+
+#: RedisGears' internal commands (refused: `jshost.commands.internal_cmds`), listed by `COMMAND`.
+_INTERNAL_ROWS: tuple[list[Any], ...] = (
+    ["_rg_internals.function", -3, ["module", "noscript", "no_mandatory_keys"], 0, 0, 0, [], [],
+     [], []],
+    ["_rg_internals.update_stream_last_read_id", 6, ["module", "noscript"], 3, 3, 1, [], [],
+     [{"flags": ["RW", "access", "update"], "begin_search": {"type": "index", "spec": {"index": 3}},
+       "find_keys": {"type": "range", "spec": {"lastkey": 0, "keystep": 1, "limit": 0}}}], []],
+)
+INTERNAL_COMMANDS: tuple[str, ...] = tuple(row[0] for row in _INTERNAL_ROWS)
 
 #: Commands that wait for replicas/AOF: they block a client although `COMMAND` gives no flag.
 _WAIT_COMMANDS = frozenset({b"wait", b"waitaof"})
@@ -225,7 +234,7 @@ class CommandInfo:
         return [
             self.name.encode(),
             self.arity,
-            SetReply(Status(f.encode()) for f in sorted(self.flags)),
+            SetReply(Status(f.encode()) for f in sorted(self.flags, key=_flag_rank)),
             self.first_key,
             self.last_key,
             self.step,
@@ -312,8 +321,16 @@ JSHOST_ANSWERED: tuple[CommandInfo, ...] = (
 )
 
 
-def _host_command(name: str) -> CommandInfo:
-    return CommandInfo(name=name, arity=-1, flags=frozenset({"noscript", "module"}))
+def _flag_rank(flag: str) -> tuple[int, str]:
+    return _FLAG_RANK.get(flag, (len(_FLAG_RANK), flag))  # unknown flags last, by name
+
+
+_HOST_COMMAND_FLAGS = frozenset({"noscript", "module"})
+#: The order in which Redis prints command flags (server.c `addReplyCommandFlags`).
+_FLAG_RANK = {name: (i, name) for i, name in enumerate(
+    "write readonly denyoom module admin pubsub noscript blocking loading stale skip_monitor "
+    "skip_slowlog asking fast no_auth may_replicate no_mandatory_keys no_multi movablekeys "
+    "allow_busy".split())}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -376,9 +393,11 @@ class CommandTable:
             self._add(info)
         if add_host_commands:
             for name in HOST_COMMANDS:
-                self._commands[name.encode()] = _host_command(name)
+                self._commands[name.encode()] = CommandInfo(name, -1, _HOST_COMMAND_FLAGS)
             for info in JSHOST_ANSWERED:  # (a Redis 7.0 backend lacks them)
                 self._add(info, replace=False)
+            for row in _INTERNAL_ROWS:
+                self._commands[row[0].encode()] = CommandInfo.from_reply(row)
 
     def _add(self, info: CommandInfo, *, replace: bool = True) -> None:
         """Add a command; a `parent|sub` entry listed on its own (fakeredis lists subcommands
@@ -477,17 +496,18 @@ class CommandTable:
             return CommandErrors.ERR_WRONG_ARITY.format(fullname=info.name)
         return None
 
-    def check_script_call(self, args: Sequence[bytes], no_writes: bool) -> str | None:
+    def check_script_call(self, args: Sequence[bytes], no_writes: bool,
+                          script_mode: bool = True) -> str | None:
         """The error text `RM_Call` in script mode gives for `args`, or None if it may run.
 
-        Order: unknown command, arity, `noscript`, then `write` under `no_writes`.
-        """
+        Order: unknown command, arity, `noscript` (out of script mode: module commands only, as
+        jshost's own), then `write` under `no_writes`."""
         info = self.lookup(args)
         if info is None:
             return self.check_existence(args)
         if not info.arity_ok(len(args)):
             return CommandErrors.ERR_WRONG_ARITY.format(fullname=info.name)
-        if "noscript" in info.flags:
+        if "noscript" in info.flags and (script_mode or "module" in info.flags):
             return CommandErrors.ERR_NOSCRIPT.format(fullname=info.name)
         if no_writes and "write" in info.flags:
             return CommandErrors.ERR_NO_WRITES.format(fullname=info.name)
@@ -616,18 +636,18 @@ def _entry(name: str, arity: int, flags: list[str], tips: list[str]) -> list[Any
     return [name, arity, flags, 0, 0, 0, ["@slow", "@connection"], tips, [], []]
 
 
+#: The blocking commands Redis 7.2 lets scripts and `RM_Call` run (7.0 flags them `noscript`).
+SCRIPT_BLOCKING_72 = ("blpop", "brpop", "brpoplpush", "blmove", "bzpopmin", "bzpopmax")
 #: How the bundled file differs from the server it was recorded on (redis-server 7.0.15, the
 #: newest Debian 12 ships): Redis 7.2 dropped `noscript` from the blocking list/zset commands (they
 #: run without blocking from scripts and `RM_Call`, which is what tf `callAsync('blpop', ...)`
 #: relies on), added CLIENT SETINFO, CLIENT NO-TOUCH and WAITAOF, and ZRANK / ZREVRANK WITHSCORE.
 _REDIS_72_PATCHES: dict[str, Any] = {
-    "drop_noscript": ["blpop", "brpop", "brpoplpush", "blmove", "bzpopmin", "bzpopmax"],
+    "drop_noscript": list(SCRIPT_BLOCKING_72),
     "arity": {"zrank": -3, "zrevrank": -3},
     "add": [
         _entry(
-            "client|setinfo",
-            4,
-            ["loading", "noscript", "stale"],
+            "client|setinfo", 4, ["loading", "noscript", "stale"],
             ["request_policy:all_nodes", "response_policy:all_succeeded"],
         ),
         _entry("client|no-touch", 3, ["loading", "noscript", "stale"], []),
@@ -660,36 +680,3 @@ def apply_redis_72_patches(entries: list[list[Any]]) -> list[list[Any]]:
 def _bundled_table() -> CommandTable:
     text = resources.files(__package__).joinpath(_DATA_FILE).read_text(encoding="utf-8")
     return CommandTable.from_command_reply(json.loads(text)["commands"])
-
-
-def record_from_redis(host: str = "127.0.0.1", port: int = 6379) -> dict[str, Any]:
-    """Record a real Redis' `COMMAND` as the bundled data file's content (7.2 patches applied).
-
-    Usage: `python -m jshost.store.command_table PORT > jshost/store/redis_commands.json`.
-    """
-    import redis  # a dev-time tool: keep redis-py out of the import path of the table
-
-    client = redis.Redis(host=host, port=port, protocol=3)
-    conn = client.connection_pool.get_connection()
-    try:
-        conn.send_command("COMMAND")  # raw read: redis-py's COMMAND callback reshapes the reply
-        reply = conn.read_response()
-        version = client.info("server")["redis_version"]
-    finally:
-        client.connection_pool.release(conn)
-        client.close()
-    table = CommandTable.from_command_reply(reply, add_host_commands=False)
-    return {
-        "source": f"COMMAND of redis-server {version}, with jshost's Redis 7.2 patches",
-        "patches": _REDIS_72_PATCHES,
-        "commands": apply_redis_72_patches(table.to_reply()),
-    }
-
-
-if __name__ == "__main__":  # pragma: no cover - dev tool
-    data = record_from_redis(port=int(sys.argv[1]) if len(sys.argv) > 1 else 6379)
-    # One command per line: small diffs when the file is regenerated.
-    head = {k: v for k, v in data.items() if k != "commands"}
-    lines = [json.dumps(e, separators=(",", ":")) for e in data["commands"]]
-    body = ",\n".join(lines)
-    sys.stdout.write(json.dumps(head)[:-1] + ', "commands": [\n' + body + "\n]}\n")

@@ -379,6 +379,15 @@ impl Runtime {
         Ok(unsafe { qjs::JS_IsJobPending(self.shared.rt.get()) })
     }
 
+    /// Forget that JS was stopped at its deadline, inside a Python callback that caught the
+    /// nested `JSTerminated`: JS may run again from that callback on (set a new deadline first),
+    /// and what the callback raises or returns reaches JS as usual instead of stopping it too.
+    fn clear_interrupt(&self) -> PyResult<()> {
+        self.shared.check_open()?;
+        self.shared.interrupted.set(false);
+        Ok(())
+    }
+
     /// Stop JS that is still running `seconds` from now (None: no limit). Applies to every
     /// later entry into JS until changed; needs no lock, so it is cheap to arm per call.
     #[pyo3(signature = (seconds))]

@@ -12,6 +12,7 @@ from jshost.replies import NO_REPLY, ErrorReply, Push, Reply
 from jshost.store.base import PushHandler, Session
 from jshost.store.command_table import unknown_command_error
 from jshost.store.embedded.database import Waiter
+from jshost.store.embedded.debug_protocol import debug_protocol
 from jshost.store.embedded.reply_fixes import ERROR_FIXES, fix_exec, fix_reply
 from jshost.store.embedded.socket import StoreSocket
 
@@ -97,6 +98,8 @@ class EmbeddedSession(Session):
             return NO_REPLY, None
         if self._closed:
             return ErrorReply(StoreErrors.SESSION_CLOSED), None
+        if len(args) > 1 and args[0].lower() == b"debug" and args[1].lower() == b"protocol":
+            return debug_protocol(args), None  # (unknown to fakeredis)
         sock = self._sock
         if self.store.replica_of is not None and not sock.in_multi and self._writes(args):
             return ErrorReply(ReplicaErrors.READONLY), None  # replica-read-only, for everyone

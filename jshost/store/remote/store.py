@@ -35,7 +35,7 @@ from typing import Final
 from jshost.errors import BackendErrors
 from jshost.replies import ErrorReply, Reply
 from jshost.store.base import ATOMIC_SECTION, KeyspaceNotifications, Store
-from jshost.store.command_table import CommandTable
+from jshost.store.command_table import SCRIPT_BLOCKING_72, CommandTable
 from jshost.store.remote.async_connection import AsyncConnection
 from jshost.store.remote.connect import BackendError
 from jshost.store.remote.session import RemoteSession
@@ -112,12 +112,19 @@ class RemoteStore(Store):
         return RemoteSession(self, index)
 
     def command_info(self) -> CommandTable:
-        """The backend's `COMMAND`, plus jshost's own commands; raises `BackendError`."""
+        """The backend's `COMMAND` (with Redis 7.2's script flags), plus jshost's own commands;
+        raises `BackendError`."""
         if self._table is None:
             (reply,) = self.sync.round_trip([[b"COMMAND"]])
             if isinstance(reply, ErrorReply):
                 raise BackendError(reply)
-            self._table = CommandTable.from_command_reply(reply)
+            # Checked as Redis 7.2 checks commands from JS (jshost answers as 7.2 does): an
+            # older backend's `noscript` on BLPOP and co. would refuse tf `callAsync('blpop')`.
+            entries = CommandTable.from_command_reply(reply, add_host_commands=False).to_reply()
+            for entry in entries:
+                if entry[0] in SCRIPT_BLOCKING_72:
+                    entry[2] = [flag for flag in entry[2] if flag != "noscript"]
+            self._table = CommandTable.from_command_reply(entries)
         return self._table
 
     async def aclose(self) -> None:
