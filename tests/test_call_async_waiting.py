@@ -217,3 +217,22 @@ async def _raises(awaitable: Any) -> BaseException:
     except Exception as exc:  # noqa: BLE001 - any failure is the one looked at
         return exc
     raise AssertionError("the command did not fail")
+
+
+async def test_replicaof_through_a_client_unblocks_first() -> None:
+    """REPLICAOF sent by a client does the change to replica (embedded store: the role is only
+    recorded): a blocked client gets the UNBLOCKED text; REPLICAOF NO ONE ends the role."""
+    async with gears_server(make_store("embedded", None), ("tf", ABORTED)) as server:
+        blpop = aioredis.Redis(port=server.port)
+        other = aioredis.Redis(port=server.port)
+        try:
+            own = asyncio.ensure_future(blpop.blpop(["mine"], 0))
+            await wait_until(lambda: _blocked(other), what="a blocked client")
+            assert await other.execute_command("REPLICAOF", "127.0.0.1", "1") == b"OK"
+            assert str(await _raises(own)) == errors.UNBLOCKED_ROLE_CHANGED
+            assert (await other.execute_command("ROLE"))[0] == b"slave"
+            assert await other.execute_command("REPLICAOF", "NO", "ONE") == b"OK"
+            assert (await other.execute_command("ROLE"))[0] == b"master"
+        finally:
+            for client in (blpop, other):
+                await client.aclose()

@@ -11,22 +11,36 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from jshost.commands.role_change import became_replica
 from jshost.commands.store_cmds import then
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import Handler
-    from jshost.connection import ClientState
+    from jshost.client_state import ClientState
 
 
 def replicaof(client: ClientState, argv: list[bytes]) -> Any:
-    """``REPLICAOF host port | NO ONE`` (and ``SLAVEOF``)."""
+    """``REPLICAOF host port | NO ONE`` (and ``SLAVEOF``). A primary that is to become a
+    replica first unblocks its clients and aborts JS's waiting calls (`role_change`), as Redis
+    does before it changes anything."""
     gates = client.ctx.host.gates
+    if _names_a_primary(argv) and not gates.replica:
+        became_replica(client.ctx)
 
     def changed(reply: Any) -> Any:
         gates.role_changed()
         return reply
 
     return then(forward_typed(client, argv), changed)
+
+
+def _names_a_primary(argv: list[bytes]) -> bool:
+    """Whether REPLICAOF's arguments name a primary with a valid port (Redis checks the port
+    before it changes anything; NO ONE names none)."""
+    if len(argv) != 3 or (argv[1].lower(), argv[2].lower()) == (b"no", b"one"):
+        return False
+    port = argv[2]
+    return port.isdigit() and int(port) <= 65535
 
 
 def memory_changing(client: ClientState, argv: list[bytes]) -> Any:
