@@ -116,6 +116,7 @@ class RemoteStore(Store):
             (reply,) = self.sync.round_trip([[b"COMMAND"]])
             if isinstance(reply, ErrorReply):
                 raise BackendError(reply)
+            assert isinstance(reply, list), reply  # COMMAND answers an array
             self._table = CommandTable.from_command_reply(reply)
         return self._table
 
