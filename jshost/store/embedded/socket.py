@@ -56,7 +56,7 @@ from jshost.errors import (
     StoreErrors,
     config_set_failed,
 )
-from jshost.replies import NO_REPLY, ErrorReply, Push, Reply
+from jshost.replies import NO_REPLY, ErrorReply, Push, StoreReply
 from jshost.store import rdb
 from jshost.store.embedded.events import (
     FLUSHES,
@@ -67,7 +67,7 @@ from jshost.store.embedded.events import (
     sig_words,
     wire_args,
 )
-from jshost.store.embedded.extra_commands import EXTRA_SIGNATURES, ExtraCommands
+from jshost.store.embedded.extra_commands import EXTRA_SIGNATURES, ExtraCommands, signature
 from jshost.store.embedded.reply_fixes import typed
 from jshost.store.embedded.values import UnsupportedValue, from_stored, to_stored
 from jshost.store.keyspace_events import CommandFacts, redis_events
@@ -104,7 +104,7 @@ _LUA_SIGNATURES: dict[str, Signature] = {}
 def _lua_signature(name: str) -> Signature:
     sig = _LUA_SIGNATURES.get(name)
     if sig is None:
-        sig = _LUA_SIGNATURES[name] = Signature(name, "x_no_lua", (), (bytes,))
+        sig = _LUA_SIGNATURES[name] = signature(name, "x_no_lua", (), (bytes,))
     return sig
 
 
@@ -121,7 +121,7 @@ class StoreSocket(ExtraCommands):
 
     # -- the command path ------------------------------------------------------------------------
 
-    def run(self, args: list[bytes]) -> tuple[Reply, float | None]:
+    def run(self, args: list[bytes]) -> tuple[StoreReply, float | None]:
         """Run one command: its typed reply, and its timeout (0 = none) if it would have blocked."""
         self._reply = _PENDING
         self._delivered = False
@@ -133,7 +133,7 @@ class StoreSocket(ExtraCommands):
             self._process_command(args)
         except Exception as exc:  # a fakeredis bug must not take the client down
             LOG.exception("embedded store failed on %r", args[:1])
-            reply: Reply = ErrorReply(StoreErrors.INTERNAL.format(exc=exc))
+            reply: StoreReply = ErrorReply(StoreErrors.INTERNAL.format(exc=exc))
             would_block = None
         else:
             # Not delivered: SUBSCRIBE and co. (NoResponse), or muted by CLIENT REPLY OFF|SKIP.
