@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from jshost.commands.dispatch import Handler, ServerContext
     from jshost.connection import ClientState
     from jshost.host import Host
+    from jshost.host.library import Library
 
 _WITH_JSHOST = {b"default", b"all", b"everything"}
 _WITH_CLIENTS = _WITH_JSHOST | {b"clients"}
@@ -65,7 +66,7 @@ def jshost_section(host: Host) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-def _pending(lib: Any) -> int:
+def _pending(lib: Library) -> int:
     return lib.inflight + len(lib.pending_async_calls)
 
 
@@ -89,12 +90,12 @@ def info(client: ClientState, argv: list[bytes]) -> Result:
 
 
 async def _joined_later(ctx: ServerContext, reply: asyncio.Future[Any], ours: bool,
-                        counted: list[tuple[str, int]] | None) -> Any:
+                        counted: list[tuple[str, int]] | None) -> Result:
     return _joined(ctx, await reply, ours, counted)
 
 
-def _joined(ctx: ServerContext, reply: Any, ours: bool,
-            counted: list[tuple[str, int]] | None) -> Any:
+def _joined(ctx: ServerContext, reply: Result, ours: bool,
+            counted: list[tuple[str, int]] | None) -> Result:
     """The store's INFO text with jshost's `# Clients` in place of the store's, and the jshost
     section appended (same reply type)."""
     if isinstance(reply, ErrorReply) or not isinstance(reply, bytes):

@@ -36,6 +36,7 @@ replaces it on upgrade.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -183,7 +184,7 @@ class StreamConsumers:
             self._forget_triggers(old, gone)
         for trigger in lib.stream_triggers.values():
             if not trigger.streams:  # new (an upgraded one keeps its streams)
-                self.scheduler.call_soon(lambda t=trigger: self.scan(lib, t))
+                self.scheduler.call_soon(functools.partial(self.scan, lib, trigger))
 
     def library_removed(self, lib: Library) -> None:
         self._forget_triggers(lib, list(lib.stream_triggers.values()))
@@ -224,7 +225,7 @@ class StreamConsumers:
         for lib in list(self.registry.libraries.values()):
             for trigger in lib.stream_triggers.values():
                 trigger.streams.clear()
-                self.scheduler.call_soon(lambda lib=lib, t=trigger: self.scan(lib, t))
+                self.scheduler.call_soon(functools.partial(self.scan, lib, trigger))
         self._wrote_positions = False
 
     # --- pumping -----------------------------------------------------------------------------
@@ -331,10 +332,10 @@ class StreamConsumers:
         }
         triggers = self.triggers
 
-        def done(error: RecordedError | None) -> None:
+        def ack(error: RecordedError | None) -> None:
             self._ack(lib, trigger, key, state, entry_id, error)
 
-        done = once(done)
+        done = once(ack)
         fn = trigger.fn
         with triggers.outcome(lib, f"stream trigger {trigger.name}", done):
             invoke = lib.runtime.trigger_run(data)
