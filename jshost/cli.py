@@ -20,7 +20,9 @@ import logging
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -74,8 +76,11 @@ _LISTENER_OPTIONS = (
      "SOFT SECONDS ...', classes normal and pubsub (default: normal 0 0 0 pubsub 32mb 8mb 60)."),
 )
 
+#: A command's function, or the command click made of it.
+_Command = TypeVar("_Command", bound=Callable[..., Any])
 
-def _listener_options(command: click.Command) -> click.Command:
+
+def _listener_options(command: _Command) -> _Command:
     for option, _, text in reversed(_LISTENER_OPTIONS):
         command = click.option(option, "listener_" + option[2:].replace("-", "_"), default=None,
                                metavar="VALUE", help=text)(command)

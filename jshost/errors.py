@@ -1053,10 +1053,6 @@ class EmbeddedErrors:
     # Redis' own text, so that clients recognise it (redis-py: ModuleError); the log says why.
     MODULE_LOAD = "ERR Error loading the extension. Please check the server logs."
     MODULE_UNLOAD = "ERR Error unloading module: no such module with that name"
-    NO_REPLICATION = (
-        "ERR jshost's embedded store cannot replicate: use jshost --backend with a real Redis "
-        "for replication"
-    )
     DEBUG_UNSUPPORTED = (
         "ERR DEBUG {sub} is not available on jshost's embedded store (it has DEBUG SLEEP and "
         "DEBUG OBJECT)"

@@ -51,8 +51,9 @@ from jshost.errors import Era, PluginErrors, ReplyError
 
 if TYPE_CHECKING:
     from jshost.host import Host
-    from jshost.replies import Reply
+    from jshost.replies import Reply, StoreReply
     from jshost.settings import Settings
+    from jshost.store import Session
     from jshost.sync import SyncHost
 
 __all__ = ["AsyncJSHost", "AsyncLibraryHandle", "JSHost", "JSHostError", "LibraryHandle"]
@@ -163,6 +164,7 @@ class _LibraryBase:
 
     def list(self, verbosity: int = 0, with_code: bool = False) -> dict[str, Any]:
         """This library's map of the LIST reply (in its era's shape)."""
+        entry: dict[str, Any]
         [entry] = self._host.list(era=self.era, with_code=with_code, verbosity=verbosity,
                                   library=self.name)
         return entry
@@ -291,7 +293,7 @@ class SyncStore:
     def __init__(self, sync_host: SyncHost) -> None:
         self._sync_host = sync_host
 
-    def execute(self, *args: Word) -> Reply:
+    def execute(self, *args: Word) -> StoreReply:
         """Run one command on database 0; an error reply raises `JSHostError`."""
         __tracebackhide__ = True
         _check_no_running_loop()
@@ -365,9 +367,9 @@ class AsyncStore:
 
     def __init__(self, host: Host) -> None:
         self._host = host
-        self._session: Any = None
+        self._session: Session | None = None
 
-    async def execute(self, *args: Word) -> Reply:
+    async def execute(self, *args: Word) -> StoreReply:
         """Run one command on database 0, as a client separate from the libraries' own; an
         error reply raises `JSHostError`. A blocking command (BLPOP) waits without blocking the
         loop, so it can run alongside a function call."""

@@ -56,7 +56,7 @@ class ErrorReply(str):
         return f"ErrorReply({str(self)!r})"
 
 
-class SetReply(list):
+class SetReply(list[Any]):
     """A RESP3 set reply (`~`); sent as a plain array to RESP2 clients."""
 
     __slots__ = ()
@@ -65,7 +65,7 @@ class SetReply(list):
         return f"SetReply({list(self)!r})"
 
 
-class Push(list):
+class Push(list[Any]):
     """A RESP3 push message (`>`), e.g. a pub/sub message; an array in RESP2."""
 
     __slots__ = ()
@@ -99,9 +99,9 @@ class BigNumber(str):
 
 OK = Status(b"OK")
 
-Reply = (
-    None | bool | int | float | bytes | str | list | dict
-)  # the union, for annotations
+#: The union, for annotations. Containers hold replies; their items are `Any` because `list` and
+#: `dict` are invariant (a `list[bytes]` is not a `list[Reply]`).
+Reply: TypeAlias = None | bool | int | float | bytes | str | list[Any] | dict[Any, Any]
 
 
 class RawReply(bytes):
@@ -126,6 +126,9 @@ class NoReply:
 #: What a command that sends no reply of its own gives: SUBSCRIBE and its family (their
 #: confirmations arrive as pushes), SHUTDOWN, and commands under `CLIENT REPLY OFF|SKIP`.
 NO_REPLY: Final = NoReply()
+
+#: What a store session gives for a command: its reply, or `NO_REPLY` (SUBSCRIBE and co.).
+StoreReply: TypeAlias = Reply | NoReply
 
 #: A reply known when its command returns.
 Immediate: TypeAlias = Reply | RawReply | NoReply

@@ -14,7 +14,7 @@ from jshost.errors import Era
 from jshost.host import Host
 from jshost.host.listing import list_libraries
 from jshost.host.requests import ListArgs
-from jshost.replies import Reply
+from jshost.replies import Reply, StoreReply
 from jshost.settings import Settings
 from jshost.store import Session, Store
 
@@ -55,7 +55,7 @@ class SyncHost:
         """The LIST reply, as maps."""
         return list_libraries(self.host, era, ListArgs(with_code, verbosity, library))
 
-    def execute(self, *args: bytes | str) -> Reply:
+    def execute(self, *args: bytes | str) -> StoreReply:
         """A plain command against the store, as a client would send it (so its writes fire
         keyspace triggers; the host's own JS sessions are muted)."""
         if self._client is None:

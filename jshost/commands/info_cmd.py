@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from jshost.client_state import ClientState
     from jshost.commands.dispatch import Handler, ServerContext
     from jshost.host import Host
+    from jshost.host.library import Library
 
 #: Redis' sections, in its order: those `INFO` / `INFO default` give, then the others.
 DEFAULT_SECTIONS: Final = ("server", "clients", "memory", "persistence", "stats", "replication",
@@ -303,8 +304,8 @@ def jshost_section(host: Host) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-def _pending(lib: Any) -> int:
-    return int(lib.inflight) + len(lib.pending_async_calls)
+def _pending(lib: Library) -> int:
+    return lib.inflight + len(lib.pending_async_calls)
 
 
 def role(client: ClientState, argv: list[bytes]) -> Result:

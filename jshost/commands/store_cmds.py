@@ -38,7 +38,7 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from jshost.replies import NO_REPLY, Immediate, Pipelined, RawReply, Result
+from jshost.replies import NO_REPLY, Immediate, Pipelined, RawReply, Result, StoreReply
 from jshost.resp import encode
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class Forwarder:
         return self._shaped(client, argv, reply)
 
     @staticmethod
-    def _shaped(client: ClientState, argv: list[bytes], reply: Any) -> Any:
+    def _shaped(client: ClientState, argv: list[bytes], reply: StoreReply) -> Immediate:
         return resp2_reply(argv, reply) if client.protocol == 2 else reply
 
 
@@ -170,12 +170,12 @@ def resp2_reply(argv: list[bytes], reply: Any) -> Any:
     return reply if fix is None else fix(reply)
 
 
-def then(result: Any, fn: Callable[[Any], Any]) -> Any:
+def then(result: Result, fn: Callable[[Any], Result]) -> Result:
     """Apply `fn` to a reply now, or to a future's reply when it arrives (a new future)."""
     if not isinstance(result, asyncio.Future):
         return fn(result)
     return asyncio.ensure_future(_then(result, fn))
 
 
-async def _then(future: asyncio.Future[Any], fn: Callable[[Any], Any]) -> Any:
+async def _then(future: asyncio.Future[Any], fn: Callable[[Any], Result]) -> Result:
     return fn(await future)

@@ -117,7 +117,7 @@ async def _exec_watched_remote(client: ClientState, queued: list[list[bytes]]) -
     return _run_queue(client, queued)
 
 
-def _run_queue(client: ClientState, queued: list[list[bytes]]) -> Any:
+def _run_queue(client: ClientState, queued: list[list[bytes]]) -> Result:
     dispatcher = client.ctx.dispatcher
     assert dispatcher is not None
     client.in_exec = True
@@ -135,7 +135,7 @@ def _run_queue(client: ClientState, queued: list[list[bytes]]) -> Any:
     return reply
 
 
-async def _after_fence(client: ClientState, reply: Any) -> Any:
+async def _after_fence(client: ClientState, reply: Immediate) -> Immediate:
     await client.ctx.store.fence()
     return reply
 
@@ -162,7 +162,7 @@ def _settled(reply: Any) -> Any:
     return None if reply is NO_REPLY else reply
 
 
-def _array(replies: list[Any], protocol: int) -> Any:
+def _array(replies: list[Any], protocol: int) -> Immediate:
     """EXEC's array; encoded here when an element is already raw (a RESP2 null array)."""
     if not any(type(reply) is RawReply for reply in replies):
         return replies

@@ -337,7 +337,8 @@ class DirectoryArchive:
     def _read(self) -> dict[str, dict[str, Any]]:
         if not self.path.exists():
             return {}
-        return json.loads(self.path.read_text("utf-8"))
+        libs: dict[str, dict[str, Any]] = json.loads(self.path.read_text("utf-8"))
+        return libs
 
     def _write(self, libs: dict[str, dict[str, Any]]) -> None:
         write_atomically(self.path, json.dumps(libs, indent=1).encode("utf-8"))

@@ -36,6 +36,7 @@ from jshost.replies import (
     BigNumber,
     ErrorReply,
     Push,
+    Reply,
     SetReply,
     Status,
     Verbatim,
@@ -123,21 +124,25 @@ class ConversionError(Exception):
         self.text = text
 
 
-def js_to_reply(value: Any, depth: int = 0) -> Any:
+def js_to_reply(value: Any, depth: int = 0) -> Reply:
     """The reply for a value a function returned (or a promise resolved with)."""
     if depth > MAX_NESTING:
         raise ConversionError(errors.NESTING_LEVEL_REACHED)
+    # (`t is ...` does not narrow `value` for the type checker: the typed locals say what it is)
     t = type(value)
     if t is str:
-        return value.encode("utf-8", "surrogatepass")
+        encoded: bytes = value.encode("utf-8", "surrogatepass")
+        return encoded
     if t is float:
         return _number(value)
     if t is int:
         return _int64(value)
     if t is bool or value is None:
-        return value
+        flag: bool | None = value
+        return flag
     if t is bytes:
-        return value
+        data: bytes = value
+        return data
     if t is Boxed:
         return _boxed(value, depth)
     if t is JSSet:
@@ -166,7 +171,7 @@ def js_to_reply(value: Any, depth: int = 0) -> Any:
     return str(value).encode()
 
 
-def _number(x: float) -> Any:
+def _number(x: float) -> int | float:
     """an int32 whole Number (not -0) is an integer, any other a double."""
     if x.is_integer() and INT32_MIN <= x <= INT32_MAX and (x != 0 or copysign(1.0, x) > 0):
         return int(x)
@@ -179,11 +184,11 @@ def _int64(n: int) -> int:
     return n - (1 << 64) if n >= 1 << 63 else n
 
 
-def _boxed(b: Boxed, depth: int) -> Any:
+def _boxed(b: Boxed, depth: int) -> Reply:
     if b.kind != "string":
         return _object_map(b.props.items(), depth)
     reply_type = b.props.get("__reply_type")
-    text = b.value.encode("utf-8", "surrogatepass")
+    text: bytes = b.value.encode("utf-8", "surrogatepass")
     if reply_type == "status":
         return Status(text)
     if reply_type == "verbatim":

@@ -25,7 +25,7 @@ from jshost.host.atomic import AtomicSection
 from jshost.host.conversions import reply_to_js
 from jshost.host.library import NO_WRITES, Library
 from jshost.host.scheduler import Scheduler
-from jshost.replies import ErrorReply, Reply
+from jshost.replies import ErrorReply, StoreReply
 from jshost.store import Session, Store
 
 
@@ -62,7 +62,7 @@ class JSCommands:
             session.call([b"SELECT", str(db).encode()])
         return session
 
-    def run(self, args: list[bytes]) -> Reply:
+    def run(self, args: list[bytes]) -> StoreReply:
         """A command from `client.call`, now, in the atomic section."""
         problem = self.check(args, bool(self.section.flags & NO_WRITES))
         if problem is not None:
@@ -117,7 +117,7 @@ class JSCommands:
             waiting.finish()
             task.cancel()
 
-    def _settle_later(self, lib: Library, reply: Reply, raw: bool, resolve: JSFunction,
+    def _settle_later(self, lib: Library, reply: StoreReply, raw: bool, resolve: JSFunction,
                       reject: JSFunction) -> None:
         """Settle a `callAsync` promise in a job (counted by `run_async`)."""
         scheduler = self.scheduler

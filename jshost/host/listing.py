@@ -7,6 +7,7 @@ current `error-verbosity`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from jshost.errors import Era
@@ -30,7 +31,7 @@ NONE_TEXT = "None"  # rg shows a missing value as the bulk string "None"
 
 def list_libraries(host: Host, era: Era, args: ListArgs) -> list[dict[str, Any]]:
     """One map per library (all, or the one named by LIBRARY)."""
-    libs = host.libraries.values()
+    libs: Iterable[Library] = host.libraries.values()
     if args.library is not None:
         libs = [lib for lib in libs if lib.name == args.library]
     describe = _rg_library if era == "rg" else _tf_library

@@ -63,7 +63,9 @@ def parse_prologue(code: str, era: Era) -> Prologue:
             _check_tf_library_name(prologue.name)
     except ReplyError as exc:
         # rg sends prologue errors bare; tf prefixes every one of them.
-        raise ReplyError(exc.text if era == "rg" else errors.compile_failed(era, exc.text))
+        raise ReplyError(
+            exc.text if era == "rg" else errors.compile_failed(era, exc.text)
+        ) from None
     return prologue
 
 

@@ -39,6 +39,7 @@ replaces it on upgrade.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -188,7 +189,7 @@ class StreamConsumers:
             self._forget_triggers(old, gone)
         for trigger in lib.stream_triggers.values():
             if not trigger.streams:  # new (an upgraded one keeps its streams)
-                self.scheduler.call_soon(lambda t=trigger: self.scan(lib, t))
+                self.scheduler.call_soon(functools.partial(self.scan, lib, trigger))
 
     def library_removed(self, lib: Library) -> None:
         self._forget_triggers(lib, list(lib.stream_triggers.values()))
@@ -243,7 +244,7 @@ class StreamConsumers:
                 if not keep_positions:
                     trigger.streams.clear()
                 self.scheduler.call_soon(
-                    lambda lib=lib, t=trigger: self.scan(lib, t, keep_positions))
+                    functools.partial(self.scan, lib, trigger, keep_positions))
         if not keep_positions:
             self._wrote_positions = False
 
@@ -357,10 +358,10 @@ class StreamConsumers:
         }
         triggers = self.triggers
 
-        def done(error: RecordedError | None) -> None:
+        def ack(error: RecordedError | None) -> None:
             self._ack(lib, trigger, key, state, entry_id, error)
 
-        done = once(done)
+        done = once(ack)
         refused = triggers.limits.heap.entry_refusal(lib)  # tf's OOM state: acknowledged failed
         if refused is not None:
             done(RecordedError(refused, refused))

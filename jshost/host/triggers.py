@@ -27,6 +27,7 @@ lease decides which jshost runs the triggers (jshost/host/lease.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, MutableSet, Sequence
@@ -139,7 +140,7 @@ class Triggers:
                 if key.startswith(trigger.prefix) and not lib.runtime.closed:
                     if self.section.held:  # (cannot happen from the stores; be safe)
                         self.scheduler.call_soon(
-                            lambda lib=lib, t=trigger: self._run(lib, t, db, event, key))
+                            functools.partial(self._run, lib, trigger, db, event, key))
                     else:
                         self._run(lib, trigger, db, event, key)
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from jshost.replies import NO_REPLY, Push, Reply
+from jshost.replies import NO_REPLY, Push, Reply, StoreReply
 from jshost.resp import encode
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class Session(ABC):
         return None
 
     @abstractmethod
-    def call(self, args: Sequence[bytes]) -> Reply:
+    def call(self, args: Sequence[bytes]) -> StoreReply:
         """Run one command now and return its reply; for JS `client.call` in an atomic section.
 
         Never blocks and never awaits: a blocking command (BLPOP, XREAD ... BLOCK, WAIT, ...)
@@ -111,7 +111,7 @@ class Session(ABC):
         """
 
     @abstractmethod
-    async def execute(self, args: Sequence[bytes]) -> Reply:
+    async def execute(self, args: Sequence[bytes]) -> StoreReply:
         """Run one command for a client. A blocking command waits (for its own timeout, 0 =
         forever) without holding up the event loop or any other session. One command at a time
         per session (the connection keeps its commands in order)."""

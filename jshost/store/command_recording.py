@@ -23,7 +23,8 @@ def record_from_redis(host: str = "127.0.0.1", port: int = 6379) -> dict[str, An
     client = redis.Redis(host=host, port=port, protocol=3)
     conn = client.connection_pool.get_connection()
     try:
-        conn.send_command("COMMAND")  # raw read: redis-py's COMMAND callback reshapes the reply
+        # Raw read: redis-py's COMMAND callback reshapes the reply (send_command is unannotated).
+        conn.send_command("COMMAND")  # type: ignore[no-untyped-call]
         reply = conn.read_response()
         version = client.info("server")["redis_version"]
     finally:

@@ -427,12 +427,12 @@ class ManagedServer:
                 if self._stopping.wait(delay):
                     return
                 try:
-                    self._start_run()
+                    restarted = self._start_run()
                 except ManagedStoreError as exc:
                     LOG.error("%s", exc)
                     continue
                 self.restarts += 1
-                LOG.info("the store server is back (pid %s)", self._run.server_pid)
+                LOG.info("the store server is back (pid %s)", restarted.server_pid)
                 break
 
     def _kill_orphan(self, run: _Run) -> None:

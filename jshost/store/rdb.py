@@ -339,7 +339,8 @@ class _Reader:
         raise RdbError(DumpErrors.BAD_DATA)
 
     def millis(self) -> int:
-        return struct.unpack("<q", self.take(8))[0]
+        (millis,) = struct.unpack("<q", self.take(8))
+        return int(millis)
 
     def raw_id(self) -> StreamId:
         ms, seq = struct.unpack(">QQ", self.take(16))

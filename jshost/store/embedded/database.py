@@ -17,15 +17,24 @@ import heapq
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from fakeredis._core._database import Database
 
-from jshost.replies import Reply
+from jshost.replies import StoreReply
 
 if TYPE_CHECKING:
     from jshost.store.embedded.session import EmbeddedSession
     from jshost.store.embedded.store import EmbeddedStore
+
+
+class TimedOut:
+    """Type of `TIMED_OUT`: a parked command's outcome when CLIENT UNBLOCK ... TIMEOUT hits it."""
+
+    __slots__ = ()
+
+
+TIMED_OUT: Final = TimedOut()
 
 
 @dataclass(eq=False)
@@ -36,7 +45,7 @@ class Waiter:
     args: list[bytes]  # what to retry: the command, with XREAD's `$` pinned to real ids
     db: TrackedDatabase
     keys: tuple[bytes, ...]
-    future: asyncio.Future[Reply] = field(repr=False)
+    future: asyncio.Future[StoreReply | TimedOut] = field(repr=False)
 
 
 class TrackedDatabase(Database):

@@ -30,32 +30,40 @@ if TYPE_CHECKING:
 CONFIG_DEFAULTS: dict[bytes, bytes] = {**SERVER_CONFIG_DEFAULTS, b"port": b"0", b"timeout": b"0"}
 
 
+def signature(name: str, func_name: str, fixed: tuple[object, ...],
+              repeat: tuple[object, ...] = (), flags: str = "") -> Signature:
+    """A fakeredis `Signature` (its argument types are classes or `Key` instances)."""
+    # fakeredis annotates `fixed` and `repeat` as 1-tuples of types (`tuple[X]`, not
+    # `tuple[X, ...]`), which no other signature here fits.
+    return Signature(name, func_name, fixed, repeat, flags=flags)  # type: ignore[arg-type]
+
+
 def _signatures() -> dict[str, Signature]:
     """fakeredis `Signature`s of the commands added here (arity, as fakeredis checks it)."""
     return {
-        "touch": Signature("touch", "x_touch", (bytes,), (bytes,)),
-        "wait": Signature("wait", "x_wait", (Int, Int)),
-        "waitaof": Signature("waitaof", "x_waitaof", (Int, Int, Int)),
-        "info": Signature("info", "x_info", (), (bytes,)),
-        "config get": Signature("config get", "x_config_get", (bytes,), (bytes,)),
-        "config resetstat": Signature("config resetstat", "x_config_resetstat", ()),
-        "role": Signature("role", "x_role", ()),
-        "replicaof": Signature("replicaof", "x_replicaof", (bytes, bytes), flags=FLAG_NO_SCRIPT),
-        "slaveof": Signature("slaveof", "x_replicaof", (bytes, bytes), flags=FLAG_NO_SCRIPT),
+        "touch": signature("touch", "x_touch", (bytes,), (bytes,)),
+        "wait": signature("wait", "x_wait", (Int, Int)),
+        "waitaof": signature("waitaof", "x_waitaof", (Int, Int, Int)),
+        "info": signature("info", "x_info", (), (bytes,)),
+        "config get": signature("config get", "x_config_get", (bytes,), (bytes,)),
+        "config resetstat": signature("config resetstat", "x_config_resetstat", ()),
+        "role": signature("role", "x_role", ()),
+        "replicaof": signature("replicaof", "x_replicaof", (bytes, bytes), flags=FLAG_NO_SCRIPT),
+        "slaveof": signature("slaveof", "x_replicaof", (bytes, bytes), flags=FLAG_NO_SCRIPT),
         # fakeredis' BLMOVE answers a missing source at once, before it could block: replaced.
-        "blmove": Signature(
+        "blmove": signature(
             "blmove", "x_blmove", (bytes, bytes, bytes, bytes, Timeout), (), flags=FLAG_NO_SCRIPT
         ),
         # COMMAND from jshost's table: Redis 7.2's metadata rather than fakeredis' partial one.
-        "command": Signature("command", "x_command", ()),
-        "command info": Signature("command info", "x_command_info", (), (bytes,)),
-        "command count": Signature("command count", "x_command_count", ()),
-        "command list": Signature("command list", "x_command_list", (), (bytes,)),
-        "command getkeys": Signature("command getkeys", "x_command_getkeys", (bytes,), (bytes,)),
-        "command docs": Signature("command docs", "x_command_docs", (), (bytes,)),
+        "command": signature("command", "x_command", ()),
+        "command info": signature("command info", "x_command_info", (), (bytes,)),
+        "command count": signature("command count", "x_command_count", ()),
+        "command list": signature("command list", "x_command_list", (), (bytes,)),
+        "command getkeys": signature("command getkeys", "x_command_getkeys", (bytes,), (bytes,)),
+        "command docs": signature("command docs", "x_command_docs", (), (bytes,)),
         # Redis' RDB encoding instead of fakeredis' pickles (`jshost.store.embedded.socket`).
-        "dump": Signature("dump", "x_dump", (Key(missing_return=None),)),
-        "restore": Signature("restore", "x_restore", (Key(), bytes, bytes), (bytes,)),
+        "dump": signature("dump", "x_dump", (Key(missing_return=None),)),
+        "restore": signature("restore", "x_restore", (Key(), bytes, bytes), (bytes,)),
         # OBJECT, MEMORY, SLOWLOG, LATENCY, ... (`server_commands`).
         **SIGNATURES,
         # CLIENT TRACKING, CACHING, TRACKINGINFO (`tracking`).
@@ -80,7 +88,8 @@ class ExtraCommands(FakeSocket):
         if numreplicas <= 0:
             return 0
         # No replica will ever acknowledge: wait out the timeout, then answer 0 replicas.
-        return self._blocking(timeout / 1000.0, lambda _first: None, lambda _none: 0)
+        answered: int = self._blocking(timeout / 1000.0, lambda _first: None, lambda _none: 0)
+        return answered
 
     def x_waitaof(self, numlocal: int, numreplicas: int, timeout: int) -> list[int]:
         if timeout < 0:
@@ -89,7 +98,10 @@ class ExtraCommands(FakeSocket):
             raise SimpleError(StoreErrors.WAITAOF_APPENDONLY)
         if numreplicas <= 0:
             return [0, 0]
-        return self._blocking(timeout / 1000.0, lambda _first: None, lambda _none: [0, 0])
+        answered: list[int] = self._blocking(
+            timeout / 1000.0, lambda _first: None, lambda _none: [0, 0]
+        )
+        return answered
 
     def x_config_get(self, *patterns: bytes) -> dict[bytes, bytes]:
         params = dict(CONFIG_DEFAULTS)

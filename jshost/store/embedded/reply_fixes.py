@@ -9,6 +9,7 @@ restore what it lost, command by command (checked against redis-server; see the 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from fakeredis._helpers import SimpleError, SimpleString
 
 from jshost.errors import StoreErrors
-from jshost.replies import ErrorReply, Push, Reply, SetReply, Status, Verbatim
+from jshost.replies import ErrorReply, Push, SetReply, Status, StoreReply, Verbatim
 
 #: The Redis version the embedded server behaves as (fakeredis switches behaviour on it).
 REDIS_VERSION: tuple[int, int, int] = (7, 2, 4)
@@ -162,13 +163,17 @@ _ARGS_FIXES: dict[str, Callable[[list[bytes], Any], Any]] = {
 }
 
 
+def _reply_only(fix: Callable[[Any], Any], _args: list[bytes], reply: Any) -> Any:
+    return fix(reply)
+
+
 def _fix_index() -> dict[bytes, Any]:
     """`_REPLY_FIXES` and `_ARGS_FIXES` by the command's bytes name (containers: a dict by sub),
     so that finding out that a reply needs no fix costs one lookup."""
     index: dict[bytes, Any] = {}
     fixes: dict[str, Callable[[list[bytes], Any], Any]] = dict(_ARGS_FIXES)
-    for name, fix in _REPLY_FIXES.items():
-        fixes[name] = lambda _args, reply, fix=fix: fix(reply)
+    for name, reply_fix in _REPLY_FIXES.items():
+        fixes[name] = functools.partial(_reply_only, reply_fix)
     for name, fix in fixes.items():
         parent, _, sub = name.encode().partition(b" ")
         if sub:
@@ -201,7 +206,7 @@ ERROR_FIXES: tuple[tuple[re.Pattern[str], str], ...] = (
 
 
 
-def fix_exec(queued: list[list[bytes]], reply: Reply) -> Reply:
+def fix_exec(queued: list[list[bytes]], reply: StoreReply) -> StoreReply:
     """Restore types inside EXEC's array, command by command."""
     if type(reply) is not list or len(reply) != len(queued):
         return reply

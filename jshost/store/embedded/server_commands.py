@@ -315,11 +315,6 @@ class ServerCommands:
             raise SimpleError(EmbeddedErrors.MODULE_UNLOAD)
         raise SimpleError(_unknown_sub(b"MODULE", sub))
 
-    def x_replicaof(self, host: bytes, port: bytes) -> Any:
-        if host.lower() == b"no" and port.lower() == b"one":
-            return OK  # it is a master already
-        raise SimpleError(EmbeddedErrors.NO_REPLICATION)
-
     def x_debug(self, sub: bytes, *args: bytes) -> Any:
         word = sub.lower()
         if word == b"sleep" and len(args) == 1:
@@ -574,8 +569,6 @@ SIGNATURES: dict[str, Signature] = {
     "latency": Signature("latency", "x_latency", (bytes,), (bytes,)),
     "lolwut": Signature("lolwut", "x_lolwut", (), (bytes,)),
     "module": Signature("module", "x_module", (bytes,), (bytes,)),
-    "replicaof": Signature("replicaof", "x_replicaof", (bytes, bytes)),
-    "slaveof": Signature("slaveof", "x_replicaof", (bytes, bytes)),
     "debug": Signature("debug", "x_debug", (bytes,), (bytes,)),
     "bitfield_ro": Signature("bitfield_ro", "x_bitfield_ro", (Key(bytes),), (bytes,)),
     "pfmerge": Signature(

@@ -5,22 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jshost.errors import ReplicaErrors, StoreErrors
-from jshost.replies import NO_REPLY, ErrorReply, Push, Reply
+from jshost.replies import NO_REPLY, ErrorReply, Push, Reply, StoreReply
 from jshost.store.base import PushHandler, Session
 from jshost.store.command_table import unknown_command_error
-from jshost.store.embedded.database import Waiter
+from jshost.store.embedded.database import TIMED_OUT, TimedOut, Waiter
 from jshost.store.embedded.debug_protocol import debug_protocol
 from jshost.store.embedded.reply_fixes import ERROR_FIXES, fix_exec, fix_reply
 from jshost.store.embedded.socket import StoreSocket
 
 if TYPE_CHECKING:
     from jshost.store.embedded.store import EmbeddedStore
-
-#: A parked command's outcome when CLIENT UNBLOCK ... TIMEOUT hits it.
-TIMED_OUT: Any = object()
 
 
 class EmbeddedSession(Session):
@@ -51,12 +48,12 @@ class EmbeddedSession(Session):
         """True after `close()`, or once another client's CLIENT KILL hit this session."""
         return self._closed or self._sock._killed
 
-    def call(self, args: Sequence[bytes]) -> Reply:
+    def call(self, args: Sequence[bytes]) -> StoreReply:
         reply, _ = self.run(args)
         self.store.blocked.serve_later()  # blocked clients are served after the atomic section
         return reply
 
-    async def execute(self, args: Sequence[bytes]) -> Reply:
+    async def execute(self, args: Sequence[bytes]) -> StoreReply:
         reply, timeout = self.run(args)
         self.store.blocked.serve()
         if timeout is None:
@@ -91,7 +88,7 @@ class EmbeddedSession(Session):
 
     # -- within the embedded store ---------------------------------------------------------------
 
-    def run(self, args: Sequence[bytes]) -> tuple[Reply, float | None]:
+    def run(self, args: Sequence[bytes]) -> tuple[StoreReply, float | None]:
         """Run `args` and give its RESP3-typed reply, and its timeout if it would have blocked."""
         args = args if type(args) is list else list(args)
         if not args:
@@ -117,7 +114,7 @@ class EmbeddedSession(Session):
         info = self.store.command_info().lookup(args)
         return info is not None and "write" in info.flags
 
-    def unblocked_reply(self) -> Reply | None:
+    def unblocked_reply(self) -> Reply | TimedOut | None:
         """The reply for a CLIENT UNBLOCK aimed at this session, or None if there was none."""
         reason, self._sock._unblock_reason = self._sock._unblock_reason, None
         if reason is None:
@@ -141,7 +138,7 @@ class EmbeddedSession(Session):
                 return ErrorReply(fixed)
         return reply
 
-    async def _park(self, args: list[bytes], empty: Reply, timeout: float) -> Reply:
+    async def _park(self, args: list[bytes], empty: StoreReply, timeout: float) -> StoreReply:
         """Wait until a write to one of the command's keys lets it through, or its timeout."""
         store = self.store
         blocked = store.blocked
@@ -165,4 +162,4 @@ class EmbeddedSession(Session):
             self._waiter = None
             self._sock._blocked = False
             blocked.unpark(waiter)
-        return empty if reply is TIMED_OUT else reply
+        return empty if isinstance(reply, TimedOut) else reply

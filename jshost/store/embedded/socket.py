@@ -58,7 +58,7 @@ from jshost.errors import (
     StoreErrors,
     config_set_failed,
 )
-from jshost.replies import NO_REPLY, ErrorReply, Push, Reply, Status
+from jshost.replies import NO_REPLY, ErrorReply, Push, Reply, Status, StoreReply
 from jshost.settings import parse_size
 from jshost.store import rdb
 from jshost.store.embedded.events import (
@@ -70,7 +70,7 @@ from jshost.store.embedded.events import (
     sig_words,
     wire_args,
 )
-from jshost.store.embedded.extra_commands import EXTRA_SIGNATURES, ExtraCommands
+from jshost.store.embedded.extra_commands import EXTRA_SIGNATURES, ExtraCommands, signature
 from jshost.store.embedded.geo import GeoCommands
 from jshost.store.embedded.reply_fixes import typed
 from jshost.store.embedded.server_commands import CONFIG_ALIASES, INTEGER_CONFIG, ServerCommands
@@ -110,7 +110,7 @@ _LUA_SIGNATURES: dict[str, Signature] = {}
 def _lua_signature(name: str) -> Signature:
     sig = _LUA_SIGNATURES.get(name)
     if sig is None:
-        sig = _LUA_SIGNATURES[name] = Signature(name, "x_no_lua", (), (bytes,))
+        sig = _LUA_SIGNATURES[name] = signature(name, "x_no_lua", (), (bytes,))
     return sig
 
 
@@ -135,7 +135,7 @@ class StoreSocket(GeoCommands, ServerCommands, TrackingCommands, ExtraCommands):
 
     # -- the command path ------------------------------------------------------------------------
 
-    def run(self, args: list[bytes]) -> tuple[Reply, float | None]:
+    def run(self, args: list[bytes]) -> tuple[StoreReply, float | None]:
         """Run one command: its typed reply, and its timeout (0 = none) if it would have blocked."""
         self._reply = _PENDING
         self._delivered = False
@@ -151,7 +151,7 @@ class StoreSocket(GeoCommands, ServerCommands, TrackingCommands, ExtraCommands):
             self._process_command(args)
         except Exception as exc:  # a fakeredis bug must not take the client down
             LOG.exception("embedded store failed on %r", args[:1])
-            reply: Reply = ErrorReply(StoreErrors.INTERNAL.format(exc=exc))
+            reply: StoreReply = ErrorReply(StoreErrors.INTERNAL.format(exc=exc))
             would_block = None
         else:
             # Not delivered: SUBSCRIBE and co. (NoResponse), or muted by CLIENT REPLY OFF|SKIP.

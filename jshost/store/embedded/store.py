@@ -57,7 +57,10 @@ class EmbeddedStore(Store):
     def __init__(self, *, config: dict[bytes, bytes] | None = None) -> None:
         self.server = FakeServer(version=REDIS_VERSION, server_type="redis", config=config)
         # Every database is one of ours, so writes tell us which waited-on keys became ready.
-        self.server.dbs.default_factory = lambda: TrackedDatabase(self.server.lock, self)
+        # (a defaultdict, annotated as a plain dict by fakeredis)
+        self.server.dbs.default_factory = (  # type: ignore[attr-defined]
+            lambda: TrackedDatabase(self.server.lock, self)
+        )
         self.events = KeyspaceEvents(self.server)
         self.expiry = ActiveExpiry(self.server, self.events)
         self.blocked = BlockedClients()
@@ -171,7 +174,7 @@ class EmbeddedStore(Store):
         if isinstance(stored, (Hash, ExpiringMembersSet)) and not len(stored):
             return  # every member's own time to live has passed meanwhile
         item = Item(stored)
-        item.expireat = expiry
+        item.expireat = expiry  # type: ignore[assignment]  # fakeredis annotates it None only
         self.server.dbs[db][key] = item
         self.expiry.dirty = True
 

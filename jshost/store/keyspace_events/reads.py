@@ -53,7 +53,7 @@ def _set_get(args: Sequence[bytes]) -> list[bytes]:
 def _bitfield(args: Sequence[bytes]) -> list[bytes]:
     # BITFIELD with only GET operations looks its key up for reading; with SET/INCRBY, writing.
     writes = any(a.lower() in (b"set", b"incrby") for a in args[2:])
-    return [] if writes else args[1:2]
+    return [] if writes else list(args[1:2])
 
 
 _K1 = _at(1)

@@ -313,7 +313,7 @@ def _positive(f: CommandFacts) -> bool:
 
 
 def _is_one(f: CommandFacts) -> bool:
-    return f.reply == 1
+    return bool(f.reply == 1)
 
 
 #: Command (lower case; `container|sub` for subcommands) → its write events.

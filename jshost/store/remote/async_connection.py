@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from jshost.errors import BackendErrors
-from jshost.replies import NO_REPLY, Push, Reply
+from jshost.replies import NO_REPLY, Push, StoreReply
 from jshost.resp import NEED_DATA, ProtocolError, ReplyParser
 from jshost.store.remote.connect import (
     BackendError,
@@ -162,7 +162,9 @@ class AsyncConnection:
         self.schedule_flush()
         return future
 
-    def submit_tracked(self, args: Sequence[bytes], raw: bool) -> asyncio.Future[Any] | Reply:
+    def submit_tracked(
+        self, args: Sequence[bytes], raw: bool
+    ) -> asyncio.Future[Any] | StoreReply:
         """Queue a command on a dedicated connection, following the state it changes."""
         future = self.loop.create_future()
         replied = self.pipeline.send_tracked(args, future, raw)

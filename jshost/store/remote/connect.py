@@ -73,7 +73,7 @@ def connect(
             sock = url.ssl_context().wrap_socket(sock, server_hostname=url.host)
         parser = ReplyParser()
         commands = url.handshake(db, name)
-        sock.sendall(b"".join(encode_command(c) for c in commands))  # type: ignore[arg-type]
+        sock.sendall(b"".join(encode_command(c) for c in commands))
         replies = read_replies(sock, parser, len(commands), memoryview(bytearray(4096)))
     except (OSError, ProtocolError) as exc:
         sock.close()
@@ -124,5 +124,6 @@ def exec_unwrapped(replies: list[Reply]) -> Reply:
     if isinstance(queued, ErrorReply):
         return queued  # refused when queued: what the command alone would have answered
     if type(result) is list and len(result) == 1:
-        return result[0]
+        only: Reply = result[0]
+        return only
     return result  # an EXEC error (EXECABORT, or a WATCH-less null cannot happen here)

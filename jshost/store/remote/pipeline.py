@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from jshost.replies import NO_REPLY, ErrorReply, Reply, Status
+from jshost.replies import NO_REPLY, ErrorReply, NoReply, Reply, Status, StoreReply
 from jshost.resp import ProtocolError, encode, encode_command
 
 LOG = logging.getLogger("jshost.store.remote")
@@ -67,9 +67,9 @@ class Entry:
         self.error: tuple[Reply, bytes] | None = None  # its error, if it had one
 
 
-def complete(entry: Entry, value: Reply, raw: bytes) -> None:
+def complete(entry: Entry, value: StoreReply, raw: bytes) -> None:
     """Give `entry` its reply (or the reply's bytes)."""
-    if entry.hook is not None:
+    if entry.hook is not None and not isinstance(value, NoReply):  # (a marker has no hook)
         try:
             entry.hook(value)
         except Exception:  # bookkeeping must not lose the reply
@@ -114,14 +114,14 @@ class Pipeline:
     def send(self, args: Sequence[bytes], future: asyncio.Future[Any], raw: bool) -> None:
         """Queue a stateless command (shared connections): no state to follow."""
         self.pending.append(Entry(future, raw))
-        self.out += encode_command(args)  # type: ignore[arg-type]
+        self.out += encode_command(args)
 
     def send_tracked(self, args: Sequence[bytes], future: asyncio.Future[Any],
                      raw: bool) -> bool:
         """Queue a command on a dedicated connection, following the state it changes; False
         when the command gets no reply (CLIENT REPLY OFF / SKIP): then `future` is not used."""
         name = args[0].lower()
-        data = encode_command(list(args))  # type: ignore[arg-type]
+        data = encode_command(list(args))
         if self._without_reply(name, args):
             self._write(data, None)
             return False
@@ -135,13 +135,13 @@ class Pipeline:
             self._track(name, args, entry)
         if name == b"hello" and len(args) > 1 and args[1] == b"2":
             # The backend connection stays on RESP3: the server answers the client's protocol.
-            data = encode_command([args[0], b"3", *args[2:]])  # type: ignore[list-item]
+            data = encode_command([args[0], b"3", *args[2:]])
         self.pending.append(entry)
         self._write(data, entry if entry.blocking else None)
         if name == b"reset":  # it logs out and goes back to RESP2: log in again at once
             for command in self._relogin():
                 self.pending.append(Entry(None))
-                self._write(encode_command(command), None)  # type: ignore[arg-type]
+                self._write(encode_command(command), None)
         return True
 
     def _write(self, data: bytes, blocking: Entry | None) -> None:

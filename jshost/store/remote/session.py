@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jshost.errors import BackendErrors
-from jshost.replies import NO_REPLY, OK, ErrorReply, Push, Reply
+from jshost.replies import NO_REPLY, OK, ErrorReply, Push, StoreReply
 from jshost.resp import encode
 from jshost.store.base import PushHandler, Session
 from jshost.store.remote.async_connection import AsyncConnection
@@ -52,12 +52,12 @@ class RemoteSession(Session):
         """Whether the session has (had) a connection of its own."""
         return self._conn is not None
 
-    def call(self, args: Sequence[bytes]) -> Reply:
+    def call(self, args: Sequence[bytes]) -> StoreReply:
         if self.closed:
             return ErrorReply(BackendErrors.ERR_STORE_CLOSED)
         return self.store.sync.call(self, args)
 
-    async def execute(self, args: Sequence[bytes]) -> Reply:
+    async def execute(self, args: Sequence[bytes]) -> StoreReply:
         result = self._submit(args, raw=False)
         reply = await result if isinstance(result, asyncio.Future) else result
         if self.store.subscriber is not None:
@@ -70,7 +70,7 @@ class RemoteSession(Session):
         get `execute`'s typed reply re-encoded instead."""
         result = self._submit(args, raw=True)
         if isinstance(result, asyncio.Future):
-            raw = await result
+            raw: bytes = await result
         else:
             raw = b"" if result is NO_REPLY else encode(result, 3)
         if self.store.subscriber is not None:
@@ -169,7 +169,7 @@ class RemoteSession(Session):
             except Exception:  # one bad callback must not stop the others
                 LOG.exception("session close callback failed")
 
-    def _submit(self, args: Sequence[bytes], raw: bool) -> asyncio.Future[Any] | Reply:
+    def _submit(self, args: Sequence[bytes], raw: bool) -> asyncio.Future[Any] | StoreReply:
         """Write the command (now, so that a session's commands keep their order) and return the
         future of its reply, or the reply itself when it is known at once."""
         if self.closed:

@@ -118,6 +118,7 @@ class RemoteStore(Store):
             (reply,) = self.sync.round_trip([[b"COMMAND"]])
             if isinstance(reply, ErrorReply):
                 raise BackendError(reply)
+            assert isinstance(reply, list), reply  # COMMAND answers an array
             # Checked as Redis 7.2 checks commands from JS (jshost answers as 7.2 does): an
             # older backend's `noscript` on BLPOP and co. would refuse tf `callAsync('blpop')`.
             entries = CommandTable.from_command_reply(reply, add_host_commands=False).to_reply()

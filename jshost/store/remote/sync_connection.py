@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
 from jshost.errors import BackendErrors
-from jshost.replies import NO_REPLY, ErrorReply, Reply
+from jshost.replies import NO_REPLY, ErrorReply, Reply, StoreReply
 from jshost.resp import ProtocolError, ReplyParser, encode_command
 from jshost.store.remote.connect import (
     BackendError,
@@ -74,7 +74,7 @@ class SyncConnection:
         self.sock = None
         self.unread = 0
 
-    def call(self, session: RemoteSession, args: Sequence[bytes]) -> Reply:
+    def call(self, session: RemoteSession, args: Sequence[bytes]) -> StoreReply:
         """Run `args` for `session` now (see `Session.call`); errors are returned."""
         if not args:
             return NO_REPLY
