@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from jshost import errors
 from jshost.errors import Era, ReplyError
-from jshost.replies import OK
+from jshost.replies import OK, Result
 
 if TYPE_CHECKING:
     from jshost.host import Host
@@ -34,7 +34,7 @@ log = logging.getLogger("jshost")
 PANIC_LOG_LINE = "Application panicked, debug panic"
 
 
-def function_debug(host: Host, era: Era, command: str, args: list[bytes]) -> Any:
+def function_debug(host: Host, era: Era, command: str, args: list[bytes]) -> Result:
     """`<command> DEBUG <args...>` (`args`: the words after DEBUG)."""
     if not host.settings["enable-debug-command"]:
         raise ReplyError(errors.DEBUG_COMMAND_DISABLED)
@@ -86,7 +86,7 @@ def _dump_pending(host: Host) -> dict[bytes, list[bytes]]:
             for name, calls in host.pending_async_calls().items()}
 
 
-_CORE: dict[str, Callable[[Host], Any]] = {
+_CORE: dict[str, Callable[[Host], Result]] = {
     "help": _help,
     "allow_unsafe_redis_commands": _allow_unsafe,
     "panic_on_thread_pool": _panic,
@@ -143,7 +143,7 @@ def _avoid_allow_list(host: Host, era: Era) -> Any:
     return OK
 
 
-_ENGINE: dict[str, Callable[[Host, Era], Any]] = {
+_ENGINE: dict[str, Callable[[Host, Era], Result]] = {
     "help": _js_help,
     "isolates_stats": _isolates_stats,
     "isolates_aggregated_stats": _aggregated_stats,

@@ -23,7 +23,7 @@ from jshost.store.command_table import INTERNAL_COMMANDS, CommandInfo
 
 if TYPE_CHECKING:
     from jshost.commands.dispatch import Handler
-    from jshost.connection import ClientState
+    from jshost.client_state import ClientState
 
 
 def internal_command(client: ClientState, argv: list[bytes]) -> Any:

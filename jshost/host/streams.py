@@ -212,7 +212,7 @@ class StreamConsumers:
             return
         for lib in list(self.registry.libraries.values()):
             for trigger in lib.stream_triggers.values():
-                self.scheduler.call_soon(lambda lib=lib, t=trigger: self.scan(lib, t, True))
+                self.scheduler.call_soon(functools.partial(self.scan, lib, trigger, True))
 
     def scan(self, lib: Library, trigger: StreamTrigger, every: bool = False) -> None:
         """Find the streams that existed before the trigger (`every`: all its streams) and

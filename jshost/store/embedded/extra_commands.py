@@ -20,6 +20,7 @@ from jshost.errors import ReplicaErrors, StoreErrors
 from jshost.store.command_table import CommandTable
 from jshost.store.embedded.server_commands import CONFIG_ALIASES, SIGNATURES, info_text
 from jshost.store.embedded.server_commands import CONFIG_DEFAULTS as SERVER_CONFIG_DEFAULTS
+from jshost.store.embedded.signature import signature
 from jshost.store.embedded.tracking import SIGNATURES as TRACKING_SIGNATURES
 
 if TYPE_CHECKING:
@@ -28,14 +29,6 @@ if TYPE_CHECKING:
 #: CONFIG GET's defaults: Redis 7.2's (`server_commands`); the embedded store has no port of its
 #: own (jshost answers CONFIG GET port and timeout from its listener, `jshost.listener_config`).
 CONFIG_DEFAULTS: dict[bytes, bytes] = {**SERVER_CONFIG_DEFAULTS, b"port": b"0", b"timeout": b"0"}
-
-
-def signature(name: str, func_name: str, fixed: tuple[object, ...],
-              repeat: tuple[object, ...] = (), flags: str = "") -> Signature:
-    """A fakeredis `Signature` (its argument types are classes or `Key` instances)."""
-    # fakeredis annotates `fixed` and `repeat` as 1-tuples of types (`tuple[X]`, not
-    # `tuple[X, ...]`), which no other signature here fits.
-    return Signature(name, func_name, fixed, repeat, flags=flags)  # type: ignore[arg-type]
 
 
 def _signatures() -> dict[str, Signature]:

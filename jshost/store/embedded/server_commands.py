@@ -35,6 +35,7 @@ from jshost.replies import SetReply
 from jshost.store import rdb
 from jshost.store import values as v
 from jshost.store.embedded.values import UnsupportedValue, to_stored
+from jshost.store.embedded.signature import signature
 
 if TYPE_CHECKING:
     from jshost.store.embedded.store import EmbeddedStore
@@ -563,22 +564,22 @@ _ACL_HELP = (
 
 #: fakeredis signatures of the commands above (`StoreSocket._name_to_func` looks here first).
 SIGNATURES: dict[str, Signature] = {
-    "object": Signature("object", "x_object", (bytes,), (bytes,)),
-    "memory": Signature("memory", "x_memory", (bytes,), (bytes,)),
-    "slowlog": Signature("slowlog", "x_slowlog", (bytes,), (bytes,)),
-    "latency": Signature("latency", "x_latency", (bytes,), (bytes,)),
-    "lolwut": Signature("lolwut", "x_lolwut", (), (bytes,)),
-    "module": Signature("module", "x_module", (bytes,), (bytes,)),
-    "debug": Signature("debug", "x_debug", (bytes,), (bytes,)),
-    "bitfield_ro": Signature("bitfield_ro", "x_bitfield_ro", (Key(bytes),), (bytes,)),
-    "pfmerge": Signature(
+    "object": signature("object", "x_object", (bytes,), (bytes,)),
+    "memory": signature("memory", "x_memory", (bytes,), (bytes,)),
+    "slowlog": signature("slowlog", "x_slowlog", (bytes,), (bytes,)),
+    "latency": signature("latency", "x_latency", (bytes,), (bytes,)),
+    "lolwut": signature("lolwut", "x_lolwut", (), (bytes,)),
+    "module": signature("module", "x_module", (bytes,), (bytes,)),
+    "debug": signature("debug", "x_debug", (bytes,), (bytes,)),
+    "bitfield_ro": signature("bitfield_ro", "x_bitfield_ro", (Key(bytes),), (bytes,)),
+    "pfmerge": signature(
         "pfmerge", "x_pfmerge", (Key(ExpiringMembersSet),), (Key(ExpiringMembersSet),)
     ),
-    "command getkeysandflags": Signature(
+    "command getkeysandflags": signature(
         "command getkeysandflags", "x_command_getkeysandflags", (bytes,), (bytes,)
     ),
-    "acl help": Signature("acl help", "x_acl_help", ()),
-    "xinfo stream": Signature("xinfo stream", "x_xinfo_stream", (Key(XStream),), (bytes,)),
+    "acl help": signature("acl help", "x_acl_help", ()),
+    "xinfo stream": signature("xinfo stream", "x_xinfo_stream", (Key(XStream),), (bytes,)),
 }
 
 

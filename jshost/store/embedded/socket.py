@@ -58,7 +58,7 @@ from jshost.errors import (
     StoreErrors,
     config_set_failed,
 )
-from jshost.replies import NO_REPLY, ErrorReply, Push, Reply, Status, StoreReply
+from jshost.replies import NO_REPLY, ErrorReply, Push, Status, StoreReply
 from jshost.settings import parse_size
 from jshost.store import rdb
 from jshost.store.embedded.events import (
@@ -70,7 +70,8 @@ from jshost.store.embedded.events import (
     sig_words,
     wire_args,
 )
-from jshost.store.embedded.extra_commands import EXTRA_SIGNATURES, ExtraCommands, signature
+from jshost.store.embedded.extra_commands import EXTRA_SIGNATURES, ExtraCommands
+from jshost.store.embedded.signature import signature
 from jshost.store.embedded.geo import GeoCommands
 from jshost.store.embedded.reply_fixes import typed
 from jshost.store.embedded.server_commands import CONFIG_ALIASES, INTEGER_CONFIG, ServerCommands

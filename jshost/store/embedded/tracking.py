@@ -23,6 +23,7 @@ from fakeredis._helpers import OK, SimpleError, SimpleString
 
 from jshost.errors import TrackingErrors
 from jshost.replies import SetReply
+from jshost.store.embedded.signature import signature
 
 INVALIDATE = b"invalidate"
 
@@ -208,7 +209,7 @@ class TrackingCommands:
 
 
 SIGNATURES: dict[str, Signature] = {
-    "client tracking": Signature("client tracking", "x_client_tracking", (bytes,), (bytes,)),
-    "client caching": Signature("client caching", "x_client_caching", (bytes,)),
-    "client trackinginfo": Signature("client trackinginfo", "x_client_trackinginfo", ()),
+    "client tracking": signature("client tracking", "x_client_tracking", (bytes,), (bytes,)),
+    "client caching": signature("client caching", "x_client_caching", (bytes,)),
+    "client trackinginfo": signature("client trackinginfo", "x_client_trackinginfo", ()),
 }
