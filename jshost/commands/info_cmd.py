@@ -309,8 +309,9 @@ def _pending(lib: Library) -> int:
 
 
 def role(client: ClientState, argv: list[bytes]) -> Result:
-    """``ROLE``: jshost is a master without replicas (as INFO's ``# Replication`` says),
-    whatever its backend is: a backend's replication would point clients around jshost."""
+    """``ROLE``: a primary, jshost's answer: a master without replicas (a backend's own
+    replicas would point clients around jshost); a replica (REPLICAOF), the store's answer, as
+    INFO's ``# Replication`` (`own_sections`)."""
     if client.ctx.host.gates.replica:  # the store's own answer: whose replica it is
         return client.ctx.dispatcher.forward(client, argv)  # type: ignore[union-attr]
     return [b"master", 0, []]

@@ -446,7 +446,8 @@ class StoreSocket(GeoCommands, ServerCommands, TrackingCommands, ExtraCommands):
         values = list(args[1::2])
         for index, (name, given, value) in enumerate(zip(names, args[0::2], values)):
             reason = CONFIG_REFUSED.get(name)
-            if reason is None and name in INTEGER_CONFIG and not _is_int(value):
+            if (reason is None and name in INTEGER_CONFIG and name != b"maxmemory"
+                    and not _is_int(value)):
                 reason = EmbeddedErrors.CONFIG_NOT_INTEGER
             if reason is not None:
                 raise SimpleError(config_set_failed(given.decode("utf-8", "replace"), reason))
