@@ -41,6 +41,7 @@ from jshost.commands import (
 )
 from jshost.commands.guard import Guard
 from jshost.errors import ReplyError, ServerErrors
+from jshost.fastpath import FastPath, enabled_by_environment
 from jshost.listener_config import ListenerConfig
 from jshost.replies import ErrorReply, RawReply, Result
 from jshost.resp import QUEUED_REPLY
@@ -128,6 +129,9 @@ class Dispatcher:
         self._guard = Guard(ctx)
         # Top-level commands by lower-case name (jshost's own included), for `dispatch`.
         self._commands = {c.name.encode(): c for c in self.table.commands(host_commands=True)}
+        # The native call path (None: off, `JSHOST_NATIVE_CALLS=0`); the connection hands it
+        # the head of its query buffer (`jshost.fastpath`).
+        self.fast_path = FastPath(ctx.host, self._commands) if enabled_by_environment() else None
         ctx.dispatcher = self
 
     def dispatch(self, client: ClientState, argv: list[bytes]) -> Result:
