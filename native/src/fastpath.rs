@@ -82,6 +82,8 @@ pub struct FastCalls {
     open: Cell<bool>,
     /// Which command the last run ran last: 0 none, 1 `RG.FCALL`, 2 `TFCALL`.
     last: Cell<u8>,
+    /// Calls run here so far.
+    ran: Cell<u64>,
     /// A command with an argument that starts with this goes to Python (its checks of
     /// jshost's own keys).
     handback_prefix: Vec<u8>,
@@ -104,6 +106,7 @@ impl FastCalls {
             hooks: RefCell::new(Some(Hooks { enter, exit, outcome, job_errors, overrun })),
             open: Cell::new(true),
             last: Cell::new(0),
+            ran: Cell::new(0),
         }
     }
 
@@ -211,6 +214,12 @@ impl FastCalls {
         self.last.get()
     }
 
+    /// How many calls ran here so far.
+    #[getter]
+    fn ran(&self) -> u64 {
+        self.ran.get()
+    }
+
     /// Run the calls at the head of `parser`'s buffer, replies appended to `out` (encoded for
     /// `protocol`), until a command this path does not take (returned, for Python to run
     /// first), no complete command is left, `out` holds more than `bound` bytes, or the gate
@@ -256,6 +265,7 @@ impl FastCalls {
                 };
                 self.call(py, &plan, &args, db, resp3, deadline, kill_after, &mut replies)?;
                 self.last.set(if plan.tf { 2 } else { 1 });
+                self.ran.set(self.ran.get() + 1);
             }
         })();
         append_bytes(out, &replies)?;
