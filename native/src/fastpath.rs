@@ -74,10 +74,13 @@ struct Plan {
     tf: bool,
 }
 
+/// Library + function (their UTF-8 names) → what the host registered.
+type Table = HashMap<(Vec<u8>, Vec<u8>), Rc<Target>>;
+
 /// The table of the native call path (see the module docstring).
 #[pyclass(unsendable, module = "jshost._engine")]
 pub struct FastCalls {
-    table: RefCell<HashMap<(Vec<u8>, Vec<u8>), Rc<Target>>>,
+    table: RefCell<Table>,
     hooks: RefCell<Option<Hooks>>,
     open: Cell<bool>,
     /// Which command the last run ran last: 0 none, 1 `RG.FCALL`, 2 `TFCALL`.
