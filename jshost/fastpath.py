@@ -29,7 +29,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from jshost._engine import FastCalls
+from jshost._engine import FastCalls, JSFunction
 from jshost.errors import ReplyError, ServerErrors
 from jshost.host.library import ALLOW_OOM, NO_WRITES, RAW_ARGUMENTS, Library
 from jshost.host.scheduler import log_job_errors
@@ -78,9 +78,9 @@ class FastPath:
         if old is not None:
             self.native.remove_library(old.name)
         self.native.remove_library(lib.name)
-        invoke = lib.runtime.entry_points.invoke_sync if lib.runtime.entry_points else None
-        if invoke is None:
-            return
+        invoke = lib.runtime.invoke_sync  # the prelude's `invokeSync`, a handle into the runtime
+        if not isinstance(invoke, JSFunction):
+            return  # (an engine without one: every call takes the Python path)
         for fn in lib.functions.values():
             if fn.is_async or fn.coroutine:
                 continue  # the Python path answers these
