@@ -10,12 +10,16 @@ RESP3, MULTI, and libraries upgraded or deleted in the middle.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from server_fixture import RawClient, command_bytes, library, running_server
 
+from jshost.errors import EXECUTION_TERMINATED
 from jshost.fastpath import ENV_SWITCH
+from jshost.replies import ErrorReply
 from jshost.settings import Settings
 
 pytestmark = pytest.mark.timeout(120)
@@ -49,6 +53,7 @@ redis.register_function('job', () => {
 redis.register_function('resolved', () => Promise.resolve('done'));
 redis.register_function('pending', () => new Promise(() => {}));
 redis.register_function('loop', () => { while (true) {} });
+redis.register_function('spin', () => { redis.log('spinning'); while (true) {} });
 redis.register_function('keep', (c) => { globalThis.kept = c; return 'kept'; });
 redis.register_function('stale', () => globalThis.kept.call('ping'));
 redis.register_function('ro', (c) => c.call('get', 'k'), ['no-writes']);
@@ -83,16 +88,20 @@ CALLS: list[Sequence[str | bytes]] = [
 ]
 
 
+def _settings(values: dict[str, str] | None) -> Settings:
+    config = Settings()
+    for name, value in (values or {}).items():
+        config.set(name, value)
+    return config
+
+
 async def _exchange(pipelines: list[bytes], native: bool, monkeypatch: pytest.MonkeyPatch,
                     settings: dict[str, str] | None = None) -> tuple[list[bytes], int]:
     """Every byte the server sends back for each pipeline (one connection each, one write
     each), and how many calls the native path ran."""
     monkeypatch.setenv(ENV_SWITCH, "1" if native else "0")
-    config = Settings()
-    for name, value in (settings or {}).items():
-        config.set(name, value)
     out = []
-    async with running_server(settings=config) as server:
+    async with running_server(settings=_settings(settings)) as server:
         server.host.load(LIB)
         for pipeline in pipelines:
             c = await RawClient.connect(server.port)
@@ -193,3 +202,57 @@ async def test_a_closed_gate_sends_calls_to_the_python_path(
             assert fast.native.ran == ran + 1
         finally:
             await c.close()
+
+
+async def test_a_busy_loop_on_the_native_path_lets_a_ping_wait_its_turn(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A sync function that spins, run natively, is stopped with the termination error; a PING
+    another client sends while it spins reaches the dispatcher only after the call ended."""
+    monkeypatch.setenv(ENV_SWITCH, "1")
+    caplog.set_level(logging.INFO, logger="jshost")  # (the library's log line sends the PING)
+    seen: list[str] = []
+    async with running_server(settings=_settings({"redisgears_2.lock-redis-timeout": "100"})) \
+            as server:
+        server.host.load(LIB)
+        fast = server.dispatcher.fast_path
+        assert fast is not None
+        run, dispatch = fast.run, server.dispatcher.dispatch
+
+        def recording_run(client: Any, *args: Any) -> Any:
+            seen.append(f"run {client.id}")
+            before = fast.native.ran
+            try:
+                return run(client, *args)
+            finally:
+                seen.append(f"ran {client.id} {fast.native.ran - before}")
+
+        def recording_dispatch(client: Any, argv: list[bytes]) -> Any:
+            seen.append(f"dispatch {client.id} {b' '.join(argv).decode()}")
+            return dispatch(client, argv)
+
+        monkeypatch.setattr(fast, "run", recording_run)
+        monkeypatch.setattr(server.dispatcher, "dispatch", recording_dispatch)
+        spinner = await RawClient.connect(server.port)
+        pinger = await RawClient.connect(server.port)
+        spinner_id = await spinner.call("CLIENT", "ID")
+
+        class Hook(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.getMessage() == "spinning":
+                    pinger.writer.write(command_bytes(["PING", "during"]))
+                    seen.append("ping sent")
+
+        hook = Hook(logging.INFO)
+        logging.getLogger("jshost").addHandler(hook)
+        try:
+            assert await spinner.call("RG.FCALL", "lib", "spin", "0") == ErrorReply(
+                EXECUTION_TERMINATED)
+            assert await pinger.reply() == b"during"
+        finally:
+            logging.getLogger("jshost").removeHandler(hook)
+            await spinner.close()
+            await pinger.close()
+    ran = seen.index(f"ran {spinner_id} 1")  # the native run that ran the call
+    assert seen[ran - 2:ran + 1] == [f"run {spinner_id}", "ping sent", f"ran {spinner_id} 1"], seen
+    pings = [i for i, e in enumerate(seen) if e.endswith("PING during")]
+    assert len(pings) == 1 and pings[0] > ran, seen
