@@ -34,6 +34,7 @@ from jshost.errors import ReplyError, ServerErrors
 from jshost.host.library import ALLOW_OOM, NO_WRITES, RAW_ARGUMENTS, Library
 from jshost.host.scheduler import log_job_errors
 from jshost.replies import ErrorReply
+from jshost.resp import RespError, encode_into
 from jshost.store.command_table import INTERNAL_PREFIX
 
 if TYPE_CHECKING:
@@ -111,6 +112,12 @@ class FastPath:
             return native.run(parser, out, client.protocol, client.session.db,  # type: ignore[no-any-return]
                               self._store.is_oom(), deadline,
                               self._limits.lock_timeout if kill else None, bound)
+        except RespError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug costs one reply, as in the dispatcher
+            log.error("a call on the native path failed", exc_info=exc)
+            encode_into(out, ErrorReply(ServerErrors.INTERNAL_ERROR.format(type(exc).__name__)))
+            return parser.get_command()  # type: ignore[no-any-return]
         finally:
             last = native.last
             if last:

@@ -230,7 +230,8 @@ impl FastCalls {
     /// is `deadline` seconds (None: none); the call, its microtasks; `exit()`; with
     /// `kill_after`, `overrun(lib, seconds)` when it ran longer. `oom`: the store is out of
     /// memory (only functions registered `oom_exempt` run here then). A protocol error of the
-    /// parser is raised, after the replies of the calls before it were appended.
+    /// parser is raised, after the replies of the calls before it were appended; so is an
+    /// exception of the host's callables, with no reply appended for the call it stopped.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (parser, out, protocol, db, oom, deadline, kill_after, bound))]
     fn run<'py>(
@@ -266,7 +267,11 @@ impl FastCalls {
                 let Some(plan) = self.plan(&args, oom) else {
                     return Ok(Some(PyList::new(py, args.iter().map(|a| PyBytes::new(py, a)))?));
                 };
-                self.call(py, &plan, &args, db, resp3, deadline, kill_after, &mut replies)?;
+                let mark = replies.len();
+                if let Err(err) = self.call(py, &plan, &args, db, resp3, deadline, kill_after, &mut replies) {
+                    replies.truncate(mark); // the caller answers this command (its error)
+                    return Err(err);
+                }
                 self.last.set(if plan.tf { 2 } else { 1 });
                 self.ran.set(self.ran.get() + 1);
             }
