@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from server_fixture import RawClient, command_bytes, library, running_server
 
-from jshost.errors import EXECUTION_TERMINATED
+from jshost.errors import EXECUTION_TERMINATED, OOM_CAN_NOT_RUN
 from jshost.fastpath import ENV_SWITCH
 from jshost.replies import ErrorReply
 from jshost.settings import Settings
@@ -256,3 +256,24 @@ async def test_a_busy_loop_on_the_native_path_lets_a_ping_wait_its_turn(
     assert seen[ran - 2:ran + 1] == [f"run {spinner_id}", "ping sent", f"ran {spinner_id} 1"], seen
     pings = [i for i, e in enumerate(seen) if e.endswith("PING during")]
     assert len(pings) == 1 and pings[0] > ran, seen
+
+
+async def test_out_of_memory_leaves_writing_functions_to_the_python_path(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the store is out of memory, a function that may write is refused (by the Python
+    path, with its error); one flagged `no-writes` still runs natively."""
+    monkeypatch.setenv(ENV_SWITCH, "1")
+    async with running_server() as server:
+        server.host.load(LIB)
+        fast = server.dispatcher.fast_path
+        assert fast is not None
+        monkeypatch.setattr(server.host.store, "is_oom", lambda: True)
+        c = await RawClient.connect(server.port)
+        try:
+            ran = fast.native.ran
+            assert await c.call("RG.FCALL", "lib", "hello", "0") == ErrorReply(OOM_CAN_NOT_RUN)
+            assert fast.native.ran == ran
+            assert await c.call("RG.FCALL", "lib", "ro", "0") is None
+            assert fast.native.ran == ran + 1
+        finally:
+            await c.close()
