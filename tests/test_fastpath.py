@@ -277,3 +277,13 @@ async def test_out_of_memory_leaves_writing_functions_to_the_python_path(
             assert fast.native.ran == ran + 1
         finally:
             await c.close()
+
+
+async def test_replies_past_the_output_bound_wait_for_the_write(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose replies pass the connection's output bound (1 MiB) stops there and goes on
+    once they are written: every reply arrives, in order, as on the Python path."""
+    big = "x" * 1000
+    pipeline = command_bytes(*(["RG.FCALL", "lib", "echo", "0", f"{i}:{big}"] for i in range(3000)))
+    (got,) = await _same_on_both_paths([pipeline], monkeypatch)
+    assert got.count(b"\r\n$") >= 2999
