@@ -40,6 +40,8 @@ from bench.scenarios import EMBEDDED, REMOTE, REMOTE_DB, SCENARIOS, load_js
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # The native RESP layer lives in `_engine` too: before the binding's needles.
     ("RESP parsing and encoding", ("_engine::resp::", "jshost/resp.py")),
+    # The native call path's own work (its JS and the host's callables are theirs).
+    ("native call path", ("_engine::fastpath::", "jshost/fastpath.py")),
     # Our Rust binding (pyo3 and its conversions) before QuickJS: both live in `_engine`.
     ("JS <-> Python boundary", ("_engine::", "pyo3::", "pyo3..", "jshost/host/natives.py",
                                 "jshost/host/conversions.py", "jshost/engine/")),

@@ -17,6 +17,7 @@ from typing_extensions import disjoint_base
 
 __all__ = [
     "ELEMENT_COST",
+    "FastCalls",
     "MAX_DEPTH",
     "QUICKJS_VERSION",
     "JSError",
@@ -113,6 +114,54 @@ class Runtime:
     def closed(self) -> bool: ...
     def roundtrip(self, value: Any) -> Any:
         """Convert a value through JS and back (a test and benchmark aid)."""
+
+@final
+class FastCalls:
+    """The native call path's table and runner (`jshost.fastpath` is its one user)."""
+
+    def __new__(
+        cls,
+        enter: Callable[[int, int, bool], int],
+        exit: Callable[[], None],
+        outcome: Callable[[Any, Any, BaseException | None], Any],
+        job_errors: Callable[[Any, list[JSError]], None],
+        overrun: Callable[[Any, float], None],
+        handback_prefix: bytes,
+    ) -> FastCalls: ...
+    def add(
+        self,
+        library: str,
+        function: str,
+        invoke: JSFunction,
+        func: JSFunction,
+        flags: int,
+        raw: bool,
+        oom_exempt: bool,
+        lib: Any,
+    ) -> None: ...
+    def remove_library(self, library: str) -> None: ...
+    def clear(self) -> None: ...
+    def __len__(self) -> int: ...
+    @property
+    def open(self) -> bool: ...
+    @open.setter
+    def open(self, open: bool) -> None: ...
+    @property
+    def last(self) -> int: ...
+    @property
+    def ran(self) -> int: ...
+    def run(
+        self,
+        parser: Any,
+        out: bytearray,
+        protocol: int,
+        db: int,
+        oom: bool,
+        deadline: float | None,
+        kill_after: float | None,
+        bound: int,
+    ) -> list[bytes] | None: ...
+
 
 @disjoint_base
 class JSObject:

@@ -33,7 +33,7 @@ from jshost.errors import CliErrors, ListenerErrors, ManagedStoreErrors, ServerE
 from jshost.host import Host
 from jshost.library_folder import LibraryFolder
 from jshost.listener_config import ListenerConfig
-from jshost.server import Server, run, tls_context, tune_gc_for_serving
+from jshost.server import Server, event_loop_factory, run, tls_context, tune_gc_for_serving
 from jshost.settings import Settings
 from jshost.store import EmbeddedStore, RemoteStore, Store
 from jshost.store.embedded.datafile import DataFileError
@@ -334,7 +334,8 @@ def _serve(
                 task.cancel()
 
     try:
-        asyncio.run(serve_and_watch())
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(serve_and_watch())
     except (BackendError, DataFileError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

@@ -226,6 +226,7 @@ class Connection(asyncio.Protocol):
         read = parser.get_command
         next_command = order.next
         dispatch = self._dispatcher.dispatch
+        fast = self._dispatcher.fast_path  # the native call path (`jshost.fastpath`), or None
         pipelinable = functools.partial(self._dispatcher.can_pipeline, client)
         out = self._out
         bound = self._output_bound()
@@ -236,13 +237,20 @@ class Connection(asyncio.Protocol):
                 if parser.unauthenticated is client.authenticated:  # AUTH, RESET: in step
                     parser.unauthenticated = not client.authenticated
                 try:
-                    argv = read() if order.reads_now else next_command(read, pipelinable)
+                    if not order.reads_now:
+                        argv = next_command(read, pipelinable)
+                    elif fast is None:
+                        argv = read()
+                    else:  # the calls at the head run natively; the first other command is ours
+                        argv = fast.run(client, parser, out, bound)
                 except ProtocolError as exc:
                     log.debug("client %d: %s; closing", client.id, exc.message)
                     if order.protocol_error(exc.reply) is WRITE:
                         self._append(exc.reply)
                     break
                 if argv is None:
+                    if fast is not None and len(out) > bound:
+                        continue  # the native path stopped at the output bound: held above
                     break
                 # A `Result`, told apart by exact type: the union is closed, and `kind is` costs
                 # a third of an isinstance that misses (the type checker is told nothing here).

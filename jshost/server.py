@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import resource
 import signal
 import ssl
@@ -382,6 +383,23 @@ def tune_gc_for_serving() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*SERVING_GC_THRESHOLDS)
+
+
+#: ``uvloop`` here runs `jshost serve` on uvloop's event loop (when it is installed: `pip install
+#: uvloop`); anything else, or unset, on asyncio's own.
+EVENT_LOOP_ENV = "JSHOST_EVENT_LOOP"
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop `jshost serve` runs on (`EVENT_LOOP_ENV`); None: asyncio's default."""
+    if os.environ.get(EVENT_LOOP_ENV, "").strip().lower() != "uvloop":
+        return None
+    try:
+        import uvloop  # noqa: PLC0415 - optional, and only asked for here
+    except ImportError:
+        log.warning("%s=uvloop, but uvloop is not installed: using asyncio's loop", EVENT_LOOP_ENV)
+        return None
+    return uvloop.new_event_loop  # type: ignore[no-any-return]
 
 
 def tls_context(config: ListenerConfig) -> ssl.SSLContext:

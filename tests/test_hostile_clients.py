@@ -334,6 +334,9 @@ async def test_busy_loop_is_stopped_and_a_ping_sent_meanwhile_waits_its_turn(
     """
     events = Events()
     events.hook_dispatcher(server, monkeypatch)
+    # The dispatcher is watched: calls take the Python path here (tests/test_fastpath.py checks
+    # the same turn-taking on the native call path).
+    monkeypatch.setattr(server.dispatcher, "fast_path", None)
     spinner = await RawClient.connect(server.port)
     pinger = await RawClient.connect(server.port)
     spinner_id = await spinner.call("CLIENT", "ID")

@@ -23,7 +23,9 @@ MAX_LINES = 700
 #: Allowed to be longer: every user-visible error text, in its one home.
 LONG_FILES = {"jshost/errors.py"}
 #: Modules besides `jshost/engine/` that are the Python side of a part of the extension.
-EXTENSION_FRONTS = {"jshost.resp"}
+#: (`jshost.fastpath`: the native call path runs JS functions itself, with the request parser's
+#: buffer; it is the one way Python reaches that core.)
+EXTENSION_FRONTS = {"jshost.resp", "jshost.fastpath"}
 STORE_CLASSES = {"Store", "Session", "EmbeddedStore", "EmbeddedSession", "RemoteStore",
                  "RemoteSession"}
 #: The protocol layer, which the host must not import.

@@ -59,6 +59,7 @@ from jshost.commands.client_cmd import (
 from jshost.commands.guard import Guard
 from jshost.commands.stats import ServerStats
 from jshost.errors import REDIS_OOM, ReplicaErrors, ReplyError, ServerErrors
+from jshost.fastpath import FastPath, enabled_by_environment
 from jshost.listener_config import ListenerConfig
 from jshost.replies import NO_REPLY, ErrorReply, Pipelined, Push, RawReply, Result
 from jshost.resp import QUEUED_REPLY
@@ -175,6 +176,9 @@ class Dispatcher:
         ctx.host.js_commands.guard = self._guard.check
         # Top-level commands by lower-case name (jshost's own included), for `dispatch`.
         self._commands = {c.name.encode(): c for c in self.table.commands(host_commands=True)}
+        # The native call path (None: off, `JSHOST_NATIVE_CALLS=0`); the connection hands it
+        # the head of its query buffer (`jshost.fastpath`).
+        self.fast_path = FastPath(ctx.host, self._commands) if enabled_by_environment() else None
         ctx.dispatcher = self
 
     def dispatch(self, client: ClientState, argv: list[bytes]) -> Result:

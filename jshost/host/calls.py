@@ -85,16 +85,36 @@ class Calls:
         rt.set_deadline(deadline)
         started = time.monotonic() if kill else 0.0
         try:
-            value = rt.invoke_sync(fn.fn, token, args)
-            if rt.has_pending_jobs:
-                log_job_errors(lib, rt.run_jobs())
+            try:
+                value = rt.invoke_sync(fn.fn, token, args)
+                if rt.has_pending_jobs:
+                    log_job_errors(lib, rt.run_jobs())
+            except (JSTerminated, JSError, JSValueTooLarge, ValueError) as exc:
+                return self.sync_outcome(lib, None, exc, allow_block)
+            return self.sync_outcome(lib, value, None, allow_block)
+        finally:
+            rt.set_deadline(None)
+            self.section.exit()
+            self.limits.heap.after_entry(lib)
+            if kill:
+                self.limits.check_overrun(lib, started)
+
+    def sync_outcome(self, lib: Library, value: Any, error: BaseException | None,
+                     allow_block: bool) -> Reply | asyncio.Future[Reply]:
+        """The reply of a sync call that has run, still in its section under its deadline:
+        from the value it returned (after its microtasks ran), or from the exception the call,
+        the conversion of its value or its microtasks raised. The native call path
+        (`jshost.fastpath`) hands over here every outcome it does not encode itself."""
+        try:
+            if error is not None:
+                raise error
             if isinstance(value, JSPromise):
                 return self._promise_reply(lib, value, allow_block)
             return js_to_reply(value)
         except JSTerminated:
             lib.terminations += 1
             self.limits.heap.stopped(lib)
-            rt.gc()
+            lib.runtime.gc()
             raise ReplyError(errors.EXECUTION_TERMINATED) from None
         except JSError as exc:
             raise ReplyError(error_text(exc, self.limits.verbosity)) from None
@@ -106,12 +126,6 @@ class Calls:
             if is_too_deep(exc):  # the return value itself could not be converted
                 raise ReplyError(errors.NESTING_LEVEL_REACHED) from None
             raise
-        finally:
-            rt.set_deadline(None)
-            self.section.exit()
-            self.limits.heap.after_entry(lib)
-            if kill:
-                self.limits.check_overrun(lib, started)
 
     def _promise_reply(self, lib: Library, promise: JSPromise,
                        allow_block: bool) -> Reply | asyncio.Future[Reply]:

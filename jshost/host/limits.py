@@ -109,6 +109,10 @@ class Limits:
         if self.kill_policy:
             elapsed = time.monotonic() - started
             if elapsed > self.lock_timeout:
-                log.warning("library %s: locked code ran %.0f ms, over lock-redis-timeout "
-                            "(%.0f ms); policy kill: not stopped", lib.name, elapsed * 1000,
-                            self.lock_timeout * 1000)
+                self.log_overrun(lib, elapsed)
+
+    def log_overrun(self, lib: Library, elapsed: float) -> None:
+        """Log a locked section that ran `elapsed` seconds, past `lock-redis-timeout`."""
+        log.warning("library %s: locked code ran %.0f ms, over lock-redis-timeout "
+                    "(%.0f ms); policy kill: not stopped", lib.name, elapsed * 1000,
+                    self.lock_timeout * 1000)

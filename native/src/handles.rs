@@ -81,19 +81,24 @@ pub fn free_all(shared: &Shared, vals: Vec<qjs::JSValue>) {
     }
 }
 
+/// A call's result when a refused allocation stopped JS (`Shared::oom_stop_due`): the stop,
+/// even if JS caught the error and returned; the result (or its exception) is freed.
+pub fn oom_stopped(shared: &Rc<Shared>, r: qjs::JSValue) -> PyErr {
+    // SAFETY: reads the tag only.
+    let failed = unsafe { qjs::JS_IsException(r) };
+    let ctx = shared.ctx.get();
+    // SAFETY: live (callers are inside an `Entry`); the exception taken, or `r`, is owned and
+    // no longer used.
+    unsafe { qjs::JS_FreeValue(ctx, if failed { qjs::JS_GetException(ctx) } else { r }) };
+    shared.interrupted.set(false);
+    crate::errors::oom_stop()
+}
+
 /// Take ownership of a call's result: an exception becomes a Python error, a value is
 /// converted and freed.
 pub fn finish(py: Python<'_>, shared: &Rc<Shared>, r: qjs::JSValue) -> PyResult<Py<PyAny>> {
     if shared.oom_stop_due() {
-        // A refused allocation stops JS even if JS caught the error and returned.
-        // SAFETY: reads the tag only.
-        let failed = unsafe { qjs::JS_IsException(r) };
-        let ctx = shared.ctx.get();
-        // SAFETY: live (callers are inside an `Entry`); the exception taken, or `r`, is owned and
-        // no longer used.
-        unsafe { qjs::JS_FreeValue(ctx, if failed { qjs::JS_GetException(ctx) } else { r }) };
-        shared.interrupted.set(false);
-        return Err(crate::errors::oom_stop());
+        return Err(oom_stopped(shared, r));
     }
     // SAFETY: reads the tag only.
     if unsafe { qjs::JS_IsException(r) } {

@@ -14,6 +14,7 @@
 mod callbacks;
 mod convert;
 mod errors;
+mod fastpath;
 mod handles;
 mod resp;
 mod runtime;
@@ -30,6 +31,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handles::JSFunction>()?;
     m.add_class::<handles::JSPromise>()?;
     m.add_class::<handles::JSScript>()?;
+    m.add_class::<fastpath::FastCalls>()?;
     m.add("JSError", py.get_type::<errors::JSError>())?;
     m.add("JSTerminated", py.get_type::<errors::JSTerminated>())?;
     m.add("JSThrow", py.get_type::<errors::JSThrow>())?;

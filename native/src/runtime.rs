@@ -23,6 +23,36 @@ use crate::shared::{Entry, Pool, Shared, HELPER_COUNT};
 
 const HELPERS_JS: &str = include_str!("helpers.js");
 
+/// Run queued jobs until none is left (`Runtime.run_jobs`): the JSErrors raised by jobs; a
+/// deadline raises JSTerminated and leaves the remaining jobs queued.
+pub fn run_pending_jobs<'py>(py: Python<'py>, shared: &Rc<Shared>) -> PyResult<Bound<'py, PyList>> {
+    let _entry = Entry::new(shared)?;
+    let errors = PyList::empty(py);
+    let rt = shared.rt.get();
+    // SAFETY: live (`Entry` held).
+    while unsafe { qjs::JS_IsJobPending(rt) } {
+        let mut job_ctx: *mut qjs::JSContext = std::ptr::null_mut();
+        // SAFETY: live (`Entry` held); `job_ctx` is a valid place for QuickJS to write to.
+        if unsafe { qjs::JS_ExecutePendingJob(rt, &mut job_ctx) } < 0 {
+            // SAFETY: live; an exception is pending (the job failed); the value is owned, freed
+            // below.
+            let exc = unsafe { qjs::JS_GetException(shared.ctx.get()) };
+            let err = exception_to_pyerr(py, shared, exc);
+            // SAFETY: live; `exc` is owned (taken above) and no longer used.
+            unsafe { qjs::JS_FreeValue(shared.ctx.get(), exc) };
+            if err.is_instance_of::<crate::errors::JSTerminated>(py) {
+                return Err(err);
+            }
+            errors.append(err.value(py))?;
+        }
+        if shared.oom_stop_due() {
+            shared.interrupted.set(false);
+            return Err(crate::errors::oom_stop());
+        }
+    }
+    Ok(errors)
+}
+
 #[pyclass(unsendable, module = "jshost._engine")]
 pub struct Runtime {
     shared: Rc<Shared>,
@@ -323,31 +353,7 @@ impl Runtime {
     /// Run queued jobs (promise reactions) until none is left. Returns the JSErrors raised by
     /// jobs; a deadline raises JSTerminated and leaves the remaining jobs queued.
     fn run_jobs(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        let _entry = Entry::new(&self.shared)?;
-        let errors = PyList::empty(py);
-        let rt = self.shared.rt.get();
-        // SAFETY: live (`Entry` held).
-        while unsafe { qjs::JS_IsJobPending(rt) } {
-            let mut job_ctx: *mut qjs::JSContext = std::ptr::null_mut();
-            // SAFETY: live (`Entry` held); `job_ctx` is a valid place for QuickJS to write to.
-            if unsafe { qjs::JS_ExecutePendingJob(rt, &mut job_ctx) } < 0 {
-                // SAFETY: live; an exception is pending (the job failed); the value is owned, freed
-                // below.
-                let exc = unsafe { qjs::JS_GetException(self.shared.ctx.get()) };
-                let err = exception_to_pyerr(py, &self.shared, exc);
-                // SAFETY: live; `exc` is owned (taken above) and no longer used.
-                unsafe { qjs::JS_FreeValue(self.shared.ctx.get(), exc) };
-                if err.is_instance_of::<crate::errors::JSTerminated>(py) {
-                    return Err(err);
-                }
-                errors.append(err.value(py))?;
-            }
-            if self.shared.oom_stop_due() {
-                self.shared.interrupted.set(false);
-                return Err(crate::errors::oom_stop());
-            }
-        }
-        Ok(errors.unbind())
+        Ok(run_pending_jobs(py, &self.shared)?.unbind())
     }
 
     /// Whether an allocation was refused during the last entry into JS (the current one, while

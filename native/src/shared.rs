@@ -337,6 +337,12 @@ impl Shared {
         out
     }
 
+    /// Whether promise jobs are waiting to run (false once closed).
+    pub fn has_pending_jobs(&self) -> bool {
+        // SAFETY: live (not closed: checked first).
+        !self.closed.get() && unsafe { qjs::JS_IsJobPending(self.rt.get()) }
+    }
+
     pub fn check_open(&self) -> PyResult<()> {
         if self.closed.get() {
             Err(PyRuntimeError::new_err("the JS runtime is closed"))

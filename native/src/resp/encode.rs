@@ -133,7 +133,7 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// Append to a bytearray.
-fn append(target: &Bound<'_, PyByteArray>, data: &[u8]) -> PyResult<()> {
+pub(crate) fn append(target: &Bound<'_, PyByteArray>, data: &[u8]) -> PyResult<()> {
     let old = target.len();
     target.resize(old + data.len())?;
     // SAFETY: the GIL is held and no Python code runs between the resize and the copy, so

@@ -25,6 +25,24 @@ mod py;
 mod reply;
 mod request;
 
+pub(crate) use py::RequestParser;
+
+/// Append `data` to a bytearray (the native call path's replies).
+pub(crate) fn append_bytes(target: &Bound<'_, pyo3::types::PyByteArray>, data: &[u8]) -> PyResult<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    encode::append(target, data)
+}
+
+/// Encode a typed reply (`jshost.replies`) for a RESP2 or RESP3 client, appended to `out`.
+pub(crate) fn encode_reply(value: &Bound<'_, PyAny>, resp3: bool, out: &mut Vec<u8>) -> PyResult<()> {
+    let mut sink = encode::Sink::new();
+    encode::encode(vocabulary(value.py())?, value, resp3, &mut sink)?;
+    out.extend_from_slice(&sink.buf);
+    Ok(())
+}
+
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;

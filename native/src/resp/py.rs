@@ -97,6 +97,24 @@ fn argv<'py>(
 
 impl RequestParser {
     fn next_command<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
+        self.next_with(py, |earlier, data, ranges| argv(py, earlier, data, ranges))
+    }
+
+    /// The next command's arguments as owned bytes (the native call path, `crate::fastpath`).
+    pub(crate) fn next_args(&mut self, py: Python<'_>) -> PyResult<Option<Vec<Vec<u8>>>> {
+        self.next_with(py, |earlier, data, ranges| {
+            let mut args = earlier.to_vec();
+            args.extend(ranges.iter().map(|r| data[r.clone()].to_vec()));
+            Ok(args)
+        })
+    }
+
+    /// Parse the next command and hand its parts to `make`.
+    fn next_with<T>(
+        &mut self,
+        py: Python<'_>,
+        make: impl FnOnce(&[Vec<u8>], &[u8], &[Range<usize>]) -> PyResult<T>,
+    ) -> PyResult<Option<T>> {
         let hook = self.check_bulk.as_ref().map(|hook| hook.bind(py));
         // Asked only on the slow path: a long bulk not wholly buffered.
         let mut check = |bulk: LongBulk<'_>| -> PyResult<Option<String>> {
@@ -105,9 +123,7 @@ impl RequestParser {
             hook.call1((argv, bulk.length))?.extract()
         };
         match self.reader.next(&mut self.ranges, &mut check) {
-            Ok(Next::Command(earlier)) => {
-                Ok(Some(argv(py, &earlier, &self.reader.input.buf, &self.ranges)?))
-            }
+            Ok(Next::Command(earlier)) => Ok(Some(make(&earlier, &self.reader.input.buf, &self.ranges)?)),
             Ok(Next::NeedData) => Ok(None),
             Err(Failure::Protocol(e)) => Err(e.to_pyerr(py)),
             Err(Failure::Check(e)) => Err(e),
