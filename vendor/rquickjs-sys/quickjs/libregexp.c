@@ -97,6 +97,7 @@ typedef struct {
     int total_capture_count; /* -1 = not computed yet */
     int has_named_captures; /* -1 = don't know, 0 = no, 1 = yes */
     void *opaque;
+    int interrupt_counter; /* jshost: see re_poll_timeout() */
     DynBuf group_names;
     union {
         char error_msg[TMP_BUF_SIZE];
@@ -2418,6 +2419,20 @@ static int re_parse_term(REParseState *s, bool is_backward_dir)
     return re_parse_out_of_memory(s);
 }
 
+/* jshost: the compiler polls the interrupt handler too, charging 'cost'
+   (one a term, and one per 64 bytes of bytecode moved) */
+static int re_poll_timeout(REParseState *s, size_t cost)
+{
+    if (unlikely(cost >= (size_t)s->interrupt_counter)) {
+        s->interrupt_counter = INTERRUPT_COUNTER_INIT;
+        if (lre_check_timeout(s->opaque))
+            return re_parse_error(s, LRE_INTERRUPTED_MSG);
+    } else {
+        s->interrupt_counter -= cost;
+    }
+    return 0;
+}
+
 static int re_parse_alternative(REParseState *s, bool is_backward_dir)
 {
     const uint8_t *p;
@@ -2431,6 +2446,9 @@ static int re_parse_alternative(REParseState *s, bool is_backward_dir)
             break;
         if (*p == '|' || *p == ')')
             break;
+        if (re_poll_timeout(s, 1 + (is_backward_dir ?
+                                    (s->byte_code.size - start) / 64 : 0)))
+            return -1;
         term_start = s->byte_code.size;
         ret = re_parse_term(s, is_backward_dir);
         if (ret)
@@ -2597,6 +2615,7 @@ uint8_t *lre_compile(int *plen, char *error_msg, int error_msg_size,
     s->capture_count = 1;
     s->total_capture_count = -1;
     s->has_named_captures = -1;
+    s->interrupt_counter = INTERRUPT_COUNTER_INIT;
 
     dbuf_init2(&s->byte_code, opaque, lre_bytecode_realloc);
     dbuf_init2(&s->group_names, opaque, lre_realloc);

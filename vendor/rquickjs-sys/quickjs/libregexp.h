@@ -50,6 +50,10 @@ extern "C" {
 /* trailer length after the group name including the trailing '\0' */
 #define LRE_GROUP_NAME_TRAILER_LEN 2
 
+/* jshost: the compiler polls lre_check_timeout(); when it answers non zero,
+   lre_compile() fails with this error message */
+#define LRE_INTERRUPTED_MSG "interrupted"
+
 uint8_t *lre_compile(int *plen, char *error_msg, int error_msg_size,
                      const char *buf, size_t buf_len, int re_flags,
                      void *opaque);

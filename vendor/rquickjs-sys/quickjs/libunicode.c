@@ -973,7 +973,12 @@ static int unicode_get_cc(uint32_t c)
     }
 }
 
-static void sort_cc(int *buf, int len)
+/* jshost: the loops of the normalization call 'poll' (if not NULL) once a
+   step; a non-zero answer stops them (-1): the runtime's interrupt handler
+   asked to stop (runs of combining marks make them quadratic) */
+typedef int UnicodePollFunc(void *opaque);
+
+static int sort_cc(int *buf, int len, UnicodePollFunc *poll, void *opaque)
 {
     int i, j, k, cc, cc1, start, ch1;
 
@@ -989,6 +994,8 @@ static void sort_cc(int *buf, int len)
                     break;
                 k = j - 1;
                 while (k >= start) {
+                    if (poll && poll(opaque))
+                        return -1;
                     if (unicode_get_cc(buf[k]) <= cc1)
                         break;
                     buf[k + 1] = buf[k];
@@ -1000,16 +1007,20 @@ static void sort_cc(int *buf, int len)
             i = j;
         }
     }
+    return 0;
 }
 
-static void to_nfd_rec(DynBuf *dbuf,
-                       const int *src, int src_len, int is_compat)
+static int to_nfd_rec(DynBuf *dbuf,
+                      const int *src, int src_len, int is_compat,
+                      UnicodePollFunc *poll, void *opaque)
 {
     uint32_t c, v;
     int i, l;
     uint32_t res[UNICODE_DECOMP_LEN_MAX];
 
     for(i = 0; i < src_len; i++) {
+        if (poll && poll(opaque))
+            return -1;
         c = src[i];
         if (c >= 0xac00 && c < 0xd7a4) {
             /* Hangul decomposition */
@@ -1022,12 +1033,14 @@ static void to_nfd_rec(DynBuf *dbuf,
         } else {
             l = unicode_decomp_char(res, c, is_compat);
             if (l) {
-                to_nfd_rec(dbuf, (int *)res, l, is_compat);
+                if (to_nfd_rec(dbuf, (int *)res, l, is_compat, poll, opaque))
+                    return -1;
             } else {
                 dbuf_put_u32(dbuf, c);
             }
         }
     }
+    return 0;
 }
 
 /* return 0 if not found */
@@ -1048,7 +1061,8 @@ static int compose_pair(uint32_t c0, uint32_t c1)
 
 int unicode_normalize(uint32_t **pdst, const uint32_t *src, int src_len,
                       UnicodeNormalizationEnum n_type,
-                      void *opaque, DynBufReallocFunc *realloc_func)
+                      void *opaque, DynBufReallocFunc *realloc_func,
+                      UnicodePollFunc *poll)
 {
     int *buf, buf_len, i, p, starter_pos, cc, last_cc, out_len;
     bool is_compat;
@@ -1078,7 +1092,8 @@ int unicode_normalize(uint32_t **pdst, const uint32_t *src, int src_len,
     not_latin1: ;
     }
 
-    to_nfd_rec(dbuf, (const int *)src, src_len, is_compat);
+    if (to_nfd_rec(dbuf, (const int *)src, src_len, is_compat, poll, opaque))
+        goto fail_free;
     if (dbuf_error(dbuf)) {
     fail:
         *pdst = NULL;
@@ -1087,7 +1102,8 @@ int unicode_normalize(uint32_t **pdst, const uint32_t *src, int src_len,
     buf = (int *)dbuf->buf;
     buf_len = dbuf->size / sizeof(int);
 
-    sort_cc(buf, buf_len);
+    if (sort_cc(buf, buf_len, poll, opaque))
+        goto fail_free;
 
     if (buf_len <= 1 || (n_type & 1) != 0) {
         /* NFD / NFKD */
@@ -1103,6 +1119,8 @@ int unicode_normalize(uint32_t **pdst, const uint32_t *src, int src_len,
         last_cc = unicode_get_cc(buf[i]);
         starter_pos = out_len - 1;
         while (starter_pos >= 0) {
+            if (poll && poll(opaque))
+                goto fail_free;
             cc = unicode_get_cc(buf[starter_pos]);
             if (cc == 0)
                 break;
@@ -1122,6 +1140,9 @@ int unicode_normalize(uint32_t **pdst, const uint32_t *src, int src_len,
     }
     *pdst = (uint32_t *)buf;
     return out_len;
+ fail_free:
+    dbuf_free(dbuf);
+    goto fail;
 }
 
 /* char ranges for various unicode properties */

@@ -109,9 +109,12 @@ bool lre_is_id_start(uint32_t c);
 bool lre_is_id_continue(uint32_t c);
 bool lre_is_white_space(uint32_t c);
 
+/* jshost: 'poll' (may be NULL) is called with 'opaque' once a step; a
+   non-zero answer stops the normalization (it returns -1) */
 int unicode_normalize(uint32_t **pdst, const uint32_t *src, int src_len,
                       UnicodeNormalizationEnum n_type,
-                      void *opaque, void *(*realloc_func)(void *opaque, void *ptr, size_t size));
+                      void *opaque, void *(*realloc_func)(void *opaque, void *ptr, size_t size),
+                      int (*poll)(void *opaque));
 
 /* Unicode character range functions */
 

@@ -1378,6 +1378,11 @@ static int JS_ToUint8ClampFree(JSContext *ctx, int32_t *pres, JSValue val);
 static JSValue JS_ToPropertyKeyInternal(JSContext *ctx, JSValueConst val,
                                         int flags);
 static JSValue js_new_string8_len(JSContext *ctx, const char *buf, int len);
+/* jshost: interrupt polling by builtins, see js_poll_interrupts_n() */
+static inline __exception int js_poll_interrupts(JSContext *ctx);
+static inline __exception int js_poll_interrupts_n(JSContext *ctx, int64_t ticks);
+static inline __exception int js_poll_interrupts_bytes(JSContext *ctx, size_t len);
+static inline void js_charge_interrupts_bytes(JSContext *ctx, size_t len);
 static JSValue js_compile_regexp(JSContext *ctx, JSValueConst pattern,
                                  JSValueConst flags);
 static JSValue js_regexp_constructor_internal(JSContext *ctx, JSValueConst ctor,
@@ -2595,6 +2600,10 @@ static JSString *js_alloc_string_rt(JSRuntime *rt, int max_len, int is_wide_char
 static JSString *js_alloc_string(JSContext *ctx, int max_len, int is_wide_char)
 {
     JSString *p;
+    /* jshost: a new string is charged for its size (filling it is the
+       work); NULL with the interrupt thrown, as for out of memory */
+    if (js_poll_interrupts_bytes(ctx, (size_t)max_len << is_wide_char))
+        return NULL;
     p = js_alloc_string_rt(ctx->rt, max_len, is_wide_char);
     if (unlikely(!p)) {
         JS_ThrowOutOfMemory(ctx);
@@ -3707,6 +3716,11 @@ static JSAtom JS_NewAtomStr(JSContext *ctx, JSString *p)
 {
     JSRuntime *rt = ctx->rt;
     uint32_t n;
+    /* jshost: charged for hashing the string */
+    if (js_poll_interrupts_bytes(ctx, (size_t)p->len << p->is_wide_char)) {
+        js_free_string(rt, p);
+        return JS_ATOM_NULL;
+    }
     if (is_num_string(&n, p)) {
         if (n <= JS_ATOM_MAX_INT) {
             js_free_string(rt, p);
@@ -4416,6 +4430,9 @@ static no_inline int string_buffer_widen(StringBuffer *s, int size)
 
     if (s->error_status)
         return -1;
+    /* jshost: charged for the copy */
+    if (js_poll_interrupts_bytes(s->ctx, (size_t)size << 1))
+        return string_buffer_set_error(s);
 
     str = js_realloc(s->ctx, s->str, sizeof(JSString) + (size << 1));
     if (!str)
@@ -4442,6 +4459,9 @@ static no_inline int string_buffer_realloc(StringBuffer *s, int new_len, int c)
         JS_ThrowRangeError(s->ctx, "invalid string length");
         return string_buffer_set_error(s);
     }
+    /* jshost: charged for the copy */
+    if (js_poll_interrupts_bytes(s->ctx, (size_t)new_len << s->is_wide_char))
+        return string_buffer_set_error(s);
     new_size = min_int(max_int(new_len, s->size * 3 / 2), JS_STRING_LEN_MAX);
     if (!s->is_wide_char && c >= 0x100) {
         return string_buffer_widen(s, new_size);
@@ -4561,6 +4581,10 @@ static int string_buffer_write8(StringBuffer *s, const uint8_t *p, int len)
 {
     int i;
 
+    /* jshost: charged for the copy (the error is sticky: see
+       string_buffer_end()) */
+    if (js_poll_interrupts_bytes(s->ctx, len))
+        return string_buffer_set_error(s);
     if (s->len + len > s->size) {
         if (string_buffer_realloc(s, s->len + len, 0))
             return -1;
@@ -4581,6 +4605,9 @@ static int string_buffer_write16(StringBuffer *s, const uint16_t *p, int len)
 {
     int c = 0, i;
 
+    /* jshost: charged for the copy */
+    if (js_poll_interrupts_bytes(s->ctx, (size_t)len << 1))
+        return string_buffer_set_error(s);
     for (i = 0; i < len; i++) {
         c |= p[i];
     }
@@ -4691,6 +4718,9 @@ static int string_buffer_fill(StringBuffer *s, int c, int count)
     while (count-- > 0) {
         if (string_buffer_putc16(s, c))
             return -1;
+        /* jshost */
+        if (js_poll_interrupts(s->ctx))
+            return string_buffer_set_error(s);
     }
     return 0;
 }
@@ -8667,6 +8697,95 @@ static inline __exception int js_poll_interrupts(JSContext *ctx)
     }
 }
 
+/* jshost: long-running builtins poll the interrupt handler too, so that a
+   deadline stops them. They charge the interpreter's counter for the work
+   they did: one tick per element (or BigInt limb) handled, one per
+   JS_POLL_BYTES_PER_TICK bytes of a bulk copy or fill. A non-zero return is
+   the uncatchable "interrupted" exception, already thrown. */
+#define JS_POLL_BYTES_PER_TICK 64
+/* bulk copies and fills go by chunks of this many bytes */
+#define JS_POLL_CHUNK (64 * 1024)
+
+static inline __exception int js_poll_interrupts_n(JSContext *ctx, int64_t ticks)
+{
+    if (unlikely(ticks >= ctx->interrupt_counter)) {
+        return __js_poll_interrupts(ctx);
+    } else {
+        ctx->interrupt_counter -= ticks;
+        return 0;
+    }
+}
+
+static inline __exception int js_poll_interrupts_bytes(JSContext *ctx, size_t len)
+{
+    return js_poll_interrupts_n(ctx, len / JS_POLL_BYTES_PER_TICK);
+}
+
+/* charge 'len' bytes of work done where no exception can be thrown (string
+   comparisons and hashing): the next poll calls the handler */
+static inline void js_charge_interrupts_bytes(JSContext *ctx, size_t len)
+{
+    int64_t ticks = len / JS_POLL_BYTES_PER_TICK;
+    if (ticks >= ctx->interrupt_counter)
+        ctx->interrupt_counter = 0;
+    else
+        ctx->interrupt_counter -= ticks;
+}
+
+/* memcpy() by chunks, polling between them. Returns -1 if interrupted (a
+   prefix of 'src' has been copied). */
+static __exception int js_memcpy_poll(JSContext *ctx, void *dst,
+                                      const void *src, size_t len)
+{
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    size_t n;
+
+    while (len > 0) {
+        n = len < JS_POLL_CHUNK ? len : JS_POLL_CHUNK;
+        memcpy(d, s, n);
+        d += n;
+        s += n;
+        len -= n;
+        if (js_poll_interrupts_bytes(ctx, n))
+            return -1;
+    }
+    return 0;
+}
+
+/* memmove() by chunks, polling between them: copies front to back when
+   'dst' is below 'src', back to front otherwise, as memmove() does for
+   overlapping ranges. Returns -1 if interrupted (part of the range has been
+   moved). */
+static __exception int js_memmove_poll(JSContext *ctx, void *dst,
+                                       const void *src, size_t len)
+{
+    uint8_t *d = dst;
+    const uint8_t *s = src;
+    size_t n;
+
+    if (d <= s) {
+        while (len > 0) {
+            n = len < JS_POLL_CHUNK ? len : JS_POLL_CHUNK;
+            memmove(d, s, n);
+            d += n;
+            s += n;
+            len -= n;
+            if (js_poll_interrupts_bytes(ctx, n))
+                return -1;
+        }
+    } else {
+        while (len > 0) {
+            n = len < JS_POLL_CHUNK ? len : JS_POLL_CHUNK;
+            len -= n;
+            memmove(d + len, s + len, n);
+            if (js_poll_interrupts_bytes(ctx, n))
+                return -1;
+        }
+    }
+    return 0;
+}
+
 /* return -1 (exception) or true/false */
 static int JS_SetPrototypeInternal(JSContext *ctx, JSValueConst obj,
                                    JSValueConst proto_val, bool throw_flag)
@@ -9523,6 +9642,12 @@ static int __exception JS_GetOwnPropertyNamesInternal(JSContext *ctx,
     *ptab = NULL;
     *plen = 0;
 
+    /* jshost: charged before for the properties (the passes over them are
+       not interruptible) */
+    if (js_poll_interrupts_n(ctx, p->shape->prop_count +
+                             (p->fast_array ? p->u.array.count : 0)))
+        return -1;
+
     /* compute the number of returned properties */
     num_keys_count = 0;
     str_keys_count = 0;
@@ -10227,6 +10352,23 @@ static no_inline __exception int convert_fast_array_to_array(JSContext *ctx,
     } else {
         JSValue *tab = p->u.array.u.values;
         for(i = 0; i < len; i++) {
+            if (js_poll_interrupts(ctx)) {
+                /* jshost: undo, newest first: the values are still in
+                   'tab'; each added property heads its hash chain and
+                   the shape is neither shared nor hashed (see
+                   js_shape_prepare_update()); index atoms are not
+                   reference counted */
+                JSShapeProperty *prs;
+                intptr_t h;
+                sh = p->shape;
+                while (i-- > 0) {
+                    prs = &get_shape_prop(sh)[sh->prop_count - 1];
+                    h = hash_atom(prs->atom, sh->prop_hash_mask);
+                    prop_hash_end(sh)[-h - 1] = prs->hash_next;
+                    sh->prop_count--;
+                }
+                return -1;
+            }
             /* add_property cannot fail here but
                __JS_AtomFromUInt32(i) fails for i > INT32_MAX */
             pr = add_property(ctx, p, __JS_AtomFromUInt32(i), JS_PROP_C_W_E);
@@ -12448,19 +12590,23 @@ static js_limb_t js_mp_add_mul1(js_limb_t *tabr, const js_limb_t *taba, js_limb_
     return l;
 }
 
-/* size of the result : op1_size + op2_size. */
-static void js_mp_mul_basecase(js_limb_t *result,
-                            const js_limb_t *op1, js_limb_t op1_size,
-                            const js_limb_t *op2, js_limb_t op2_size)
+/* size of the result : op1_size + op2_size. jshost: polls the interrupt
+   handler once a row; returns -1 if interrupted. */
+static int js_mp_mul_basecase(JSContext *ctx, js_limb_t *result,
+                              const js_limb_t *op1, js_limb_t op1_size,
+                              const js_limb_t *op2, js_limb_t op2_size)
 {
     int i;
     js_limb_t r;
 
     result[op1_size] = js_mp_mul1(result, op1, op1_size, op2[0], 0);
     for(i=1;i<op2_size;i++) {
+        if (js_poll_interrupts_n(ctx, op1_size))
+            return -1;
         r = js_mp_add_mul1(result + i, op1, op1_size, op2[i]);
         result[i + op1_size] = r;
     }
+    return 0;
 }
 
 /* tabr[] -= taba[] * b. Return the value to substract to the high
@@ -12539,17 +12685,20 @@ static js_limb_t js_mp_div1norm(js_limb_t *tabr, const js_limb_t *taba, js_limb_
 /* base case division: divides taba[0..na-1] by tabb[0..nb-1]. tabb[nb
    - 1] must be >= 1 << (JS_LIMB_BITS - 1). na - nb must be >= 0. 'taba'
    is modified and contains the remainder (nb limbs). tabq[0..na-nb]
-   contains the quotient with tabq[na - nb] <= 1. */
-static void js_mp_divnorm(js_limb_t *tabq, js_limb_t *taba, js_limb_t na,
-                       const js_limb_t *tabb, js_limb_t nb)
+   contains the quotient with tabq[na - nb] <= 1. jshost: polls the
+   interrupt handler once a quotient limb; returns -1 if interrupted. */
+static int js_mp_divnorm(JSContext *ctx, js_limb_t *tabq, js_limb_t *taba,
+                         js_limb_t na, const js_limb_t *tabb, js_limb_t nb)
 {
     js_limb_t r, a, c, q, v, b1, b1_inv, n, dummy_r;
     int i, j;
 
     b1 = tabb[nb - 1];
     if (nb == 1) {
+        if (js_poll_interrupts_n(ctx, na))
+            return -1;
         taba[0] = js_mp_div1norm(tabq, taba, na, b1, 0);
-        return;
+        return 0;
     }
     n = na - nb;
 
@@ -12573,6 +12722,8 @@ static void js_mp_divnorm(js_limb_t *tabq, js_limb_t *taba, js_limb_t na,
     }
 
     for(i = n - 1; i >= 0; i--) {
+        if (js_poll_interrupts_n(ctx, nb))
+            return -1;
         if (unlikely(taba[i + nb] >= b1)) {
             q = -1;
         } else if (b1_inv) {
@@ -12605,6 +12756,7 @@ static void js_mp_divnorm(js_limb_t *tabq, js_limb_t *taba, js_limb_t na,
         }
         tabq[i] = q;
     }
+    return 0;
 }
 
 /* 1 <= shift <= JS_LIMB_BITS - 1 */
@@ -12895,7 +13047,10 @@ static JSBigInt *js_bigint_mul(JSContext *ctx, const JSBigInt *a,
     r = js_bigint_new(ctx, a->len + b->len);
     if (!r)
         return NULL;
-    js_mp_mul_basecase(r->tab, a->tab, a->len, b->tab, b->len);
+    if (js_mp_mul_basecase(ctx, r->tab, a->tab, a->len, b->tab, b->len)) {
+        js_free(ctx, r);
+        return NULL;
+    }
     /* correct the result if negative operands (no overflow is
        possible) */
     if (js_bigint_sign(a))
@@ -12985,7 +13140,12 @@ static JSBigInt *js_bigint_divrem(JSContext *ctx, const JSBigInt *a,
 
     //    js_bigint_dump1(ctx, "a", r->tab, na);
     //    js_bigint_dump1(ctx, "b", tabb, nb);
-    js_mp_divnorm(q->tab, r->tab, na, tabb, nb);
+    if (js_mp_divnorm(ctx, q->tab, r->tab, na, tabb, nb)) {
+        js_free(ctx, q);
+        js_free(ctx, r);
+        js_free(ctx, tabb);
+        return NULL;
+    }
     js_free(ctx, tabb);
 
     if (is_rem) {
@@ -13197,14 +13357,18 @@ static JSBigInt *js_bigint_pow(JSContext *ctx, const JSBigInt *a, JSBigInt *b)
     memcpy(r->tab, a->tab, a->len * sizeof(a->tab[0]));
     for(i = n_bits - 2; i >= 0; i--) {
         r1 = js_bigint_mul(ctx, r, r);
-        if (!r1)
+        if (!r1) {
+            js_free(ctx, r); /* jshost: was leaked */
             return NULL;
+        }
         js_free(ctx, r);
         r = r1;
         if ((e >> i) & 1) {
             r1 = js_bigint_mul(ctx, r, a);
-            if (!r1)
+            if (!r1) {
+                js_free(ctx, r); /* jshost: was leaked */
                 return NULL;
+            }
             js_free(ctx, r);
             r = r1;
         }
@@ -13512,6 +13676,10 @@ static JSBigInt *js_bigint_from_string(JSContext *ctx,
             if (len == 1 && r->tab[0] == 0) {
                 r->tab[0] = v;
             } else {
+                if (js_poll_interrupts_n(ctx, len)) {
+                    js_free(ctx, r);
+                    return NULL;
+                }
                 h = js_mp_mul1(r->tab, r->tab, len, js_pow_dec[i], v);
                 if (h != 0) {
                     r->tab[len++] = h;
@@ -13689,6 +13857,11 @@ static JSValue js_bigint_to_string1(JSContext *ctx, JSValueConst val, int radix)
                     }
                     break;
                 } else {
+                    if (js_poll_interrupts_n(ctx, len)) {
+                        js_free(ctx, tmp);
+                        js_free(ctx, buf);
+                        return JS_EXCEPTION;
+                    }
                     v = js_mp_div1(r->tab, r->tab, len, radix_base, 0);
                     q = js_limb_to_a(q, v, radix, js_digits_per_limb_table[radix - 2]);
                 }
@@ -14703,6 +14876,8 @@ static JSValue JS_ToQuotedString(JSContext *ctx, JSValueConst val1)
     if (string_buffer_putc8(b, '\"'))
         goto fail;
     for(i = 0; i < p->len; ) {
+        if (js_poll_interrupts(ctx))
+            goto fail;
         c = string_getc(p, &i);
         switch(c) {
         case '\t':
@@ -15963,6 +16138,8 @@ static no_inline int js_relational_slow(JSContext *ctx, JSValue *sp,
 
     if (tag_is_string(tag1) && tag_is_string(tag2)) {
         if (tag1 == JS_TAG_STRING && tag2 == JS_TAG_STRING) {
+            /* jshost: charged for the comparison */
+            js_charge_interrupts_bytes(ctx, JS_VALUE_GET_STRING(op1)->len);
             res = js_string_compare(JS_VALUE_GET_STRING(op1),
                                     JS_VALUE_GET_STRING(op2));
         } else {
@@ -16267,6 +16444,8 @@ static bool js_strict_eq2(JSContext *ctx, JSValueConst op1, JSValueConst op2,
             if (!tag_is_string(tag2)) {
                 res = false;
             } else if (tag1 == JS_TAG_STRING && tag2 == JS_TAG_STRING) {
+                /* jshost: charged for the comparison */
+                js_charge_interrupts_bytes(ctx, JS_VALUE_GET_STRING(op1)->len);
                 res = js_string_eq(JS_VALUE_GET_STRING(op1),
                                    JS_VALUE_GET_STRING(op2));
             } else {
@@ -16999,6 +17178,11 @@ static JSValue JS_IteratorNext2(JSContext *ctx, JSValueConst enum_obj,
                 args[0] = JS_UNDEFINED;
                 argv = args;
             }
+            /* jshost: JS_Call() would have polled */
+            if (js_poll_interrupts(ctx)) {
+                *pdone = false;
+                return JS_EXCEPTION;
+            }
             func = p->u.cfunc.c_function;
             return func.iterator_next(ctx, enum_obj, argc, argv,
                                       pdone, p->u.cfunc.magic);
@@ -17357,6 +17541,8 @@ static __exception int js_append_enumerate(JSContext *ctx, JSValue *sp)
             goto general_case;
         /* Handle fast arrays explicitly */
         for (i = 0; i < count32; i++) {
+            if (js_poll_interrupts(ctx))
+                goto exception;
             if (JS_DefinePropertyValueUint32(ctx, sp[-3], pos++,
                                              js_dup(arrp[i]), JS_PROP_C_W_E) < 0)
                 goto exception;
@@ -17426,6 +17612,8 @@ static __exception int JS_CopyDataProperties(JSContext *ctx,
         return -1;
 
     for (i = 0; i < tab_atom_count; i++) {
+        if (js_poll_interrupts(ctx))
+            goto exception;
         if (pexcl) {
             ret = JS_GetOwnPropertyInternal(ctx, NULL, pexcl, tab_atom[i].atom);
             if (ret) {
@@ -23067,6 +23255,10 @@ static __exception int next_token(JSParseState *s)
         JS_ThrowStackOverflow(s->ctx);
         return -1;
     }
+    /* jshost: one tick a token (compiling code made at run time, by
+       Function(), is bounded too) */
+    if (js_poll_interrupts(s->ctx))
+        return -1;
 
     free_token(s, &s->token);
 
@@ -23718,6 +23910,9 @@ static __exception int json_next_token(JSParseState *s)
         JS_ThrowStackOverflow(s->ctx);
         return -1;
     }
+    /* jshost: one tick a token */
+    if (js_poll_interrupts(s->ctx))
+        return -1;
 
     json_free_token(s, &s->token);
 
@@ -41241,6 +41436,8 @@ static __exception int JS_ObjectDefineProperties(JSContext *ctx,
     //      modifying the object. This would require allocating an array
     //      JSPropertyDescriptor and use 2 separate loops.
     for(i = 0; i < len; i++) {
+        if (js_poll_interrupts(ctx))
+            goto exception;
         JS_FreeValue(ctx, desc);
         desc = JS_GetProperty(ctx, props, atoms[i].atom);
         if (JS_IsException(desc))
@@ -41553,6 +41750,8 @@ static JSValue JS_GetOwnPropertyNames2(JSContext *ctx, JSValueConst obj1,
         goto exception;
     for(j = i = 0; i < len; i++) {
         JSAtom atom = atoms[i].atom;
+        if (js_poll_interrupts(ctx))
+            goto exception;
         if (flags & JS_GPN_ENUM_ONLY) {
             int desc_flags, res;
 
@@ -41959,6 +42158,8 @@ static JSValue js_object_seal(JSContext *ctx, JSValueConst this_val,
         int prop_flags;
         JSAtom prop = props[i].atom;
 
+        if (js_poll_interrupts(ctx))
+            goto exception;
         desc_flags = JS_PROP_THROW | JS_PROP_HAS_CONFIGURABLE;
         if (freeze_flag) {
             res = JS_GetOwnPropertyFlagsInternal(ctx, &prop_flags, p, prop);
@@ -42002,6 +42203,8 @@ static JSValue js_object_isSealed(JSContext *ctx, JSValueConst this_val,
         int prop_flags;
         JSAtom prop = props[i].atom;
 
+        if (js_poll_interrupts(ctx))
+            goto exception;
         res = JS_GetOwnPropertyFlagsInternal(ctx, &prop_flags, p, prop);
         if (res < 0)
             goto exception;
@@ -43003,6 +43206,8 @@ static int JS_CopySubArray(JSContext *ctx,
                 l = min_int64(l, from + 1);
                 l = min_int64(l, to + 1);
                 for(j = 0; j < l; j++) {
+                    if (js_poll_interrupts(ctx))
+                        goto exception;
                     set_value(ctx, &p->u.array.u.values[to - j],
                               js_dup(p->u.array.u.values[from - j]));
                 }
@@ -43010,12 +43215,16 @@ static int JS_CopySubArray(JSContext *ctx,
                 l = min_int64(l, len - from);
                 l = min_int64(l, len - to);
                 for(j = 0; j < l; j++) {
+                    if (js_poll_interrupts(ctx))
+                        goto exception;
                     set_value(ctx, &p->u.array.u.values[to + j],
                               js_dup(p->u.array.u.values[from + j]));
                 }
             }
             i += l;
         } else {
+            if (js_poll_interrupts(ctx))
+                goto exception;
             fromPresent = JS_TryGetPropertyInt64(ctx, obj, from, &val);
             if (fromPresent < 0)
                 goto exception;
@@ -43142,6 +43351,8 @@ static JSValue js_array_from(JSContext *ctx, JSValueConst this_val,
         if (JS_IsException(r))
             goto exception;
         for(k = 0; k < len; k++) {
+            if (js_poll_interrupts(ctx))
+                goto exception;
             v = JS_GetPropertyInt64(ctx, arrayLike, k);
             if (JS_IsException(v))
                 goto exception;
@@ -43348,17 +43559,28 @@ static JSValue js_array_with(JSContext *ctx, JSValueConst this_val,
     i = 0;
     pval = p->u.array.u.values;
     if (js_get_fast_array(ctx, obj, &arrp, &count32) && count32 == len) {
-        for (; i < idx; i++, pval++)
-            *pval = js_dup(arrp[i]);
-        *pval = js_dup(argv[1]);
-        for (i++, pval++; i < len; i++, pval++)
-            *pval = js_dup(arrp[i]);
-    } else {
-        for (; i < idx; i++, pval++)
-            if (-1 == JS_TryGetPropertyInt64(ctx, obj, i, pval))
+        for (; i < idx; i++, pval++) {
+            if (js_poll_interrupts(ctx))
                 goto exception;
+            *pval = js_dup(arrp[i]);
+        }
         *pval = js_dup(argv[1]);
         for (i++, pval++; i < len; i++, pval++) {
+            if (js_poll_interrupts(ctx))
+                goto exception;
+            *pval = js_dup(arrp[i]);
+        }
+    } else {
+        for (; i < idx; i++, pval++) {
+            if (js_poll_interrupts(ctx))
+                goto exception;
+            if (-1 == JS_TryGetPropertyInt64(ctx, obj, i, pval))
+                goto exception;
+        }
+        *pval = js_dup(argv[1]);
+        for (i++, pval++; i < len; i++, pval++) {
+            if (js_poll_interrupts(ctx))
+                goto exception;
             if (-1 == JS_TryGetPropertyInt64(ctx, obj, i, pval))
                 goto exception;
         }
@@ -43407,6 +43629,8 @@ static JSValue js_array_concat(JSContext *ctx, JSValueConst this_val,
                 goto exception;
             }
             for (k = 0; k < len; k++, n++) {
+                if (js_poll_interrupts(ctx))
+                    goto exception;
                 res = JS_TryGetPropertyInt64(ctx, e, k, &val);
                 if (res < 0)
                     goto exception;
@@ -43760,6 +43984,8 @@ static JSValue js_array_fill(JSContext *ctx, JSValueConst this_val,
 
     /* XXX: should special case fast arrays */
     while (start < end) {
+        if (js_poll_interrupts(ctx))
+            goto exception;
         if (JS_SetPropertyInt64(ctx, obj, start, js_dup(argv[0])) < 0)
             goto exception;
         start++;
@@ -43793,6 +44019,8 @@ static JSValue js_array_includes(JSContext *ctx, JSValueConst this_val,
         }
         if (js_get_fast_array(ctx, obj, &arrp, &count)) {
             for (; n < count; n++) {
+                if (js_poll_interrupts(ctx))
+                    goto exception;
                 if (js_strict_eq2(ctx, argv[0], arrp[n],
                                   JS_EQ_SAME_VALUE_ZERO)) {
                     goto done;
@@ -43842,6 +44070,8 @@ static JSValue js_array_indexOf(JSContext *ctx, JSValueConst this_val,
         }
         if (js_get_fast_array(ctx, obj, &arrp, &count)) {
             for (; n < count; n++) {
+                if (js_poll_interrupts(ctx))
+                    goto exception;
                 if (js_strict_eq2(ctx, argv[0], arrp[n], JS_EQ_STRICT)) {
                     goto done;
                 }
@@ -43893,6 +44123,8 @@ static JSValue js_array_lastIndexOf(JSContext *ctx, JSValueConst this_val,
         }
         if (js_get_fast_array(ctx, obj, &arrp, &count) && count == len) {
             for (; n >= 0; n--) {
+                if (js_poll_interrupts(ctx))
+                    goto exception;
                 if (js_strict_eq2(ctx, argv[0], arrp[n],
                                   JS_EQ_STRICT)) {
                     goto done;
@@ -44054,6 +44286,8 @@ static JSValue js_array_join(JSContext *ctx, JSValueConst this_val,
     string_buffer_init(ctx, b, 0);
 
     for(i = 0; i < n; i++) {
+        if (js_poll_interrupts(ctx))
+            goto fail;
         if (i > 0) {
             if (c >= 0) {
                 string_buffer_putc8(b, c);
@@ -44102,6 +44336,9 @@ static JSValue js_array_pop(JSContext *ctx, JSValueConst this_val,
         if (js_get_fast_array(ctx, obj, &arrp, &count32) && count32 == len) {
             JSObject *p = JS_VALUE_GET_OBJ(obj);
             if (shift) {
+                /* charged before: the move is not interruptible */
+                if (js_poll_interrupts_n(ctx, count32))
+                    goto exception;
                 res = arrp[0];
                 memmove(arrp, arrp + 1, (count32 - 1) * sizeof(*arrp));
                 p->u.array.count--;
@@ -44223,6 +44460,11 @@ static JSValue js_array_reverse(JSContext *ctx, JSValueConst this_val,
 
         if (count32 > 1) {
             for (ll = 0, hh = count32 - 1; ll < hh; ll++, hh--) {
+                if (js_poll_interrupts(ctx)) {
+                    /* half reversed; 'lval' is not owned */
+                    JS_FreeValue(ctx, obj);
+                    return JS_EXCEPTION;
+                }
                 lval = arrp[ll];
                 arrp[ll] = arrp[hh];
                 arrp[hh] = lval;
@@ -44232,6 +44474,8 @@ static JSValue js_array_reverse(JSContext *ctx, JSValueConst this_val,
     }
 
     for (l = 0, h = len - 1; l < h; l++, h--) {
+        if (js_poll_interrupts(ctx))
+            goto exception;
         l_present = JS_TryGetPropertyInt64(ctx, obj, l, &lval);
         if (l_present < 0)
             goto exception;
@@ -44300,11 +44544,16 @@ static JSValue js_array_toReversed(JSContext *ctx, JSValueConst this_val,
         i = len - 1;
         pval = p->u.array.u.values;
         if (js_get_fast_array(ctx, obj, &arrp, &count32) && count32 == len) {
-            for (; i >= 0; i--, pval++)
+            for (; i >= 0; i--, pval++) {
+                if (js_poll_interrupts(ctx))
+                    goto exception;
                 *pval = js_dup(arrp[i]);
+            }
         } else {
             // Query order is observable; test262 expects descending order.
             for (; i >= 0; i--, pval++) {
+                if (js_poll_interrupts(ctx))
+                    goto exception;
                 if (-1 == JS_TryGetPropertyInt64(ctx, obj, i, pval))
                     goto exception;
             }
@@ -44380,12 +44629,16 @@ static JSValue js_array_slice(JSContext *ctx, JSValueConst this_val,
         js_is_fast_array(ctx, arr)) {
         /* XXX: should share code with fast array constructor */
         for (; k < final && k < count32; k++, n++) {
+            if (js_poll_interrupts(ctx))
+                goto exception;
             if (JS_CreateDataPropertyUint32Const(ctx, arr, n, arrp[k], JS_PROP_THROW) < 0)
                 goto exception;
         }
     }
     /* Copy the remaining elements if any (handle case of inherited properties) */
     for (; k < final; k++, n++) {
+        if (js_poll_interrupts(ctx))
+            goto exception;
         kPresent = JS_TryGetPropertyInt64(ctx, obj, k, &val);
         if (kPresent < 0)
             goto exception;
@@ -44406,6 +44659,8 @@ static JSValue js_array_slice(JSContext *ctx, JSValueConst this_val,
                 goto exception;
 
             for (k = len; k-- > new_len; ) {
+                if (js_poll_interrupts(ctx))
+                    goto exception;
                 if (JS_DeletePropertyInt64(ctx, obj, k, JS_PROP_THROW) < 0)
                     goto exception;
             }
@@ -44475,21 +44730,33 @@ static JSValue js_array_toSpliced(JSContext *ctx, JSValueConst this_val,
     last = &p->u.array.u.values[newlen];
 
     if (js_get_fast_array(ctx, obj, &arrp, &count32) && count32 == len) {
-        for (i = 0; i < start; i++, pval++)
+        for (i = 0; i < start; i++, pval++) {
+            if (js_poll_interrupts(ctx))
+                goto exception;
             *pval = js_dup(arrp[i]);
+        }
         for (j = 0; j < add; j++, pval++)
             *pval = js_dup(argv[2 + j]);
-        for (i += del; i < len; i++, pval++)
+        for (i += del; i < len; i++, pval++) {
+            if (js_poll_interrupts(ctx))
+                goto exception;
             *pval = js_dup(arrp[i]);
+        }
     } else {
-        for (i = 0; i < start; i++, pval++)
+        for (i = 0; i < start; i++, pval++) {
+            if (js_poll_interrupts(ctx))
+                goto exception;
             if (-1 == JS_TryGetPropertyInt64(ctx, obj, i, pval))
                 goto exception;
+        }
         for (j = 0; j < add; j++, pval++)
             *pval = js_dup(argv[2 + j]);
-        for (i += del; i < len; i++, pval++)
+        for (i += del; i < len; i++, pval++) {
+            if (js_poll_interrupts(ctx))
+                goto exception;
             if (-1 == JS_TryGetPropertyInt64(ctx, obj, i, pval))
                 goto exception;
+        }
     }
 
     assert(pval == last);
@@ -44555,6 +44822,8 @@ static int64_t JS_FlattenIntoArray(JSContext *ctx, JSValueConst target,
     }
 
     for (sourceIndex = 0; sourceIndex < sourceLen; sourceIndex++) {
+        if (js_poll_interrupts(ctx))
+            return -1;
         present = JS_TryGetPropertyInt64(ctx, source, sourceIndex, &element);
         if (present < 0)
             return -1;
@@ -44673,6 +44942,8 @@ static int js_array_cmp_generic(const void *a, const void *b, void *opaque) {
 
     if (psc->exception)
         return 0;
+    if (js_poll_interrupts(ctx))
+        goto exception;
 
     if (psc->has_method) {
         argv[0] = ap->val;
@@ -44738,6 +45009,8 @@ static JSValue js_array_sort(JSContext *ctx, JSValueConst this_val,
 
     /* XXX: should special case fast arrays */
     for (i = 0; i < len; i++) {
+        if (js_poll_interrupts(ctx))
+            goto exception;
         if (pos >= array_size) {
             size_t new_size;
             ValueSlot *new_array;
@@ -44767,6 +45040,8 @@ static JSValue js_array_sort(JSContext *ctx, JSValueConst this_val,
 
     /* XXX: should special case fast arrays */
     while (n < pos) {
+        if (js_poll_interrupts(ctx))
+            goto exception;
         if (array[n].str)
             JS_FreeValue(ctx, JS_MKPTR(JS_TAG_STRING, array[n].str));
         if (array[n].pos == n) {
@@ -44833,10 +45108,15 @@ static JSValue js_array_toSorted(JSContext *ctx, JSValueConst this_val,
         i = 0;
         pval = p->u.array.u.values;
         if (js_get_fast_array(ctx, obj, &arrp, &count32) && count32 == len) {
-            for (; i < len; i++, pval++)
+            for (; i < len; i++, pval++) {
+                if (js_poll_interrupts(ctx))
+                    goto exception;
                 *pval = js_dup(arrp[i]);
+            }
         } else {
             for (; i < len; i++, pval++) {
+                if (js_poll_interrupts(ctx))
+                    goto exception;
                 if (-1 == JS_TryGetPropertyInt64(ctx, obj, i, pval))
                     goto exception;
             }
@@ -46939,7 +47219,8 @@ static JSValue js_string_fromCharCode(JSContext *ctx, JSValueConst this_val,
 
     for(i = 0; i < argc; i++) {
         int32_t c;
-        if (JS_ToInt32(ctx, &c, argv[i]) || string_buffer_putc16(b, c & 0xffff)) {
+        if (js_poll_interrupts(ctx) || JS_ToInt32(ctx, &c, argv[i]) ||
+            string_buffer_putc16(b, c & 0xffff)) {
             string_buffer_free(b);
             return JS_EXCEPTION;
         }
@@ -47016,6 +47297,8 @@ static JSValue js_string_raw(JSContext *ctx, JSValueConst this_val,
         goto exception;
 
     for (i = 0; i < n; i++) {
+        if (js_poll_interrupts(ctx))
+            goto exception;
         val = JS_ToStringFree(ctx, JS_GetPropertyInt64(ctx, raw, i));
         if (JS_IsException(val))
             goto exception;
@@ -47198,12 +47481,17 @@ static JSValue js_string_concat(JSContext *ctx, JSValueConst this_val,
         return JS_EXCEPTION;
     d = strv(q);
     n = p->len << is_wide_char;
-    memcpy(d, strv(p), n);
+    if (js_memcpy_poll(ctx, d, strv(p), n))
+        goto interrupted;
     d += n;
     for (i = 0; i < argc; i++) {
         p = JS_VALUE_GET_STRING(argv[i]);
         n = p->len << is_wide_char;
-        memcpy(d, strv(p), n);
+        if (js_memcpy_poll(ctx, d, strv(p), n)) {
+        interrupted:
+            js_free_string(ctx->rt, q);
+            return JS_EXCEPTION;
+        }
         d += n;
     }
     if (!is_wide_char)
@@ -47219,20 +47507,23 @@ slow_path:
     return r;
 }
 
-static int string_cmp(JSString *p1, JSString *p2, int x1, int x2, int len)
+/* jshost: the number of leading chars p1[x1..] and p2[x2..] have in
+   common, up to 'len' (for a search that charges what it compared) */
+static int string_prefix_len(JSString *p1, JSString *p2, int x1, int x2, int len)
 {
-    int i, c1, c2;
+    int i;
     for (i = 0; i < len; i++) {
-        if ((c1 = string_get(p1, x1 + i)) != (c2 = string_get(p2, x2 + i)))
-            return c1 - c2;
+        if (string_get(p1, x1 + i) != string_get(p2, x2 + i))
+            break;
     }
-    return 0;
+    return i;
 }
 
-static int string_indexof_char(JSString *p, int c, int from)
+/* jshost: search p[from..to) */
+static int string_indexof_char2(JSString *p, int c, int from, int to)
 {
-    /* assuming 0 <= from <= p->len */
-    int i, len = p->len;
+    /* assuming 0 <= from <= to <= p->len */
+    int i, len = to;
     if (p->is_wide_char) {
         for (i = from; i < len; i++) {
             if (str16(p)[i] == c)
@@ -47249,18 +47540,40 @@ static int string_indexof_char(JSString *p, int c, int from)
     return -1;
 }
 
-static int string_indexof(JSString *p1, JSString *p2, int from)
+static int string_indexof_char(JSString *p, int c, int from)
+{
+    /* assuming 0 <= from <= p->len */
+    return string_indexof_char2(p, c, from, p->len);
+}
+
+/* jshost: polls the interrupt handler (it scans by chunks, and charges the
+   comparisons); returns -2 if interrupted */
+static int string_indexof(JSContext *ctx, JSString *p1, JSString *p2, int from)
 {
     /* assuming 0 <= from <= p1->len */
-    int c, i, j, len1 = p1->len, len2 = p2->len;
+    int c, i, j, n, end, len1 = p1->len, len2 = p2->len;
+    if (js_poll_interrupts(ctx))
+        return -2;
     if (len2 == 0)
         return from;
-    for (i = from, c = string_get(p2, 0); i + len2 <= len1; i = j + 1) {
-        j = string_indexof_char(p1, c, i);
-        if (j < 0 || j + len2 > len1)
-            break;
-        if (!string_cmp(p1, p2, j + 1, 1, len2 - 1))
+    c = string_get(p2, 0);
+    i = from;
+    while (i + len2 <= len1) {
+        /* the first char of a match is in [i, end) */
+        end = min_int(len1 - len2 + 1, i + JS_POLL_CHUNK);
+        j = string_indexof_char2(p1, c, i, end);
+        if (j < 0) {
+            if (js_poll_interrupts_bytes(ctx, (size_t)(end - i) << p1->is_wide_char))
+                return -2;
+            i = end;
+            continue;
+        }
+        n = string_prefix_len(p1, p2, j + 1, 1, len2 - 1);
+        if (n == len2 - 1)
             return j;
+        if (js_poll_interrupts_n(ctx, 1 + (j - i) / JS_POLL_BYTES_PER_TICK + n / 8))
+            return -2;
+        i = j + 1;
     }
     return -1;
 }
@@ -47295,6 +47608,10 @@ static JSValue js_string_isWellFormed(JSContext *ctx, JSValueConst this_val,
         goto done; // by definition well-formed
 
     for (i = 0, n = p->len; i < n; i++) {
+        if (js_poll_interrupts(ctx)) {
+            JS_FreeValue(ctx, str);
+            return JS_EXCEPTION;
+        }
         c = str16(p)[i];
         if (!is_surrogate(c))
             continue;
@@ -47337,6 +47654,10 @@ static JSValue js_string_toWellFormed(JSContext *ctx, JSValueConst this_val,
 
     p = JS_VALUE_GET_STRING(ret);
     for (i = 0, n = p->len; i < n; i++) {
+        if (js_poll_interrupts(ctx)) {
+            JS_FreeValue(ctx, ret);
+            return JS_EXCEPTION;
+        }
         c = str16(p)[i];
         if (!is_surrogate(c))
             continue;
@@ -47356,7 +47677,7 @@ static JSValue js_string_indexOf(JSContext *ctx, JSValueConst this_val,
                                  int argc, JSValueConst *argv, int lastIndexOf)
 {
     JSValue str, v;
-    int i, len, v_len, pos, start, stop, ret, inc;
+    int i, len, v_len, pos, start, stop, ret, inc, n;
     JSString *p;
     JSString *p1;
 
@@ -47399,12 +47720,16 @@ static JSValue js_string_indexOf(JSContext *ctx, JSValueConst this_val,
     ret = -1;
     if (len >= v_len && inc * (stop - start) >= 0) {
         for (i = start;; i += inc) {
-            if (!string_cmp(p, p1, i, 0, v_len)) {
+            n = string_prefix_len(p, p1, i, 0, v_len);
+            if (n == v_len) {
                 ret = i;
                 break;
             }
             if (i == stop)
                 break;
+            /* jshost: charged for the comparison */
+            if (js_poll_interrupts_n(ctx, 1 + n / 8))
+                goto fail;
         }
     }
     JS_FreeValue(ctx, str);
@@ -47424,7 +47749,7 @@ static JSValue js_string_includes(JSContext *ctx, JSValueConst this_val,
                                   int argc, JSValueConst *argv, int magic)
 {
     JSValue str, v = JS_UNDEFINED;
-    int i, len, v_len, pos, start, stop, ret;
+    int i, len, v_len, pos, start, stop, ret, n;
     JSString *p;
     JSString *p1;
 
@@ -47465,12 +47790,16 @@ static JSValue js_string_includes(JSContext *ctx, JSValueConst this_val,
     }
     if (start >= 0 && start <= stop) {
         for (i = start;; i++) {
-            if (!string_cmp(p, p1, i, 0, v_len)) {
+            n = string_prefix_len(p, p1, i, 0, v_len);
+            if (n == v_len) {
                 ret = 1;
                 break;
             }
             if (i == stop)
                 break;
+            /* jshost: charged for the comparison */
+            if (js_poll_interrupts_n(ctx, 1 + n / 8))
+                goto fail;
         }
     }
  done:
@@ -47734,7 +48063,9 @@ static JSValue js_string_replace(JSContext *ctx, JSValueConst this_val,
             else
                 pos = endOfLastMatch + 1;
         } else {
-            pos = string_indexof(sp, searchp, endOfLastMatch);
+            pos = string_indexof(ctx, sp, searchp, endOfLastMatch);
+            if (pos == -2)
+                goto exception;
         }
         if (pos < 0) {
             if (is_first) {
@@ -47845,7 +48176,9 @@ static JSValue js_string_split(JSContext *ctx, JSValueConst this_val,
     }
     q = p;
     for (q = p; (q += !r) <= s - r - !r; q = p = e + r) {
-        e = string_indexof(sp, rp, q);
+        e = string_indexof(ctx, sp, rp, q);
+        if (e == -2)
+            goto exception;
         if (e < 0)
             break;
         T = js_sub_string(ctx, sp, p, e);
@@ -48009,7 +48342,8 @@ static JSValue js_string_pad(JSContext *ctx, JSValueConst this_val,
     if (p1) {
         while (n > 0) {
             int chunk = min_int(n, p1->len);
-            if (string_buffer_concat(b, p1, 0, chunk))
+            if (js_poll_interrupts(ctx) ||
+                string_buffer_concat(b, p1, 0, chunk))
                 goto fail;
             n -= chunk;
         }
@@ -48068,7 +48402,13 @@ static JSValue js_string_repeat(JSContext *ctx, JSValueConst this_val,
         string_buffer_fill(b, string_get(p, 0), n);
     } else {
         while (n-- > 0) {
-            string_buffer_concat(b, p, 0, len);
+            /* jshost: one tick a copy; stop at the first error */
+            if (js_poll_interrupts(ctx)) {
+                string_buffer_free(b);
+                goto fail;
+            }
+            if (string_buffer_concat(b, p, 0, len))
+                break;
         }
     }
     JS_FreeValue(ctx, str);
@@ -48093,16 +48433,25 @@ static JSValue js_string_trim(JSContext *ctx, JSValueConst this_val,
     a = 0;
     b = len = p->len;
     if (magic & 1) {
-        while (a < len && lre_is_space(string_get(p, a)))
+        while (a < len && lre_is_space(string_get(p, a))) {
+            if (js_poll_interrupts(ctx))
+                goto fail;
             a++;
+        }
     }
     if (magic & 2) {
-        while (b > a && lre_is_space(string_get(p, b - 1)))
+        while (b > a && lre_is_space(string_get(p, b - 1))) {
+            if (js_poll_interrupts(ctx))
+                goto fail;
             b--;
+        }
     }
     ret = js_sub_string(ctx, p, a, b);
     JS_FreeValue(ctx, str);
     return ret;
+ fail:
+    JS_FreeValue(ctx, str);
+    return JS_EXCEPTION;
 }
 
 /* return 0 if before the first char */
@@ -48158,6 +48507,12 @@ static bool test_final_sigma(JSString *p, int sigma_pos)
     return !lre_is_cased(c1);
 }
 
+/* jshost: the poll of unicode_normalize() ('opaque' is the context) */
+static int js_unicode_poll(void *opaque)
+{
+    return js_poll_interrupts(opaque);
+}
+
 static int to_utf32_buf(JSContext *ctx, JSString *p, uint32_t **pbuf)
 {
     uint32_t *b;
@@ -48167,8 +48522,15 @@ static int to_utf32_buf(JSContext *ctx, JSString *p, uint32_t **pbuf)
     n = p->len;
     b = js_malloc(ctx, max_int(1, n) * sizeof(*b));
     if (b)
-        for (i = j = 0; i < n;)
+        for (i = j = 0; i < n;) {
+            if (js_poll_interrupts(ctx)) {
+                js_free(ctx, b);
+                b = NULL;
+                j = -1;
+                break;
+            }
             b[j++] = string_getc(p, &i);
+        }
     *pbuf = b;
     return j;
 }
@@ -48202,7 +48564,7 @@ static JSValue js_string_localeCompare(JSContext *ctx, JSValueConst this_val,
 
     // TODO(bnoordhuis) skip normalization when input is latin1
     an = unicode_normalize(&ts, as, an, UNICODE_NFC, ctx,
-                           (DynBufReallocFunc *)js_realloc);
+                           (DynBufReallocFunc *)js_realloc, js_unicode_poll);
     if (an == -1)
         goto exception;
     js_free(ctx, as);
@@ -48210,7 +48572,7 @@ static JSValue js_string_localeCompare(JSContext *ctx, JSValueConst this_val,
 
     // TODO(bnoordhuis) skip normalization when input is latin1
     bn = unicode_normalize(&ts, bs, bn, UNICODE_NFC, ctx,
-                           (DynBufReallocFunc *)js_realloc);
+                           (DynBufReallocFunc *)js_realloc, js_unicode_poll);
     if (bn == -1)
         goto exception;
     js_free(ctx, bs);
@@ -48252,6 +48614,8 @@ static JSValue js_string_toLowerCase(JSContext *ctx, JSValueConst this_val,
     if (string_buffer_init(ctx, b, p->len))
         goto fail;
     for(i = 0; i < p->len;) {
+        if (js_poll_interrupts(ctx))
+            goto fail;
         c = string_getc(p, &i);
         if (c == 0x3a3 && to_lower && test_final_sigma(p, i - 1)) {
             res[0] = 0x3c2; /* final sigma */
@@ -48293,7 +48657,7 @@ static JSValue JS_NewUTF32String(JSContext *ctx, const uint32_t *buf, int len)
     if (string_buffer_init(ctx, b, len))
         return JS_EXCEPTION;
     for(i = 0; i < len; i++) {
-        if (string_buffer_putc(b, buf[i]))
+        if (js_poll_interrupts(ctx) || string_buffer_putc(b, buf[i]))
             goto fail;
     }
     return string_buffer_end(b);
@@ -48352,7 +48716,8 @@ static JSValue js_string_normalize(JSContext *ctx, JSValueConst this_val,
     }
 
     out_len = unicode_normalize(&out_buf, buf, buf_len, n_type,
-                                ctx->rt, (DynBufReallocFunc *)js_realloc_rt);
+                                ctx, (DynBufReallocFunc *)js_realloc,
+                                js_unicode_poll);
     js_free(ctx, buf);
     if (out_len < 0)
         return JS_EXCEPTION;
@@ -49222,7 +49587,11 @@ static JSValue js_compile_regexp(JSContext *ctx, JSValueConst pattern,
                                   sizeof(error_msg), str, len, re_flags, ctx);
     JS_FreeCString(ctx, str);
     if (!re_bytecode_buf) {
-        JS_ThrowSyntaxError(ctx, "%s", error_msg);
+        /* jshost: the compiler was interrupted */
+        if (!strcmp(error_msg, LRE_INTERRUPTED_MSG))
+            JS_ThrowInterrupted(ctx);
+        else
+            JS_ThrowSyntaxError(ctx, "%s", error_msg);
         return JS_EXCEPTION;
     }
 
@@ -49638,6 +50007,11 @@ static JSValue js_regexp_escape(JSContext *ctx, JSValueConst this_val,
     p = JS_VALUE_GET_STRING(str);
     string_buffer_init2(ctx, b, 0, p->is_wide_char);
     for (i = 0; i < p->len; i++) {
+        if (js_poll_interrupts(ctx)) {
+            string_buffer_free(b);
+            JS_FreeValue(ctx, str);
+            return JS_EXCEPTION;
+        }
         c = p->is_wide_char ? (uint32_t)str16(p)[i] : (uint32_t)str8(p)[i];
         if (c < 33) {
             if (c >= 9 && c <= 13) {
@@ -51572,6 +51946,8 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
                 goto exception;
             string_buffer_putc8(jsc->b, '[');
             for(i = 0; i < len; i++) {
+                if (js_poll_interrupts(ctx))
+                    goto exception;
                 if (i > 0)
                     string_buffer_putc8(jsc->b, ',');
                 string_buffer_concat_value(jsc->b, sep);
@@ -51610,6 +51986,8 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
             string_buffer_putc8(jsc->b, '{');
             has_content = false;
             for(i = 0; i < len; i++) {
+                if (js_poll_interrupts(ctx))
+                    goto exception;
                 JS_FreeValue(ctx, prop);
                 prop = JS_GetPropertyInt64(ctx, tab, i);
                 if (JS_IsException(prop))
@@ -53347,9 +53725,12 @@ static uint32_t map_hash_key(JSContext *ctx, JSValueConst key)
         h = JS_VALUE_GET_INT(key);
         break;
     case JS_TAG_STRING:
+        /* jshost: charged for hashing */
+        js_charge_interrupts_bytes(ctx, JS_VALUE_GET_STRING(key)->len);
         h = hash_string(JS_VALUE_GET_STRING(key), 0);
         break;
     case JS_TAG_STRING_ROPE:
+        js_charge_interrupts_bytes(ctx, JS_VALUE_GET_STRING_ROPE(key)->len);
         h = hash_string_rope(key, 0);
         break;
     case JS_TAG_OBJECT:
@@ -53942,6 +54323,11 @@ static JSValue js_map_iterator_next(JSContext *ctx, JSValueConst this_val,
         *pdone = false;
         return JS_EXCEPTION;
     }
+    /* jshost: the Set methods call it in their loops */
+    if (js_poll_interrupts(ctx)) {
+        *pdone = false;
+        return JS_EXCEPTION;
+    }
     if (JS_IsUndefined(it->obj))
         goto done;
     s = JS_GetOpaque(it->obj, JS_CLASS_MAP + magic);
@@ -54523,6 +54909,8 @@ static JSValue js_set_symmetricDifference(JSContext *ctx, JSValueConst this_val,
     // can't clone this_val using js_map_constructor(),
     // test262 mandates we don't call the .add method
     list_for_each(el, &s->records) {
+        if (js_poll_interrupts(ctx))
+            goto exception;
         mr = list_entry(el, JSMapRecord, link);
         if (mr->empty)
             continue;
@@ -54605,6 +54993,8 @@ static JSValue js_set_union(JSContext *ctx, JSValueConst this_val,
         goto exception;
     t = JS_GetOpaque(newset, JS_CLASS_SET);
     list_for_each(el, &s->records) {
+        if (js_poll_interrupts(ctx))
+            goto exception;
         mr = list_entry(el, JSMapRecord, link);
         if (mr->empty)
             continue;
@@ -57000,6 +57390,8 @@ static JSValue js_global_decodeURI(JSContext *ctx, JSValueConst this_val,
 
     p = JS_VALUE_GET_STRING(str);
     for (k = 0; k < p->len;) {
+        if (js_poll_interrupts(ctx))
+            goto fail;
         c = string_get(p, k);
         if (c == '%') {
             c = hex_decode(ctx, p, k);
@@ -57111,6 +57503,8 @@ static JSValue js_global_encodeURI(JSContext *ctx, JSValueConst this_val,
     p = JS_VALUE_GET_STRING(str);
     string_buffer_init(ctx, b, p->len);
     for (k = 0; k < p->len;) {
+        if (js_poll_interrupts(ctx))
+            goto fail;
         c = string_get(p, k);
         k++;
         if (isURIUnescaped(c, isComponent)) {
@@ -57175,6 +57569,11 @@ static JSValue js_global_escape(JSContext *ctx, JSValueConst this_val,
     p = JS_VALUE_GET_STRING(str);
     string_buffer_init(ctx, b, p->len);
     for (i = 0, len = p->len; i < len; i++) {
+        if (js_poll_interrupts(ctx)) {
+            JS_FreeValue(ctx, str);
+            string_buffer_free(b);
+            return JS_EXCEPTION;
+        }
         c = string_get(p, i);
         if (isUnescaped(c)) {
             string_buffer_putc16(b, c);
@@ -57201,6 +57600,11 @@ static JSValue js_global_unescape(JSContext *ctx, JSValueConst this_val,
     string_buffer_init(ctx, b, 0);
     p = JS_VALUE_GET_STRING(str);
     for (i = 0, len = p->len; i < len; i++) {
+        if (js_poll_interrupts(ctx)) {
+            JS_FreeValue(ctx, str);
+            string_buffer_free(b);
+            return JS_EXCEPTION;
+        }
         c = string_get(p, i);
         if (c == '%') {
             if (i + 6 <= len
@@ -59735,7 +60139,8 @@ static JSValue js_array_buffer_slice(JSContext *ctx,
             JS_ThrowTypeErrorDetachedArrayBuffer(ctx);
         goto fail;
     }
-    memcpy(new_abuf->data, abuf->data + start, new_len);
+    if (js_memcpy_poll(ctx, new_abuf->data, abuf->data + start, new_len))
+        goto fail;
     new_abuf->immutable = immutable;
     return new_obj;
  fail:
@@ -60027,8 +60432,9 @@ static JSValue js_typed_array_set_internal(JSContext *ctx,
         /* copying between typed objects */
         if (src_p->class_id == p->class_id) {
             /* same type, use memmove */
-            memmove(dest_abuf->data + dest_ta->offset + (offset << shift),
-                    src_abuf->data + src_ta->offset, src_len << shift);
+            if (js_memmove_poll(ctx, dest_abuf->data + dest_ta->offset + (offset << shift),
+                                src_abuf->data + src_ta->offset, src_len << shift))
+                goto fail;
             goto done;
         }
         if (dest_abuf->data == src_abuf->data) {
@@ -60048,6 +60454,8 @@ static JSValue js_typed_array_set_internal(JSContext *ctx,
         }
     }
     for(i = 0; i < src_len; i++) {
+        if (js_poll_interrupts(ctx))
+            goto fail;
         val = JS_GetPropertyUint32(ctx, src_obj, i);
         if (JS_IsException(val))
             goto fail;
@@ -60195,8 +60603,12 @@ static JSValue js_typed_array_with(JSContext *ctx, JSValueConst this_val,
     if (copy_len > 0) {
         ta = p->u.typed_array;
         src_abuf = ta->buffer->u.array_buffer;
-        memcpy(abuf->data, src_abuf->data + ta->offset,
-               (size_t)copy_len << size_log2);
+        if (js_memcpy_poll(ctx, abuf->data, src_abuf->data + ta->offset,
+                           (size_t)copy_len << size_log2)) {
+            JS_FreeValue(ctx, val);
+            JS_FreeValue(ctx, arr);
+            return JS_EXCEPTION;
+        }
     }
 
     if (JS_SetPropertyInt64(ctx, arr, idx, val) < 0) {
@@ -60360,6 +60772,8 @@ static JSValue js_typed_array_from(JSContext *ctx, JSValueConst this_val,
     if (JS_IsException(r))
         goto exception;
     for(k = 0; k < len; k++) {
+        if (js_poll_interrupts(ctx))
+            goto exception;
         v = JS_GetPropertyInt64(ctx, arr, k);
         if (JS_IsException(v))
             goto exception;
@@ -60446,9 +60860,10 @@ static JSValue js_typed_array_copyWithin(JSContext *ctx, JSValueConst this_val,
     count = min_int(count, space);
     if (count > 0) {
         shift = typed_array_size_log2(p->class_id);
-        memmove(p->u.array.u.uint8_ptr + (to << shift),
-                p->u.array.u.uint8_ptr + (from << shift),
-                count << shift);
+        if (js_memmove_poll(ctx, p->u.array.u.uint8_ptr + (to << shift),
+                            p->u.array.u.uint8_ptr + (from << shift),
+                            count << shift))
+            return JS_EXCEPTION;
     }
     return js_dup(this_val);
 }
@@ -60457,7 +60872,7 @@ static JSValue js_typed_array_fill(JSContext *ctx, JSValueConst this_val,
                                    int argc, JSValueConst *argv)
 {
     JSObject *p;
-    int len, k, final, shift;
+    int len, k, final, shift, i;
     uint64_t v64;
 
     p = get_typed_array(ctx, this_val);
@@ -60521,29 +60936,34 @@ static JSValue js_typed_array_fill(JSContext *ctx, JSValueConst this_val,
     // RAB may have been resized by evil .valueOf method
     final = min_int(final, p->u.array.count);
     shift = typed_array_size_log2(p->class_id);
-    switch(shift) {
-    case 0:
-        if (k < final) {
-            memset(p->u.array.u.uint8_ptr + k, v64, final - k);
+    /* jshost: by chunks, polling between them */
+    while (k < final) {
+        int end = k + min_int(final - k, JS_POLL_CHUNK >> shift);
+        switch(shift) {
+        case 0:
+            memset(p->u.array.u.uint8_ptr + k, v64, end - k);
+            break;
+        case 1:
+            for(i = k; i < end; i++) {
+                p->u.array.u.uint16_ptr[i] = v64;
+            }
+            break;
+        case 2:
+            for(i = k; i < end; i++) {
+                p->u.array.u.uint32_ptr[i] = v64;
+            }
+            break;
+        case 3:
+            for(i = k; i < end; i++) {
+                p->u.array.u.uint64_ptr[i] = v64;
+            }
+            break;
+        default:
+            abort();
         }
-        break;
-    case 1:
-        for(; k < final; k++) {
-            p->u.array.u.uint16_ptr[k] = v64;
-        }
-        break;
-    case 2:
-        for(; k < final; k++) {
-            p->u.array.u.uint32_ptr[k] = v64;
-        }
-        break;
-    case 3:
-        for(; k < final; k++) {
-            p->u.array.u.uint64_ptr[k] = v64;
-        }
-        break;
-    default:
-        abort();
+        if (js_poll_interrupts_bytes(ctx, (size_t)(end - k) << shift))
+            return JS_EXCEPTION;
+        k = end;
     }
     return js_dup(this_val);
 }
@@ -60688,6 +61108,11 @@ static JSValue js_typed_array_indexOf(JSContext *ctx, JSValueConst this_val,
     else
         k = min_int(k, len);
     stop = min_int(stop, len);
+
+    /* jshost: charged before the scan, which is not interruptible */
+    if (js_poll_interrupts_bytes(ctx, (size_t)(inc > 0 ? stop - k : k - stop) <<
+                                 typed_array_size_log2(p->class_id)))
+        goto exception;
 
     is_bigint = 0;
     is_int = 0; /* avoid warning */
@@ -60952,6 +61377,8 @@ static JSValue js_typed_array_join(JSContext *ctx, JSValueConst this_val,
 
     /* XXX: optimize with direct access */
     for(i = 0; i < len; i++) {
+        if (js_poll_interrupts(ctx))
+            goto fail;
         if (i > 0) {
             if (c >= 0) {
                 if (string_buffer_putc8(b, c))
@@ -61008,6 +61435,10 @@ static JSValue js_typed_array_reverse(JSContext *ctx, JSValueConst this_val,
     p = JS_VALUE_GET_OBJ(this_val);
     if (typed_array_is_immutable(p))
         return JS_ThrowTypeErrorImmutableArrayBuffer(ctx);
+    /* jshost: charged before the reversal, which is not interruptible */
+    if (js_poll_interrupts_bytes(ctx, (size_t)len <<
+                                 typed_array_size_log2(p->class_id)))
+        return JS_EXCEPTION;
     if (len > 0) {
         switch (typed_array_size_log2(p->class_id)) {
         case 0:
@@ -61133,16 +61564,22 @@ static JSValue js_typed_array_slice(JSContext *ctx, JSValueConst this_val,
                    in increasing order, observable when the species
                    constructor returns a view over the same buffer that
                    overlaps the source ahead of it */
-                for (n = 0; n < nbytes; n++)
+                for (n = 0; n < nbytes; n++) {
+                    if (js_poll_interrupts(ctx))
+                        goto exception;
                     dst[n] = src[n];
+                }
             } else {
-                memmove(dst, src, nbytes);
+                if (js_memmove_poll(ctx, dst, src, nbytes))
+                    goto exception;
             }
         } else {
         slow_path:
             space = max_int(0, p->u.array.count - start);
             count = min_int(count, space);
             for (n = 0; n < count; n++) {
+                if (js_poll_interrupts(ctx))
+                    goto exception;
                 val = JS_GetPropertyValue(ctx, this_val, js_int32(start + n));
                 if (JS_IsException(val))
                     goto exception;
@@ -61220,56 +61657,101 @@ static int js_cmp_doubles(double x, double y)
     else             return signbit(y) ? 1 : 0;
 }
 
+struct TA_sort_context {
+    JSContext *ctx;
+    int exception;
+    JSValueConst arr;
+    JSValueConst cmp;
+    JSValue (*getfun)(JSContext *ctx, const void *a);
+    int elt_size;
+};
+
+/* jshost: the comparisons of the default sort poll the interrupt handler;
+   once interrupted they all answer "equal", so that rqsort() ends soon */
+static inline bool js_TA_cmp_stop(void *opaque)
+{
+    struct TA_sort_context *psc = opaque;
+    if (unlikely(psc->exception))
+        return true;
+    if (unlikely(js_poll_interrupts(psc->ctx))) {
+        psc->exception = 1;
+        return true;
+    }
+    return false;
+}
+
 static int js_TA_cmp_int8(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_stop(opaque))
+        return 0;
     return *(const int8_t *)a - *(const int8_t *)b;
 }
 
 static int js_TA_cmp_uint8(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_stop(opaque))
+        return 0;
     return *(const uint8_t *)a - *(const uint8_t *)b;
 }
 
 static int js_TA_cmp_int16(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_stop(opaque))
+        return 0;
     return *(const int16_t *)a - *(const int16_t *)b;
 }
 
 static int js_TA_cmp_uint16(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_stop(opaque))
+        return 0;
     return *(const uint16_t *)a - *(const uint16_t *)b;
 }
 
 static int js_TA_cmp_int32(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_stop(opaque))
+        return 0;
     int32_t x = *(const int32_t *)a;
     int32_t y = *(const int32_t *)b;
     return (y < x) - (y > x);
 }
 
 static int js_TA_cmp_uint32(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_stop(opaque))
+        return 0;
     uint32_t x = *(const uint32_t *)a;
     uint32_t y = *(const uint32_t *)b;
     return (y < x) - (y > x);
 }
 
 static int js_TA_cmp_int64(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_stop(opaque))
+        return 0;
     int64_t x = *(const int64_t *)a;
     int64_t y = *(const int64_t *)b;
     return (y < x) - (y > x);
 }
 
 static int js_TA_cmp_uint64(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_stop(opaque))
+        return 0;
     uint64_t x = *(const uint64_t *)a;
     uint64_t y = *(const uint64_t *)b;
     return (y < x) - (y > x);
 }
 
 static int js_TA_cmp_float16(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_stop(opaque))
+        return 0;
     return js_cmp_doubles(fromfp16(*(const uint16_t *)a),
                           fromfp16(*(const uint16_t *)b));
 }
 
 static int js_TA_cmp_float32(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_stop(opaque))
+        return 0;
     return js_cmp_doubles(*(const float *)a, *(const float *)b);
 }
 
 static int js_TA_cmp_float64(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_stop(opaque))
+        return 0;
     return js_cmp_doubles(*(const double *)a, *(const double *)b);
 }
 
@@ -61316,15 +61798,6 @@ static JSValue js_TA_get_float32(JSContext *ctx, const void *a) {
 static JSValue js_TA_get_float64(JSContext *ctx, const void *a) {
     return js_float64(*(const double *)a);
 }
-
-struct TA_sort_context {
-    JSContext *ctx;
-    int exception;
-    JSValueConst arr;
-    JSValueConst cmp;
-    JSValue (*getfun)(JSContext *ctx, const void *a);
-    int elt_size;
-};
 
 static int js_TA_cmp_generic(const void *a, const void *b, void *opaque) {
     struct TA_sort_context *psc = opaque;
@@ -61715,6 +62188,8 @@ static JSValue js_typed_array_constructor_obj(JSContext *ctx,
         goto fail;
 
     for(i = 0; i < len; i++) {
+        if (js_poll_interrupts(ctx))
+            goto fail;
         val = JS_GetPropertyUint32(ctx, arr, i);
         if (JS_IsException(val))
             goto fail;
@@ -61781,10 +62256,14 @@ static JSValue js_typed_array_constructor_ta(JSContext *ctx,
         goto fail;
     if (p->class_id == classid) {
         /* same type: copy the content */
-        memcpy(abuf->data, src_abuf->data + ta->offset, abuf->byte_length);
+        if (js_memcpy_poll(ctx, abuf->data, src_abuf->data + ta->offset,
+                           abuf->byte_length))
+            goto fail;
     } else {
         for(i = 0; i < len; i++) {
             JSValue val;
+            if (js_poll_interrupts(ctx))
+                goto fail;
             val = JS_GetPropertyUint32(ctx, src_obj, i);
             if (JS_IsException(val))
                 goto fail;
@@ -64021,7 +64500,16 @@ static JSValue js_btoa(JSContext *ctx, JSValueConst this_val,
         goto fail;
 
     outp = str8(ostr);
-    written = b64_encode(in8, len, (char *)outp, b64_enc);
+    /* jshost: by chunks of whole 3-byte groups, polling between them */
+    written = 0;
+    for (size_t off = 0; off < len; off += 3 * 16384) {
+        size_t n = len - off < 3 * 16384 ? len - off : 3 * 16384;
+        written += b64_encode(in8 + off, n, (char *)outp + written, b64_enc);
+        if (js_poll_interrupts_bytes(ctx, n)) {
+            js_free_string(ctx->rt, ostr);
+            goto fail;
+        }
+    }
     outp[written] = '\0';
     ostr->len = out_len;
     ret = JS_MKPTR(JS_TAG_STRING, ostr);
