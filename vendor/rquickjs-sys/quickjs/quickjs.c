@@ -8393,6 +8393,11 @@ static void build_backtrace(JSContext *ctx, JSValueConst error_val,
             stack = JS_NULL;
         else
             stack = JS_NewStringLen(ctx, (char *)dbuf.buf, dbuf.size);
+        /* jshost: a stack that could not be made (out of memory, or an
+           interrupt while it was charged) is left out, not stored as
+           JS_EXCEPTION */
+        if (JS_IsException(stack))
+            stack = JS_NULL;
         dbuf_free(&dbuf);
     }
 
@@ -8671,8 +8676,13 @@ static JSValue JS_ThrowTypeErrorInvalidClass(JSContext *ctx, int class_id)
 
 static void JS_ThrowInterrupted(JSContext *ctx)
 {
+    /* jshost: builtins poll (see js_poll_interrupts_n()), and making the
+       error (its message, its stack) is charged like any work: no poll while
+       it is made */
+    ctx->interrupt_counter = INT_MAX;
     JS_ThrowInternalError(ctx, "interrupted");
     JS_SetUncatchableError(ctx, ctx->rt->current_exception);
+    ctx->interrupt_counter = JS_INTERRUPT_COUNTER_INIT;
 }
 
 static no_inline __exception int __js_poll_interrupts(JSContext *ctx)
@@ -10367,6 +10377,9 @@ static no_inline __exception int convert_fast_array_to_array(JSContext *ctx,
                     prop_hash_end(sh)[-h - 1] = prs->hash_next;
                     sh->prop_count--;
                 }
+                /* give back the room made for them (if that fails, the
+                   object keeps it: still consistent) */
+                compact_properties(ctx, p);
                 return -1;
             }
             /* add_property cannot fail here but
