@@ -111,3 +111,26 @@ def test_interrupted_builtin_leaves_the_heap_as_it_was(runaway: Runaway) -> None
     assert second["heap_size"] == first["heap_size"]
     assert rt.eval("typeof D") == "object"  # the runtime goes on, its data intact
     assert rt.eval("[1, 2, 3].map((x) => x * 2).join()") == "2,4,6"
+
+
+def test_an_interrupted_delete_leaves_the_array_whole() -> None:
+    """`delete` on a fast array first turns it into a normal one, property by property. The
+    deadline (already passed here) stops that half-way; it is undone: the array is the same
+    fast array, holding no more memory, and a later `delete` works."""
+    rt = _engine.Runtime(memory_limit=1 << 30)
+    rt.eval("var a = []; for (let i = 0; i < 1e6; i++) a.push(i);")
+    rt.gc()
+    heap = [rt.memory_usage()["heap_size"]]
+    for _ in range(2):
+        rt.set_deadline(0)
+        with pytest.raises(_engine.JSTerminated):
+            rt.eval("delete a[7]")
+        rt.set_deadline(None)
+        rt.gc()
+        heap.append(rt.memory_usage()["heap_size"])
+    # The room made for a million properties (24 MB) is given back; what is left is the
+    # array's own shape and the first error's lasting bits, the same after the second time.
+    assert heap[1] - heap[0] < 64 * 1024 and heap[2] == heap[1]
+    assert rt.eval("[a.length, a[7], a[999999], a.indexOf(999999), Object.keys(a).length]") == [
+        1_000_000, 7, 999_999, 999_999, 1_000_000]
+    assert rt.eval("delete a[7]; [7 in a, a[8], a.length]") == [False, 8, 1_000_000]
