@@ -11,6 +11,7 @@ and by the benchmark below:
 
     python -m bench.runaways                   # every runaway under lock-redis-timeout 500 ms
     python -m bench.runaways --limit-ms 100 --only array.fill string.repeat
+    python -m bench.runaways --op-times 7     # each op once, no deadline: what polling costs
 
 It starts `jshost serve` (embedded store) on a free port of 127.0.0.1, loads `library_code()`,
 and for each runaway calls `RG.FCALL runaways sync` while another connection sends PING in a
@@ -289,6 +290,24 @@ def print_table(results: Sequence[Measure], limit_ms: int) -> None:
               f" worst {max(pings):.0f} ms")
 
 
+def op_times(runaways: Sequence[Runaway], runs: int) -> None:
+    """The cost of the polling itself: each `op` once, without a deadline, on a bare runtime;
+    the best of `runs`, in ms (compare two builds)."""
+    from jshost import _engine
+
+    print(f"{'runaway':28} {'op (ms, best of ' + str(runs) + ')':>22}")
+    for runaway in runaways:
+        rt = _engine.Runtime(memory_limit=1 << 30)
+        rt.eval(f"var D = {{}}; {runaway.setup}")
+        best = float("inf")
+        for _ in range(runs):
+            started = time.perf_counter()
+            rt.eval(f"void ({runaway.op})")
+            best = min(best, time.perf_counter() - started)
+        print(f"{runaway.name:28} {best * 1000:22.2f}", flush=True)
+        rt.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.runaways", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -296,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="lock-redis-timeout during the runs (default 500, the default)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="these runaways only")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--op-times", type=int, metavar="RUNS",
+                        help="instead: time each op once without a deadline, best of RUNS, "
+                        "in-process (what the polling costs; compare two builds)")
     args = parser.parse_args(argv)
     runaways = [r for r in RUNAWAYS if r.sandboxed]
     if args.only:
@@ -303,6 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown runaway(s): {', '.join(unknown)}")
         runaways = [BY_NAME[name] for name in args.only]
+    if args.op_times:
+        op_times(runaways, args.op_times)
+        return 0
     results = run_benchmark(runaways, args.limit_ms)
     print_table(results, args.limit_ms)
     if args.json:

@@ -1383,6 +1383,13 @@ static inline __exception int js_poll_interrupts(JSContext *ctx);
 static inline __exception int js_poll_interrupts_n(JSContext *ctx, int64_t ticks);
 static inline __exception int js_poll_interrupts_bytes(JSContext *ctx, size_t len);
 static inline void js_charge_interrupts_bytes(JSContext *ctx, size_t len);
+/* in a tight loop stepping its index 'i' by one: poll once every
+   JS_POLL_STRIDE iterations (a test of the index, cheaper than a decrement
+   of ctx->interrupt_counter on every element) */
+#define JS_POLL_STRIDE 1024
+#define js_poll_interrupts_every(ctx, i)                                \
+    (unlikely(((i) & (JS_POLL_STRIDE - 1)) == JS_POLL_STRIDE - 1) &&     \
+     js_poll_interrupts_n(ctx, JS_POLL_STRIDE))
 static JSValue js_compile_regexp(JSContext *ctx, JSValueConst pattern,
                                  JSValueConst flags);
 static JSValue js_regexp_constructor_internal(JSContext *ctx, JSValueConst ctor,
@@ -4719,7 +4726,7 @@ static int string_buffer_fill(StringBuffer *s, int c, int count)
         if (string_buffer_putc16(s, c))
             return -1;
         /* jshost */
-        if (js_poll_interrupts(s->ctx))
+        if (js_poll_interrupts_every(s->ctx, count))
             return string_buffer_set_error(s);
     }
     return 0;
@@ -10362,7 +10369,7 @@ static no_inline __exception int convert_fast_array_to_array(JSContext *ctx,
     } else {
         JSValue *tab = p->u.array.u.values;
         for(i = 0; i < len; i++) {
-            if (js_poll_interrupts(ctx)) {
+            if (js_poll_interrupts_every(ctx, i)) {
                 /* jshost: undo, newest first: the values are still in
                    'tab'; each added property heads its hash chain and
                    the shape is neither shared nor hashed (see
@@ -17554,7 +17561,7 @@ static __exception int js_append_enumerate(JSContext *ctx, JSValue *sp)
             goto general_case;
         /* Handle fast arrays explicitly */
         for (i = 0; i < count32; i++) {
-            if (js_poll_interrupts(ctx))
+            if (js_poll_interrupts_every(ctx, i))
                 goto exception;
             if (JS_DefinePropertyValueUint32(ctx, sp[-3], pos++,
                                              js_dup(arrp[i]), JS_PROP_C_W_E) < 0)
@@ -43219,7 +43226,7 @@ static int JS_CopySubArray(JSContext *ctx,
                 l = min_int64(l, from + 1);
                 l = min_int64(l, to + 1);
                 for(j = 0; j < l; j++) {
-                    if (js_poll_interrupts(ctx))
+                    if (js_poll_interrupts_every(ctx, j))
                         goto exception;
                     set_value(ctx, &p->u.array.u.values[to - j],
                               js_dup(p->u.array.u.values[from - j]));
@@ -43228,7 +43235,7 @@ static int JS_CopySubArray(JSContext *ctx,
                 l = min_int64(l, len - from);
                 l = min_int64(l, len - to);
                 for(j = 0; j < l; j++) {
-                    if (js_poll_interrupts(ctx))
+                    if (js_poll_interrupts_every(ctx, j))
                         goto exception;
                     set_value(ctx, &p->u.array.u.values[to + j],
                               js_dup(p->u.array.u.values[from + j]));
@@ -43573,13 +43580,13 @@ static JSValue js_array_with(JSContext *ctx, JSValueConst this_val,
     pval = p->u.array.u.values;
     if (js_get_fast_array(ctx, obj, &arrp, &count32) && count32 == len) {
         for (; i < idx; i++, pval++) {
-            if (js_poll_interrupts(ctx))
+            if (js_poll_interrupts_every(ctx, i))
                 goto exception;
             *pval = js_dup(arrp[i]);
         }
         *pval = js_dup(argv[1]);
         for (i++, pval++; i < len; i++, pval++) {
-            if (js_poll_interrupts(ctx))
+            if (js_poll_interrupts_every(ctx, i))
                 goto exception;
             *pval = js_dup(arrp[i]);
         }
@@ -44032,7 +44039,7 @@ static JSValue js_array_includes(JSContext *ctx, JSValueConst this_val,
         }
         if (js_get_fast_array(ctx, obj, &arrp, &count)) {
             for (; n < count; n++) {
-                if (js_poll_interrupts(ctx))
+                if (js_poll_interrupts_every(ctx, n))
                     goto exception;
                 if (js_strict_eq2(ctx, argv[0], arrp[n],
                                   JS_EQ_SAME_VALUE_ZERO)) {
@@ -44083,7 +44090,7 @@ static JSValue js_array_indexOf(JSContext *ctx, JSValueConst this_val,
         }
         if (js_get_fast_array(ctx, obj, &arrp, &count)) {
             for (; n < count; n++) {
-                if (js_poll_interrupts(ctx))
+                if (js_poll_interrupts_every(ctx, n))
                     goto exception;
                 if (js_strict_eq2(ctx, argv[0], arrp[n], JS_EQ_STRICT)) {
                     goto done;
@@ -44136,7 +44143,7 @@ static JSValue js_array_lastIndexOf(JSContext *ctx, JSValueConst this_val,
         }
         if (js_get_fast_array(ctx, obj, &arrp, &count) && count == len) {
             for (; n >= 0; n--) {
-                if (js_poll_interrupts(ctx))
+                if (js_poll_interrupts_every(ctx, n))
                     goto exception;
                 if (js_strict_eq2(ctx, argv[0], arrp[n],
                                   JS_EQ_STRICT)) {
@@ -44473,7 +44480,7 @@ static JSValue js_array_reverse(JSContext *ctx, JSValueConst this_val,
 
         if (count32 > 1) {
             for (ll = 0, hh = count32 - 1; ll < hh; ll++, hh--) {
-                if (js_poll_interrupts(ctx)) {
+                if (js_poll_interrupts_every(ctx, ll)) {
                     /* half reversed; 'lval' is not owned */
                     JS_FreeValue(ctx, obj);
                     return JS_EXCEPTION;
@@ -44558,7 +44565,7 @@ static JSValue js_array_toReversed(JSContext *ctx, JSValueConst this_val,
         pval = p->u.array.u.values;
         if (js_get_fast_array(ctx, obj, &arrp, &count32) && count32 == len) {
             for (; i >= 0; i--, pval++) {
-                if (js_poll_interrupts(ctx))
+                if (js_poll_interrupts_every(ctx, i))
                     goto exception;
                 *pval = js_dup(arrp[i]);
             }
@@ -44642,7 +44649,7 @@ static JSValue js_array_slice(JSContext *ctx, JSValueConst this_val,
         js_is_fast_array(ctx, arr)) {
         /* XXX: should share code with fast array constructor */
         for (; k < final && k < count32; k++, n++) {
-            if (js_poll_interrupts(ctx))
+            if (js_poll_interrupts_every(ctx, k))
                 goto exception;
             if (JS_CreateDataPropertyUint32Const(ctx, arr, n, arrp[k], JS_PROP_THROW) < 0)
                 goto exception;
@@ -44744,14 +44751,14 @@ static JSValue js_array_toSpliced(JSContext *ctx, JSValueConst this_val,
 
     if (js_get_fast_array(ctx, obj, &arrp, &count32) && count32 == len) {
         for (i = 0; i < start; i++, pval++) {
-            if (js_poll_interrupts(ctx))
+            if (js_poll_interrupts_every(ctx, i))
                 goto exception;
             *pval = js_dup(arrp[i]);
         }
         for (j = 0; j < add; j++, pval++)
             *pval = js_dup(argv[2 + j]);
         for (i += del; i < len; i++, pval++) {
-            if (js_poll_interrupts(ctx))
+            if (js_poll_interrupts_every(ctx, i))
                 goto exception;
             *pval = js_dup(arrp[i]);
         }
@@ -45122,7 +45129,7 @@ static JSValue js_array_toSorted(JSContext *ctx, JSValueConst this_val,
         pval = p->u.array.u.values;
         if (js_get_fast_array(ctx, obj, &arrp, &count32) && count32 == len) {
             for (; i < len; i++, pval++) {
-                if (js_poll_interrupts(ctx))
+                if (js_poll_interrupts_every(ctx, i))
                     goto exception;
                 *pval = js_dup(arrp[i]);
             }
@@ -48445,18 +48452,27 @@ static JSValue js_string_trim(JSContext *ctx, JSValueConst this_val,
     p = JS_VALUE_GET_STRING(str);
     a = 0;
     b = len = p->len;
+    /* jshost: by chunks, polling between them */
     if (magic & 1) {
-        while (a < len && lre_is_space(string_get(p, a))) {
-            if (js_poll_interrupts(ctx))
+        for (;;) {
+            int end = min_int(len, a + JS_POLL_CHUNK);
+            while (a < end && lre_is_space(string_get(p, a)))
+                a++;
+            if (a < end || a == len)
+                break;
+            if (js_poll_interrupts_n(ctx, JS_POLL_CHUNK))
                 goto fail;
-            a++;
         }
     }
     if (magic & 2) {
-        while (b > a && lre_is_space(string_get(p, b - 1))) {
-            if (js_poll_interrupts(ctx))
+        for (;;) {
+            int end = max_int(a, b - JS_POLL_CHUNK);
+            while (b > end && lre_is_space(string_get(p, b - 1)))
+                b--;
+            if (b > end || b == a)
+                break;
+            if (js_poll_interrupts_n(ctx, JS_POLL_CHUNK))
                 goto fail;
-            b--;
         }
     }
     ret = js_sub_string(ctx, p, a, b);
@@ -48536,7 +48552,7 @@ static int to_utf32_buf(JSContext *ctx, JSString *p, uint32_t **pbuf)
     b = js_malloc(ctx, max_int(1, n) * sizeof(*b));
     if (b)
         for (i = j = 0; i < n;) {
-            if (js_poll_interrupts(ctx)) {
+            if (js_poll_interrupts_every(ctx, j)) {
                 js_free(ctx, b);
                 b = NULL;
                 j = -1;
@@ -48615,7 +48631,7 @@ static JSValue js_string_toLowerCase(JSContext *ctx, JSValueConst this_val,
     JSValue val;
     StringBuffer b_s, *b = &b_s;
     JSString *p;
-    int i, c, j, l;
+    int i, c, j, l, steps = 0;
     uint32_t res[LRE_CC_RES_LEN_MAX];
 
     val = JS_ToStringCheckObject(ctx, this_val);
@@ -48627,7 +48643,7 @@ static JSValue js_string_toLowerCase(JSContext *ctx, JSValueConst this_val,
     if (string_buffer_init(ctx, b, p->len))
         goto fail;
     for(i = 0; i < p->len;) {
-        if (js_poll_interrupts(ctx))
+        if (js_poll_interrupts_every(ctx, steps++))
             goto fail;
         c = string_getc(p, &i);
         if (c == 0x3a3 && to_lower && test_final_sigma(p, i - 1)) {
@@ -48670,7 +48686,7 @@ static JSValue JS_NewUTF32String(JSContext *ctx, const uint32_t *buf, int len)
     if (string_buffer_init(ctx, b, len))
         return JS_EXCEPTION;
     for(i = 0; i < len; i++) {
-        if (js_poll_interrupts(ctx) || string_buffer_putc(b, buf[i]))
+        if (js_poll_interrupts_every(ctx, i) || string_buffer_putc(b, buf[i]))
             goto fail;
     }
     return string_buffer_end(b);
@@ -50020,7 +50036,7 @@ static JSValue js_regexp_escape(JSContext *ctx, JSValueConst this_val,
     p = JS_VALUE_GET_STRING(str);
     string_buffer_init2(ctx, b, 0, p->is_wide_char);
     for (i = 0; i < p->len; i++) {
-        if (js_poll_interrupts(ctx)) {
+        if (js_poll_interrupts_every(ctx, i)) {
             string_buffer_free(b);
             JS_FreeValue(ctx, str);
             return JS_EXCEPTION;
@@ -57582,7 +57598,7 @@ static JSValue js_global_escape(JSContext *ctx, JSValueConst this_val,
     p = JS_VALUE_GET_STRING(str);
     string_buffer_init(ctx, b, p->len);
     for (i = 0, len = p->len; i < len; i++) {
-        if (js_poll_interrupts(ctx)) {
+        if (js_poll_interrupts_every(ctx, i)) {
             JS_FreeValue(ctx, str);
             string_buffer_free(b);
             return JS_EXCEPTION;
