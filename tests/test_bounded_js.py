@@ -106,9 +106,13 @@ def test_interrupted_builtin_leaves_the_heap_as_it_was(runaway: Runaway) -> None
     rt.eval(f"var D = {{}}; {runaway.setup}")
     first = interrupt(rt, runaway)
     second = interrupt(rt, runaway)
+    assert second["malloc_count"] == first["malloc_count"]  # not one block more
     assert second["obj_count"] == first["obj_count"]
     assert second["memory_used_size"] == first["memory_used_size"]
-    assert second["heap_size"] == first["heap_size"]
+    # The bytes held: the same blocks, but malloc may hand a block a chunk a little larger than
+    # asked (a free chunk too small to split is given whole), and which chunks are free depends
+    # on where the deadline struck: up to a few such 16-byte roundings apart.
+    assert abs(second["heap_size"] - first["heap_size"]) < 64
     assert rt.eval("typeof D") == "object"  # the runtime goes on, its data intact
     assert rt.eval("[1, 2, 3].map((x) => x * 2).join()") == "2,4,6"
 
