@@ -293,6 +293,7 @@ def print_table(results: Sequence[Measure], limit_ms: int) -> None:
 def op_times(runaways: Sequence[Runaway], runs: int) -> None:
     """The cost of the polling itself: each `op` once, without a deadline, on a bare runtime;
     the best of `runs`, in ms (compare two builds)."""
+    import jshost.engine  # noqa: F401  (hands the binding its value types, first)
     from jshost import _engine
 
     print(f"{'runaway':28} {'op (ms, best of ' + str(runs) + ')':>22}")
