@@ -444,7 +444,7 @@ impl Runtime {
 
     /// The heap: `heap_size` (bytes held from the system allocator, what the limit applies to),
     /// `malloc_limit`, and QuickJS's own account (`JS_ComputeMemoryUsage`): `malloc_size`,
-    /// `memory_used_size`, `obj_count`.
+    /// `malloc_count` (live blocks), `memory_used_size`, `obj_count`.
     fn memory_usage(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
         self.shared.check_open()?;
         let mut u = std::mem::MaybeUninit::<qjs::JSMemoryUsage>::zeroed();
@@ -457,6 +457,7 @@ impl Runtime {
         d.set_item("external_size", self.shared.heap.external.get())?;
         d.set_item("malloc_limit", self.shared.heap.limit.get())?;
         d.set_item("malloc_size", u.malloc_size)?;
+        d.set_item("malloc_count", u.malloc_count)?;
         d.set_item("memory_used_size", u.memory_used_size)?;
         d.set_item("obj_count", u.obj_count)?;
         Ok(d.unbind())
