@@ -115,7 +115,7 @@ class FastPath:
         deadline, kill = self._limits.current()
         native = self.native
         try:
-            return native.run(parser, out, client.protocol, client.session.db,  # type: ignore[no-any-return]
+            return native.run(parser, out, client.protocol, client.session.db,
                               self._store.is_oom(), deadline,
                               self._limits.lock_timeout if kill else None, bound)
         except RespError:
