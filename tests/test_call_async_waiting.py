@@ -236,3 +236,30 @@ async def test_replicaof_through_a_client_unblocks_first() -> None:
         finally:
             for client in (blpop, other):
                 await client.aclose()
+
+
+PAUSED = """#!js api_version=1.0 name=pz
+redis.registerAsyncFunction('later', async (c) => {
+  await c.block((x) => x.callAsync('blpop', 'never', '1'));
+  return c.block((x) => { x.call('set', 'written', '1'); return 'wrote'; });
+});
+"""
+
+
+async def test_tf_block_under_client_pause_write_is_refused() -> None:
+    """tf treats "avoid replication traffic" (a CLIENT PAUSE WRITE in force) as a replica:
+    background work that started before the pause may not `block()` for writes during it."""
+    async with gears_server(make_store("embedded", None), ("tf", PAUSED)) as server:
+        waiting = aioredis.Redis(port=server.port)
+        other = aioredis.Redis(port=server.port)
+        try:
+            call = asyncio.ensure_future(waiting.execute_command("TFCALLASYNC", "pz.later", "0"))
+            await wait_until(lambda: _blocked(other), what="the call waiting")
+            assert await other.execute_command("CLIENT", "PAUSE", "5000", "WRITE") == b"OK"
+            refused = str(await _raises(call))
+            assert refused == errors.can_not_lock_redis(errors.lock_replica_reason("tf"))
+            assert await other.execute_command("CLIENT", "UNPAUSE") == b"OK"
+            assert await other.get("written") is None
+        finally:
+            for client in (waiting, other):
+                await client.aclose()

@@ -171,6 +171,7 @@ class Dispatcher:
         self._forward = store_cmds.Forwarder(ctx)
         self._guard = Guard(ctx)
         self._gates = ctx.host.gates
+        self._gates.avoiding_replication = lambda: active_pause(ctx) is not None
         self._own_checks = not ctx.store.checks_commands  # step 4c
         # Out of script mode (DEBUG allow_unsafe_redis_commands), JS commands pass these too.
         ctx.host.js_commands.guard = self._guard.check

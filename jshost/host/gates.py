@@ -3,7 +3,9 @@
 Two facts decide it, both the store's (docs/architecture.md, "The gates"):
 
 * **replica**: the server has a `replicaof` target (REPLICAOF / SLAVEOF `<host> <port>`);
-* **oom**: `maxmemory` is set and used memory is over it.
+* **oom**: `maxmemory` is set and used memory is over it;
+* and, for tf only, **avoiding replication traffic** (a CLIENT PAUSE WRITE or ALL in force), which
+  tf's entry and `block()` checks treat as a replica (stream reads do not look at it).
 
 The function call commands, `block()`, keyspace and stream triggers (and the fast call path)
 read them here: `entry_refusal` / `block_refusal` give RedisGears' text for a function's flags.
@@ -35,6 +37,10 @@ class Gates:
         self.store = store
         self.observers: list[RoleObserver] = []
         self._was_replica = False
+        #: Whether Redis would ask modules to avoid replication traffic now (a CLIENT PAUSE
+        #: WRITE or ALL in force): the server sets it (`Dispatcher`). tf treats it as a replica
+        #: for the call commands and `block()`; rg does not know it.
+        self.avoiding_replication: Callable[[], bool] = lambda: False
 
     @property
     def replica(self) -> bool:
@@ -54,7 +60,7 @@ class Gates:
         check, of the call commands), or None."""
         if flags & NO_WRITES:
             return None
-        if self.replica:
+        if self.replica or (era == "tf" and self.avoiding_replication()):
             return errors.writes_on_replica(era)
         if not flags & ALLOW_OOM and self.oom:
             return errors.OOM_CAN_NOT_RUN
@@ -65,7 +71,7 @@ class Gates:
         (triggers have none), or None."""
         if flags & NO_WRITES:
             return None
-        if self.replica:
+        if self.replica or (era == "tf" and self.avoiding_replication()):
             return errors.can_not_lock_redis(errors.lock_replica_reason(era))
         if not flags & ALLOW_OOM and self.oom:
             return errors.can_not_lock_redis(errors.LOCK_OOM_REASON)
