@@ -15,13 +15,13 @@ their termination count and GC, values over `max-reply-size`), job errors, the `
 overrun log. What the extension may run at all is what this module puts in its table: the sync
 functions of the loaded libraries of the rg era (a tf library's entries keep tf's shared heap
 budget and OOM state, docs/architecture.md "JS heap limits", on the Python path), kept in step
-with every load, upgrade and delete (a registry observer). Everything else — an unknown function, too few arguments, an async function, a
-function that may write while the store is out of memory — is answered by the Python path.
+with every load, upgrade and delete (a registry observer). Everything else — an unknown function,
+too few arguments, an async function, a function that may write while the store is out of memory
+— is answered by the Python path.
 
 It runs only while the client is in the plain state (authenticated, outside MULTI, not a RESP2
-subscriber) and every gate of the host is open (`Host.set_gate`: the OOM and replica gates of
-RedisGears' rules; closed, every call takes the Python path) and the server is no replica
-(`host.gates`). ``JSHOST_NATIVE_CALLS=0`` in the
+subscriber), the server is no replica (`host.gates`, asked once per run, as the store's `is_oom`)
+and the extension's own switch `FastCalls.open` is on. ``JSHOST_NATIVE_CALLS=0`` in the
 environment turns it off (the tests compare both paths byte for byte).
 """
 
@@ -73,8 +73,6 @@ class FastPath:
         for lib in host.libraries.values():
             self.library_loaded(lib, None)
         host.registry.observers.append(self)
-        host.gate_listeners.append(self._gates_changed)
-        self._gates_changed(host.gates_open)
 
     # --- the table (a registry observer) ------------------------------------------------------
 
@@ -96,9 +94,6 @@ class FastPath:
 
     def library_removed(self, lib: Library) -> None:
         self.native.remove_library(lib.name)
-
-    def _gates_changed(self, gates_open: bool) -> None:
-        self.native.open = gates_open
 
     # --- running ------------------------------------------------------------------------------
 

@@ -194,10 +194,10 @@ async def test_a_closed_gate_sends_calls_to_the_python_path(
         try:
             assert await c.call("RG.FCALL", "lib", "hello", "0") == b"hello"
             ran = fast.native.ran
-            server.host.set_gate("replica", False)
+            fast.native.open = False
             assert await c.call("RG.FCALL", "lib", "hello", "0") == b"hello"
             assert fast.native.ran == ran
-            server.host.set_gate("replica", True)
+            fast.native.open = True
             assert await c.call("RG.FCALL", "lib", "hello", "0") == b"hello"
             assert fast.native.ran == ran + 1
         finally:

@@ -66,9 +66,6 @@ class Host:
         self.registry = Registry(libraries, self.settings, self.engine, self.section,
                                  self.scheduler, self.limits, self._natives_for, prelude_texts)
         self.calls = Calls(self.registry, self.section, self.scheduler, self.limits, self.gates)
-        # The gates of the native call path (`set_gate`), and who hears when they change.
-        self._closed_gates: set[str] = set()
-        self.gate_listeners: list[Callable[[bool], None]] = []
         self.triggers = Triggers(self.registry, self.section, self.scheduler, self.limits,
                                  self.store, self.js_commands.session, muted, self.gates)
         self.registry.observers.append(self.limits.heap)  # (tf charges come and go)
@@ -128,25 +125,6 @@ class Host:
     def get_library(self, name: str) -> Library:
         """The library `name`; raises `ReplyError` (`Unknown library`)."""
         return self.registry.get(name)
-
-    @property
-    def gates_open(self) -> bool:
-        """Whether every gate of the native call path is open (see `set_gate`)."""
-        return not self._closed_gates
-
-    def set_gate(self, name: str, is_open: bool) -> None:
-        """Open or close the gate `name` of the native call path (`jshost.fastpath`), e.g. the
-        store out of memory or a replica role: while any gate is closed, every call takes the
-        Python path with all its checks. The state is pushed to the native table at once, so
-        the native path never asks."""
-        before = self.gates_open
-        if is_open:
-            self._closed_gates.discard(name)
-        else:
-            self._closed_gates.add(name)
-        if self.gates_open != before:
-            for listener in self.gate_listeners:
-                listener(self.gates_open)
 
     def code_size_problem(self, size: int) -> str | None:
         """The error for library code of `size` bytes, if it is over `library-max-code-size`."""

@@ -5,7 +5,7 @@
 //!
 //! It knows no RedisGears policy. The host fills the table (library + function → the JS
 //! function, its flags, whether its arguments are raw, whether it may run while the store is
-//! out of memory) and opens or closes the gate; it hands over its own callables for everything
+//! out of memory) and may close the path (`open`); it hands over its own callables for everything
 //! around a call (`enter` / `exit` of the atomic section, which give the token; `outcome` for
 //! any result this module does not encode itself; `job_errors`; `overrun` under the `kill`
 //! policy). A command that is anything but a plain call of a registered function (unknown,
@@ -200,7 +200,7 @@ impl FastCalls {
         self.table.borrow().len()
     }
 
-    /// Whether calls may run here (the host closes it while any of its gates is closed).
+    /// Whether calls may run here (an off switch for the host and the tests).
     #[getter]
     fn get_open(&self) -> bool {
         self.open.get()
